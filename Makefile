@@ -1,0 +1,32 @@
+# d4d: `make demo` runs the main job on the built-in assets, `make test` runs the tests.
+# Both create .venv in the repository root when it is missing and install what they need.
+# CPU torch is installed first, pinned, so pip never pulls CUDA builds on a CPU machine.
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.d4d-installed
+DEMO_OUT ?= demo-out
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[all]"
+	@touch $(STAMP)
+
+demo: setup
+	$(PY) -m pipelines.demo --out $(DEMO_OUT)
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) -m benchmarks.render_speed
+
+clean:
+	rm -rf $(DEMO_OUT) .pytest_cache
