@@ -1,0 +1,89 @@
+"""Render settings: one dataclass, validated up front, with named presets."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from rendering.cameras import DEFAULT_FOV_DEG
+
+ENGINES = ("cycles", "workbench", "eevee")
+VIDEOS = ("dynamic", "static", "front")
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """How to render one asset. Defaults are d4d's fast Cycles settings (benchmarks/RESULTS.md).
+
+    Attributes:
+        frames: frames per video (T); the paper uses 24.
+        resolution: square image side, pixels; the paper uses 256.
+        engine: "cycles" (path tracing), "workbench" (fast preview, no lighting fidelity)
+            or "eevee" (rasteriser; needs a GPU to be fast).
+        samples: Cycles samples per pixel (ignored by workbench; eevee TAA samples).
+        denoise: run OpenImageDenoise on Cycles renders.
+        max_bounces: Cycles light-path bounces (the released script keeps Blender's 12).
+        seed: seeds the lights' random energies and Cycles' sampling pattern.
+        distance: camera distance from the origin (the normalised asset's largest side is 1).
+        elevation_deg: orbit elevation above the XY plane, degrees.
+        fov_deg: horizontal field of view, degrees.
+        azimuth_start_deg: azimuth of the first orbit frame and of the front camera.
+        closed_orbit: True puts the first and last orbit frames at the same pose (0 and
+            360 degrees), as the released script does; False spaces all T poses 360/T apart.
+        videos: which of "dynamic", "static", "front" to render.
+        timeout_s: a render that takes longer is killed and reported as failed.
+    """
+
+    frames: int = 24
+    resolution: int = 256
+    engine: str = "cycles"
+    samples: int = 16
+    denoise: bool = True
+    max_bounces: int = 4
+    seed: int = 0
+    distance: float = 2.0
+    elevation_deg: float = 0.0
+    fov_deg: float = DEFAULT_FOV_DEG
+    azimuth_start_deg: float = 0.0
+    closed_orbit: bool = False
+    videos: tuple[str, ...] = field(default=VIDEOS)
+    timeout_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        if self.frames < 2:
+            raise ValueError(f"frames must be >= 2, got {self.frames}")
+        if not 16 <= self.resolution <= 4096:
+            raise ValueError(f"resolution must be in [16, 4096] pixels, got {self.resolution}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
+        if self.samples < 1:
+            raise ValueError(f"samples must be >= 1, got {self.samples}")
+        if self.distance <= 0:
+            raise ValueError(f"distance must be > 0, got {self.distance}")
+        if not -89.0 <= self.elevation_deg <= 89.0:
+            raise ValueError(f"elevation must be in [-89, 89] degrees, got {self.elevation_deg}")
+        if not 1.0 <= self.fov_deg <= 170.0:
+            raise ValueError(f"field of view must be in [1, 170] degrees, got {self.fov_deg}")
+        bad = [v for v in self.videos if v not in VIDEOS]
+        if bad or not self.videos:
+            raise ValueError(f"videos must be a non-empty subset of {VIDEOS}, got {self.videos}")
+        if self.timeout_s <= 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {self.timeout_s}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["videos"] = list(self.videos)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RenderOptions":
+        d = dict(d)
+        if "videos" in d:
+            d["videos"] = tuple(d["videos"])
+        return cls(**d)
+
+
+#: The released Diffusion4D settings: Cycles, 128 samples, denoising, Blender's default bounces.
+PAPER_PRESET = dict(engine="cycles", samples=128, denoise=True, max_bounces=12, closed_orbit=True)
+#: Cheap settings for the curation pre-pass and tests.
+PREVIEW_PRESET = dict(engine="workbench", samples=1, denoise=False)
+PRESETS = {"paper": PAPER_PRESET, "preview": PREVIEW_PRESET, "default": {}}
