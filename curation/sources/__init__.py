@@ -1,0 +1,41 @@
+"""Asset sources: Objaverse 1.0, Objaverse-XL and a local folder, each yielding AssetRecords.
+
+Every source has ``records()`` (annotation-level, cheap, ``local_path`` set when the file is
+already cached), ``fetch_many(records)`` / ``fetch(record)`` (make the file local and check
+it), and ``missing`` (one line per thing an offline cache lacked).
+"""
+
+from curation.sources.base import (
+    ASSET_EXTENSIONS,
+    AssetRecord,
+    ChecksumMismatch,
+    FetchError,
+    InvalidAsset,
+    MissingFromCache,
+    sha256_file,
+    verify_asset_file,
+)
+from curation.sources.ids import IdIndex, identifier_kind, load_id_list, save_uid
+from curation.sources.local import LocalFolderSource
+from curation.sources.objaverse_v1 import ObjaverseV1Source, V1Filter
+from curation.sources.objaverse_xl import ObjaverseXLSource, XLFilter
+
+__all__ = [
+    "ASSET_EXTENSIONS",
+    "AssetRecord",
+    "ChecksumMismatch",
+    "FetchError",
+    "IdIndex",
+    "InvalidAsset",
+    "LocalFolderSource",
+    "MissingFromCache",
+    "ObjaverseV1Source",
+    "ObjaverseXLSource",
+    "V1Filter",
+    "XLFilter",
+    "identifier_kind",
+    "load_id_list",
+    "save_uid",
+    "sha256_file",
+    "verify_asset_file",
+]

@@ -1,0 +1,230 @@
+"""Objaverse 1.0 (the Sketchfab subset, ~800K glbs, ~42K animated), through the objaverse package.
+
+Cache layout, exactly as objaverse 0.1.7 reads and writes it (``BASE`` is the download dir,
+``~/.objaverse`` by default; ``objaverse.load_*`` hard-code it, ``objaverse.xl``'s
+``SketchfabDownloader`` takes it as ``download_dir``, which is what this module uses)::
+
+    BASE/hf-objaverse-v1/object-paths.json.gz        {uid: "glbs/000-023/<uid>.glb"}
+    BASE/hf-objaverse-v1/metadata/000-023.json.gz    {uid: annotation} per group, 160 groups
+    BASE/hf-objaverse-v1/glbs/000-023/<uid>.glb      the objects
+
+Offline (the default), nothing touches the network: a missing object-paths file raises
+MissingFromCache; missing metadata groups are skipped, each with one line in ``missing``
+naming the group and its expected path; a missing glb raises MissingFromCache on fetch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from curation.sources.base import (
+    AssetRecord,
+    FetchError,
+    MissingFromCache,
+    network_timeout,
+    require_reachable,
+    verify_asset_file,
+)
+
+log = logging.getLogger(__name__)
+
+SOURCE = "objaverse-1.0"
+VERSIONED_DIR = "hf-objaverse-v1"
+#: Objaverse 1.0 metadata comes in 160 group files "000-000" ... "000-159".
+N_METADATA_GROUPS = 160
+HF_HOST = "huggingface.co"
+#: Annotation fields copied into AssetRecord.metadata (the rest, e.g. thumbnails, is dropped).
+KEPT_FIELDS = ("name", "animationCount", "faceCount", "vertexCount", "isAgeRestricted", "viewerUrl", "publishedAt")
+
+
+@dataclass(frozen=True)
+class V1Filter:
+    """Which Objaverse 1.0 annotations become records. Rules apply in field order; the first
+    that fails names the drop in ``ObjaverseV1Source.dropped``.
+
+    Attributes:
+        min_animation_count: keep annotations with ``animationCount`` >= this (1: animated
+            only, the paper's rule 1; 0: everything).
+        licenses: keep only these ``license`` values (e.g. ("by", "by-sa", "cc0")); None keeps all.
+        min_face_count: drop when ``faceCount`` < this; None: no lower bound.
+        max_face_count: drop when ``faceCount`` > this; None: no upper bound.
+        exclude_age_restricted: drop annotations with ``isAgeRestricted`` true.
+        uids: keep only these uids (e.g. Diffusion4D's ``ObjV1_curated.txt``); None keeps all.
+    """
+
+    min_animation_count: int = 1
+    licenses: tuple[str, ...] | None = None
+    min_face_count: int | None = None
+    max_face_count: int | None = None
+    exclude_age_restricted: bool = True
+    uids: frozenset[str] | None = None
+
+    def drop_reason(self, uid: str, annotation: dict) -> str | None:
+        """The first rule ``annotation`` fails ("animation", "license", "faces", "age", "uid_list"), or None."""
+        if int(annotation.get("animationCount") or 0) < self.min_animation_count:
+            return "animation"
+        if self.licenses is not None and annotation.get("license") not in self.licenses:
+            return "license"
+        faces = int(annotation.get("faceCount") or 0)
+        if (self.min_face_count is not None and faces < self.min_face_count) or (
+            self.max_face_count is not None and faces > self.max_face_count
+        ):
+            return "faces"
+        if self.exclude_age_restricted and annotation.get("isAgeRestricted"):
+            return "age"
+        if self.uids is not None and uid not in self.uids:
+            return "uid_list"
+        return None
+
+
+class ObjaverseV1Source:
+    """Objaverse 1.0 assets as AssetRecords.
+
+    Args:
+        base_dir: the objaverse download dir (the folder that holds ``hf-objaverse-v1``).
+        filter: annotation rules.
+        offline: True never touches the network and reports what the cache lacks; False
+            downloads what is missing through objaverse's own downloader.
+        timeout_s: online only: connection and socket-read timeout.
+    """
+
+    name = SOURCE
+
+    def __init__(
+        self, base_dir: str | Path = "~/.objaverse", filter: V1Filter = V1Filter(), offline: bool = True, timeout_s: float = 30.0
+    ) -> None:
+        self.base_dir = Path(base_dir).expanduser()
+        self.filter = filter
+        self.offline = offline
+        self.timeout_s = timeout_s
+        #: one line per thing the cache lacked (offline), in the order met.
+        self.missing: list[str] = []
+        #: annotations dropped by each V1Filter rule during the last ``records()``.
+        self.dropped: Counter = Counter()
+        self._object_paths: dict[str, str] | None = None
+
+    @property
+    def root(self) -> Path:
+        return self.base_dir / VERSIONED_DIR
+
+    def _report_missing(self, line: str) -> None:
+        self.missing.append(line)
+        log.warning(line)
+
+    def object_paths(self) -> dict[str, str]:
+        """uid -> path relative to ``hf-objaverse-v1`` (``glbs/<group>/<uid>.glb``)."""
+        if self._object_paths is None:
+            path = self.root / "object-paths.json.gz"
+            if not path.is_file():
+                if self.offline:
+                    raise MissingFromCache(f"{SOURCE} object paths: not in cache, expected {path}")
+                require_reachable(HF_HOST, self.timeout_s)
+            from objaverse.xl import SketchfabDownloader
+
+            with network_timeout(self.timeout_s):
+                self._object_paths = SketchfabDownloader._get_object_paths(download_dir=str(self.base_dir))
+        return self._object_paths
+
+    def annotations(self) -> dict[str, dict]:
+        """uid -> full annotation, for every uid whose metadata group is available."""
+        from objaverse.xl import SketchfabDownloader
+
+        object_paths = self.object_paths()
+        groups: dict[str, list[str]] = {}
+        for uid, rel in object_paths.items():
+            groups.setdefault(rel.split("/")[1], []).append(uid)
+        metadata_dir = self.root / "metadata"
+        present = {g for g in groups if (metadata_dir / f"{g}.json.gz").is_file()}
+        if not self.offline and present != set(groups):
+            require_reachable(HF_HOST, self.timeout_s)
+            present = set(groups)
+        for group in sorted(set(groups) - present):
+            self._report_missing(
+                f"{SOURCE} metadata group {group}: not in cache, expected {metadata_dir / f'{group}.json.gz'} "
+                f"({len(groups[group])} uids skipped)"
+            )
+        canonical = {f"{i // 1000:03d}-{i % 1000:03d}" for i in range(N_METADATA_GROUPS)}
+        # uids=None makes objaverse read all 160 groups without per-uid filtering (fast); only
+        # safe when every one of them is there, else it would try to download the rest.
+        everything = present == set(groups) and canonical <= {
+            p.name[: -len(".json.gz")] for p in metadata_dir.glob("*.json.gz")
+        }
+        uids = None if everything else [u for g in sorted(present) for u in groups[g]]
+        if uids == []:
+            return {}
+        with network_timeout(self.timeout_s):
+            return SketchfabDownloader.get_full_annotations(uids=uids, download_dir=str(self.base_dir))
+
+    def local_path(self, uid: str) -> Path:
+        """Where the cache keeps (or would keep) the glb of ``uid``."""
+        try:
+            return self.root / self.object_paths()[uid]
+        except KeyError:
+            raise FetchError(f"{SOURCE} uid {uid}: not in object-paths.json.gz") from None
+
+    def records(self) -> Iterator[AssetRecord]:
+        """Records for the annotations that pass ``filter``, with ``local_path`` set when cached."""
+        self.dropped = Counter()
+        for uid, annotation in sorted(self.annotations().items()):
+            reason = self.filter.drop_reason(uid, annotation)
+            if reason is not None:
+                self.dropped[reason] += 1
+                continue
+            path = self.local_path(uid)
+            yield AssetRecord(
+                uid=uid,
+                source=SOURCE,
+                file_identifier=f"https://sketchfab.com/3d-models/{uid}",
+                sha256=None,
+                license=annotation.get("license"),
+                local_path=path if path.is_file() else None,
+                metadata={k: annotation[k] for k in KEPT_FIELDS if k in annotation},
+            )
+
+    def fetch_many(self, records: Iterable[AssetRecord]) -> Iterator[tuple[AssetRecord, FetchError | None]]:
+        """Make each record's glb local, check it, and yield (record with local_path and
+        sha256, None) or (record unchanged, the error)."""
+        records = list(records)
+        missing = [r for r in records if not self.local_path(r.uid).is_file()]
+        if missing and not self.offline:
+            self._download(missing)
+        for record in records:
+            path = self.local_path(record.uid)
+            if not path.is_file():
+                line = f"{SOURCE} uid {record.uid}: not in cache, expected {path}"
+                if self.offline:
+                    self._report_missing(line)
+                    yield record, MissingFromCache(line)
+                else:
+                    yield record, FetchError(f"{SOURCE} uid {record.uid}: download did not produce {path}")
+                continue
+            try:
+                digest = verify_asset_file(path)
+            except FetchError as exc:
+                yield record, exc
+                continue
+            yield dataclasses.replace(record, local_path=path, sha256=digest), None
+
+    def fetch(self, record: AssetRecord) -> AssetRecord:
+        """``fetch_many`` for one record; raises its FetchError."""
+        [(fetched, error)] = list(self.fetch_many([record]))
+        if error is not None:
+            raise error
+        return fetched
+
+    def _download(self, records: list[AssetRecord]) -> None:
+        import pandas as pd
+        from objaverse.xl import SketchfabDownloader
+
+        require_reachable(HF_HOST, self.timeout_s)
+        frame = pd.DataFrame(
+            {"fileIdentifier": [r.file_identifier for r in records], "sha256": [r.sha256 or "" for r in records]}
+        )
+        log.info("%s: downloading %d glbs to %s", SOURCE, len(records), self.root)
+        with network_timeout(self.timeout_s):
+            SketchfabDownloader.download_objects(frame, download_dir=str(self.base_dir), processes=1)

@@ -1,0 +1,234 @@
+"""Objaverse-XL (github, sketchfab, smithsonian, thingiverse), through ``objaverse.xl``.
+
+Cache layout under the download dir ``BASE`` (objaverse 0.1.7's ``download_dir``)::
+
+    BASE/<source>/<source>.parquet       annotations, one per source: columns fileIdentifier,
+                                         source, license, fileType, sha256, metadata (JSON text)
+    BASE/hf-objaverse-v1/...             sketchfab objects: Objaverse 1.0's layout
+                                         (curation.sources.objaverse_v1)
+    BASE/smithsonian/objects/<save_uid>.glb
+    BASE/thingiverse/thing-<thingId>-file-<fileId>.stl
+    BASE/github/repos/<org>/<repo>/<path>  with save_repo_format="files" (the only GitHub
+                                         layout this source reads: archives are not opened)
+
+The annotations carry no animation field: "animated" comes from an id list (``XLFilter.ids``,
+e.g. Diffusion4D's released animated/curated metadata) or, later, from the renderer's
+``animation.has_animation``. Every fetched file's sha256 is checked against the annotated one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from curation.sources.base import (
+    AssetRecord,
+    FetchError,
+    MissingFromCache,
+    network_timeout,
+    require_reachable,
+    verify_asset_file,
+)
+from curation.sources.ids import save_uid
+from curation.sources.objaverse_v1 import ObjaverseV1Source
+
+log = logging.getLogger(__name__)
+
+XL_SOURCES = ("github", "sketchfab", "smithsonian", "thingiverse")
+#: Host each source's downloader talks to (checked for reachability before downloading).
+HOSTS = {"github": "github.com", "sketchfab": "huggingface.co", "smithsonian": "3d-api.si.edu", "thingiverse": "www.thingiverse.com"}
+
+
+def annotation_path(base_dir: Path, source: str) -> Path:
+    """Where objaverse.xl keeps ``source``'s annotation parquet."""
+    return base_dir / source / f"{source}.parquet"
+
+
+@dataclass(frozen=True)
+class XLFilter:
+    """Which Objaverse-XL annotation rows become records (rules in field order; the first
+    that fails names the drop in ``ObjaverseXLSource.dropped``).
+
+    Attributes:
+        sources: which of github, sketchfab, smithsonian, thingiverse to read.
+        licenses: keep only rows whose ``license`` is one of these; None keeps all.
+        file_types: keep only rows whose ``fileType`` is one of these (e.g. ("glb", "fbx"));
+            None keeps all.
+        ids: keep only rows whose sha256, fileIdentifier or save_uid (with or without
+            hyphens) is listed, e.g. an animated-asset list; None keeps all.
+    """
+
+    sources: tuple[str, ...] = XL_SOURCES
+    licenses: tuple[str, ...] | None = None
+    file_types: tuple[str, ...] | None = None
+    ids: frozenset[str] | None = None
+
+    def __post_init__(self) -> None:
+        bad = [s for s in self.sources if s not in XL_SOURCES]
+        if bad:
+            raise ValueError(f"XLFilter.sources: unknown {bad}, valid: {XL_SOURCES}")
+
+    def drop_reason(self, row: dict) -> str | None:
+        """The first rule ``row`` fails ("license", "file_type", "id_list"), or None."""
+        if self.licenses is not None and row.get("license") not in self.licenses:
+            return "license"
+        if self.file_types is not None and row.get("fileType") not in self.file_types:
+            return "file_type"
+        if self.ids is not None:
+            su = save_uid(row["fileIdentifier"])
+            keys = {str(row.get("sha256", "")).lower(), row["fileIdentifier"], su, su.replace("-", "")}
+            if not keys & self.ids:
+                return "id_list"
+        return None
+
+
+class ObjaverseXLSource:
+    """Objaverse-XL assets as AssetRecords.
+
+    Args:
+        base_dir: the objaverse download dir.
+        filter: annotation rules.
+        offline: True never touches the network and reports what the cache lacks; False
+            downloads what is missing through ``objaverse.xl.download_objects``.
+        timeout_s: online only: connection and socket-read timeout.
+    """
+
+    name = "objaverse-xl"
+
+    def __init__(
+        self, base_dir: str | Path = "~/.objaverse", filter: XLFilter = XLFilter(), offline: bool = True, timeout_s: float = 30.0
+    ) -> None:
+        self.base_dir = Path(base_dir).expanduser()
+        self.filter = filter
+        self.offline = offline
+        self.timeout_s = timeout_s
+        #: one line per thing the cache lacked (offline), in the order met.
+        self.missing: list[str] = []
+        #: rows dropped by each XLFilter rule during the last ``records()``.
+        self.dropped: Counter = Counter()
+        self._v1 = ObjaverseV1Source(self.base_dir, offline=offline, timeout_s=timeout_s)
+
+    def _report_missing(self, line: str) -> None:
+        self.missing.append(line)
+        log.warning(line)
+
+    def annotations(self):
+        """The annotation rows of the filter's sources as one pandas DataFrame (objaverse.xl's
+        columns); sources whose parquet is not cached are skipped offline, one line each."""
+        import pandas as pd
+        from objaverse.xl import downloaders
+
+        frames = []
+        for source in self.filter.sources:
+            path = annotation_path(self.base_dir, source)
+            if not path.is_file():
+                if self.offline:
+                    self._report_missing(f"objaverse-xl/{source} annotations: not in cache, expected {path}")
+                    continue
+                require_reachable("huggingface.co", self.timeout_s)
+            with network_timeout(self.timeout_s):
+                frames.append(downloaders[source].get_annotations(download_dir=str(self.base_dir)))
+        if not frames:
+            return pd.DataFrame(columns=["fileIdentifier", "source", "license", "fileType", "sha256", "metadata"])
+        return pd.concat(frames, ignore_index=True)
+
+    def records(self) -> Iterator[AssetRecord]:
+        """Records for the rows that pass ``filter``, with ``local_path`` set when cached."""
+        self.dropped = Counter()
+        for row in self.annotations().to_dict("records"):
+            reason = self.filter.drop_reason(row)
+            if reason is not None:
+                self.dropped[reason] += 1
+                continue
+            extra = row.get("metadata") or "{}"
+            metadata = json.loads(extra) if isinstance(extra, str) else dict(extra)
+            metadata["fileType"] = row.get("fileType")
+            record = AssetRecord(
+                uid=save_uid(row["fileIdentifier"]),
+                source=f"objaverse-xl/{row['source']}",
+                file_identifier=row["fileIdentifier"],
+                sha256=str(row["sha256"]).lower(),
+                license=row.get("license"),
+                metadata=metadata,
+            )
+            path = self._cached_path_or_none(record)
+            yield dataclasses.replace(record, local_path=path) if path is not None else record
+
+    def expected_path(self, record: AssetRecord) -> Path:
+        """Where objaverse.xl's downloader keeps (or would keep) this record's file."""
+        source = record.source.split("/", 1)[1]
+        fid = record.file_identifier
+        if source == "sketchfab":
+            return self._v1.local_path(fid.rstrip("/").split("/")[-1])
+        if source == "smithsonian":
+            return self.base_dir / "smithsonian" / "objects" / f"{save_uid(fid)}.glb"
+        if source == "thingiverse":
+            file_id = fid.split("fileId=")[-1]
+            thing_id = fid.split("/")[-2].split(":")[1]
+            return self.base_dir / "thingiverse" / f"thing-{thing_id}-file-{file_id}.stl"
+        if source == "github":
+            # https://github.com/<org>/<repo>/blob/<commit>/<path in repo>
+            parts = fid.split("/")
+            if len(parts) < 8 or parts[2] != "github.com" or parts[5] != "blob":
+                raise FetchError(f"objaverse-xl/github {fid}: not a github blob URL")
+            return self.base_dir / "github" / "repos" / parts[3] / parts[4] / "/".join(parts[7:])
+        raise FetchError(f"{record.source} {fid}: unknown Objaverse-XL source")
+
+    def _cached_path_or_none(self, record: AssetRecord) -> Path | None:
+        try:
+            path = self.expected_path(record)
+        except FetchError:  # e.g. sketchfab without object-paths.json.gz in the cache
+            return None
+        return path if path.is_file() else None
+
+    def fetch_many(self, records: Iterable[AssetRecord]) -> Iterator[tuple[AssetRecord, FetchError | None]]:
+        """Make each record's file local and check its sha256 against the annotation; yield
+        (record with local_path and verified sha256, None) or (record unchanged, the error)."""
+        records = list(records)
+        if not self.offline:
+            self._download([r for r in records if self._cached_path_or_none(r) is None])
+        for record in records:
+            try:
+                path = self.expected_path(record)
+                if not path.is_file():
+                    line = f"{record.source} {record.uid} ({record.file_identifier}): not in cache, expected {path}"
+                    if self.offline:
+                        self._report_missing(line)
+                        raise MissingFromCache(line)
+                    raise FetchError(f"{record.source} {record.file_identifier}: download did not produce {path}")
+                digest = verify_asset_file(path, expected_sha256=record.sha256)
+            except FetchError as exc:
+                yield record, exc
+                continue
+            yield dataclasses.replace(record, local_path=path, sha256=digest), None
+
+    def fetch(self, record: AssetRecord) -> AssetRecord:
+        """``fetch_many`` for one record; raises its FetchError."""
+        [(fetched, error)] = list(self.fetch_many([record]))
+        if error is not None:
+            raise error
+        return fetched
+
+    def _download(self, records: list[AssetRecord]) -> None:
+        if not records:
+            return
+        import pandas as pd
+        import objaverse.xl as oxl
+
+        for source in sorted({r.source.split("/", 1)[1] for r in records}):
+            require_reachable(HOSTS[source], self.timeout_s)
+        frame = pd.DataFrame(
+            {
+                "fileIdentifier": [r.file_identifier for r in records],
+                "source": [r.source.split("/", 1)[1] for r in records],
+                "sha256": [r.sha256 for r in records],
+            }
+        )
+        log.info("objaverse-xl: downloading %d objects to %s", len(records), self.base_dir)
+        with network_timeout(self.timeout_s):
+            oxl.download_objects(frame, download_dir=str(self.base_dir), processes=1, save_repo_format="files")

@@ -1,0 +1,212 @@
+"""Render assets from Python: isolated, warm, atomic.
+
+``Renderer`` keeps one Blender worker process warm across assets (no Blender start-up per
+asset) while isolating each render: a crash or a hang inside Blender becomes an AssetError
+for that asset, the worker is replaced, and the next asset renders normally. Output goes to a
+hidden sibling directory first and is renamed into place only when complete, so a failed
+render never leaves a half-written directory.
+
+    with Renderer() as renderer:
+        for path in assets:
+            asset_json = renderer.render(path, out_root / path.stem, RenderOptions())
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from rendering.blender.importers import SUPPORTED_EXTENSIONS
+from rendering.errors import AssetError
+from rendering.options import RenderOptions
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_asset_file(path: Path) -> dict:
+    """Cheap checks before Blender sees the file; returns asset.json's ``source``. Raises AssetError."""
+    if not path.exists():
+        raise AssetError("missing_file", "no such file", str(path))
+    if not path.is_file():
+        raise AssetError("missing_file", "not a regular file", str(path))
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_EXTENSIONS:
+        raise AssetError("unsupported_format", f"unsupported format {suffix or '(none)'!r} (supported: {' '.join(SUPPORTED_EXTENSIONS)})", str(path))
+    size = path.stat().st_size
+    if size == 0:
+        raise AssetError("empty_file", "file is empty (0 bytes)", str(path))
+    return {"path": str(path.resolve()), "sha256": sha256_file(path), "format": suffix.lstrip("."), "size_bytes": size}
+
+
+def _publish(partial: Path, out: Path, overwrite: bool) -> None:
+    """Rename the finished ``partial`` directory to ``out`` (replacing it only if ``overwrite``)."""
+    if out.exists():
+        if not overwrite:
+            raise FileExistsError(f"{out}: output directory exists (use overwrite to replace it)")
+        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(out, old)
+        os.replace(partial, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(partial, out)
+
+
+class Renderer:
+    """A warm, isolated Blender worker.
+
+    Args:
+        max_jobs_per_worker: replace the worker after this many assets (bounds memory growth).
+        log_dir: where each worker's Blender log goes (a temporary directory by default).
+    """
+
+    def __init__(self, max_jobs_per_worker: int = 50, log_dir: str | Path | None = None):
+        self.max_jobs_per_worker = max_jobs_per_worker
+        self.log_dir = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix="d4d-blender-logs-"))
+        self._proc: subprocess.Popen | None = None
+        self._log_path: Path | None = None
+        self._jobs = 0
+        self.workers_started = 0
+
+    # -- worker lifecycle -------------------------------------------------------------------
+    def _start(self) -> None:
+        self._log_path = self.log_dir / f"worker-{self.workers_started}.log"
+        log = open(self._log_path, "wb")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "rendering.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env=env,
+            text=True,
+            start_new_session=True,
+        )
+        log.close()
+        self._jobs = 0
+        self.workers_started += 1
+
+    def _stop(self, kill: bool = False) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if kill or proc.poll() is not None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        else:
+            proc.stdin.close()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    @property
+    def worker_pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def close(self) -> None:
+        self._stop()
+
+    def __enter__(self) -> "Renderer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _log_tail(self) -> str:
+        try:
+            lines = [l.strip() for l in self._log_path.read_text(errors="replace").splitlines() if l.strip()]
+        except OSError:
+            return ""
+        return lines[-1][:200] if lines else ""
+
+    # -- one job ----------------------------------------------------------------------------
+    def _run_job(self, job: dict, timeout_s: float) -> dict:
+        if self._proc is None or self._proc.poll() is not None or self._jobs >= self.max_jobs_per_worker:
+            self._stop()
+            self._start()
+        self._jobs += 1
+        try:
+            self._proc.stdin.write(json.dumps(job) + "\n")
+            self._proc.stdin.flush()
+        except BrokenPipeError:
+            pass  # the worker died on start; reported below
+        ready, _, _ = select.select([self._proc.stdout], [], [], timeout_s)
+        if not ready:
+            self._stop(kill=True)
+            raise AssetError("timeout", f"render timed out after {timeout_s:g} s (Blender killed)")
+        line = self._proc.stdout.readline()
+        if not line:
+            code = self._proc.wait()
+            tail = self._log_tail()
+            self._stop(kill=True)
+            how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+            raise AssetError("crashed", f"Blender crashed ({how})" + (f": {tail}" if tail else ""))
+        return json.loads(line)
+
+    def render(
+        self,
+        asset: str | Path,
+        out: str | Path,
+        options: RenderOptions | None = None,
+        overwrite: bool = False,
+        allow_missing_files: bool = False,
+    ) -> dict:
+        """Render ``asset`` into the directory ``out`` (docs/conventions.md); returns asset.json's content.
+
+        Raises AssetError (with ``asset`` set) for a bad or failing asset, FileExistsError when
+        ``out`` exists and ``overwrite`` is False. Nothing is left at ``out`` on failure.
+        """
+        options = options or RenderOptions()
+        asset, out = Path(asset), Path(out)
+        if out.exists() and not overwrite:
+            raise FileExistsError(f"{out}: output directory exists (use overwrite to replace it)")
+        started = time.perf_counter()
+        try:
+            source = check_asset_file(asset)
+        except AssetError:
+            raise
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = out.with_name(f".{out.name}.partial-{uuid.uuid4().hex[:8]}")
+        partial.mkdir()
+        try:
+            job = {"asset": source["path"], "out": str(partial), "options": options.to_dict(), "source": source, "allow_missing_files": allow_missing_files}
+            reply = self._run_job(job, options.timeout_s)
+            if not reply["ok"]:
+                raise AssetError(reply["kind"], reply["reason"])
+            result = reply["asset"]
+            result["timings"]["total_s"] = time.perf_counter() - started
+            result["timings"]["warm_worker"] = self._jobs > 1
+            (partial / "asset.json").write_text(json.dumps(result, indent=2))
+            _publish(partial, out, overwrite)
+            return result
+        except AssetError as exc:
+            exc.asset = str(asset)
+            raise
+        finally:
+            if partial.exists():
+                shutil.rmtree(partial, ignore_errors=True)
+
+
+def render_asset(asset: str | Path, out: str | Path, options: RenderOptions | None = None, **kwargs) -> dict:
+    """Render one asset with a fresh worker (see Renderer for batches)."""
+    with Renderer() as renderer:
+        return renderer.render(asset, out, options, **kwargs)

@@ -1,0 +1,50 @@
+"""A warm Blender worker process: reads render jobs (JSON lines) on stdin, answers on stdout.
+
+Started by rendering.api.Renderer, never by hand. Blender's own output goes to stderr so the
+reply channel stays clean. One job: {"asset", "out", "options", "source",
+"allow_missing_files"}; one reply: {"ok": true, "asset": {...}} or {"ok": false, "kind",
+"reason"}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+
+def main() -> int:
+    replies = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # everything Blender (or anyone) prints goes to stderr
+    import bpy
+
+    from rendering.blender.render import render_in_process
+    from rendering.errors import AssetError
+    from rendering.options import RenderOptions
+
+    for line in sys.stdin:
+        job = json.loads(line)
+        try:
+            asset = render_in_process(
+                bpy,
+                Path(job["asset"]),
+                Path(job["out"]),
+                RenderOptions.from_dict(job["options"]),
+                job["source"],
+                allow_missing_files=job.get("allow_missing_files", False),
+            )
+            reply = {"ok": True, "asset": asset}
+        except AssetError as exc:
+            reply = {"ok": False, "kind": exc.kind, "reason": exc.reason}
+        except Exception as exc:  # anything else inside Blender is this asset's failure, not the worker's
+            traceback.print_exc()
+            reply = {"ok": False, "kind": "render_failed", "reason": f"{type(exc).__name__}: {exc}"}
+        replies.write(json.dumps(reply) + "\n")
+        replies.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

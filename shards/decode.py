@@ -1,0 +1,94 @@
+"""Decode one shard row into training tensors. Shared by the PyTorch and the Ray Data readers.
+
+A decoded sample (T frames, H x W pixels; V one of the requested videos) is a dict:
+
+=============================  ==========================  =====================================
+key                            dtype / shape               meaning
+=============================  ==========================  =====================================
+uid, caption                   str                         caption "" when the row has none
+K                              float32 [3, 3]              pinhole intrinsics, pixels
+motion_magnitude               float32 []                  Eq. 1, 0..195075 scale; NaN if unknown
+motion_magnitude_per_frame     float32 [T]                 per frame; NaN if unknown
+V_video                        float32 [T, 3, H, W]        sRGB in [-1, 1]; straight colour, or
+                                                           composited over ``background``
+V_alpha                        float32 [T, 1, H, W]        coverage in [0, 1]
+V_c2w                          float32 [T, 4, 4]           camera-to-world, OpenGL camera frame
+                                                           (+X right, +Y up, looks along -Z)
+V_times                        float32 [T]                 normalised animation time in [0, 1]
+NAME (tensor columns)          stored dtype and shape      e.g. latents_dynamic
+=============================  ==========================  =====================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from shards.schema import VIDEO_NAMES
+from shards.tensors import tensor_from_columns
+from shards.video import decode_rgba
+
+
+def row_columns(videos: Sequence[str], tensors: Sequence[str]) -> list[str]:
+    """The Parquet columns decode_row needs (the readers' projection)."""
+    unknown = [v for v in videos if v not in VIDEO_NAMES]
+    if unknown:
+        raise ValueError(f"videos {unknown} are not among {', '.join(VIDEO_NAMES)}")
+    columns = ["uid", "caption", "width", "height", "num_frames", "K", "motion_magnitude", "motion_magnitude_per_frame"]
+    columns += [f"{v}_{suffix}" for v in videos for suffix in ("video", "c2w", "times")]
+    columns += [f"{name}{suffix}" for name in tensors for suffix in ("", "_shape", "_dtype")]
+    return columns
+
+
+def frames_to_tensors(rgba: np.ndarray, background: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 [T, H, W, 4] -> (video float32 [T, 3, H, W] in [-1, 1], alpha float32 [T, 1, H, W] in [0, 1]).
+
+    ``background`` None keeps straight colour; a value in [0, 1] composites over that grey
+    level (1.0 is white): rgb * alpha + background * (1 - alpha).
+    """
+    x = torch.from_numpy(rgba).permute(0, 3, 1, 2).float().div_(255.0)
+    rgb, alpha = x[:, :3], x[:, 3:4].contiguous()
+    if background is not None:
+        rgb = rgb * alpha + background * (1.0 - alpha)
+    return rgb.mul(2.0).sub_(1.0).contiguous(), alpha
+
+
+def _floats(values, length: int) -> torch.Tensor:
+    if values is None:
+        return torch.full((length,), float("nan"))
+    return torch.tensor(values, dtype=torch.float32)
+
+
+def decode_row(row: dict, videos: Sequence[str], tensors: Sequence[str] = (), background: float | None = None) -> dict:
+    """Decode a row (a dict with at least the ``row_columns`` columns) into the sample above.
+
+    Raises ValueError naming the uid when a requested video or tensor is missing or its frame
+    count disagrees with the row's times.
+    """
+    uid = row["uid"]
+    frames = row["num_frames"]
+    sample = {
+        "uid": uid,
+        "caption": row["caption"] or "",
+        "K": torch.tensor(row["K"], dtype=torch.float32).reshape(3, 3),
+        "motion_magnitude": torch.tensor(float("nan") if row["motion_magnitude"] is None else row["motion_magnitude"], dtype=torch.float32),
+        "motion_magnitude_per_frame": _floats(row["motion_magnitude_per_frame"], frames),
+    }
+    for video in videos:
+        data = row[f"{video}_video"]
+        if data is None:
+            raise ValueError(f"row {uid}: has no {video} video")
+        rgba = decode_rgba(data)
+        times = row[f"{video}_times"]
+        if rgba.shape[0] != len(times) or rgba.shape[1:3] != (row["height"], row["width"]):
+            raise ValueError(f"row {uid}: {video} video decodes to {list(rgba.shape[:3])}, expected {[len(times), row['height'], row['width']]}")
+        sample[f"{video}_video"], sample[f"{video}_alpha"] = frames_to_tensors(rgba, background)
+        sample[f"{video}_c2w"] = torch.tensor(row[f"{video}_c2w"], dtype=torch.float32).reshape(-1, 4, 4)
+        sample[f"{video}_times"] = torch.tensor(times, dtype=torch.float32)
+    for name in tensors:
+        if row[name] is None:
+            raise ValueError(f"row {uid}: has no {name}")
+        sample[name] = tensor_from_columns(row[name], row[f"{name}_shape"], row[f"{name}_dtype"])
+    return sample

@@ -1,0 +1,117 @@
+"""Shard files on disk: naming, listing, the writer lock and atomic Parquet writes.
+
+A shard directory holds ``part-NNNNN.parquet`` files. Writers build each file under a hidden
+temporary name in the same directory and ``os.replace`` it into place when complete, so a
+reader never sees a partial shard. One writer per directory at a time, enforced by an
+exclusive ``flock`` on ``.d4d-shards.lock``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from shards.schema import HASH_COLUMN, VIDEO_COLUMNS, TENSOR_COLUMNS
+
+SHARD_PATTERN = re.compile(r"^part-(\d{5,})\.parquet$")
+LOCK_NAME = ".d4d-shards.lock"
+TEMP_PREFIX = ".tmp-"
+
+
+def shard_name(index: int) -> str:
+    return f"part-{index:05d}.parquet"
+
+
+def list_shards(shard_dir: str | Path) -> list[Path]:
+    """The complete shards of a directory (or a single shard file), in name order."""
+    shard_dir = Path(shard_dir)
+    if shard_dir.is_file():
+        return [shard_dir]
+    if not shard_dir.is_dir():
+        raise FileNotFoundError(f"{shard_dir}: no such shard directory")
+    return sorted(p for p in shard_dir.iterdir() if SHARD_PATTERN.match(p.name))
+
+
+def next_shard_index(shard_dir: Path) -> int:
+    indices = [int(SHARD_PATTERN.match(p.name).group(1)) for p in list_shards(shard_dir)]
+    return max(indices, default=-1) + 1
+
+
+@contextlib.contextmanager
+def writer_lock(shard_dir: Path):
+    """Hold the directory's writer lock; removes temporary files a crashed writer left behind."""
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    with open(shard_dir / LOCK_NAME, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(f"{shard_dir}: another d4d-shards writer holds {LOCK_NAME}") from None
+        for stale in shard_dir.glob(f"{TEMP_PREFIX}*"):
+            stale.unlink()
+        yield
+
+
+def writer_options(schema: pa.Schema) -> dict:
+    """ParquetWriter options: no compression, dictionary or statistics on the binary payloads
+    (already-compressed video, raw tensors), zstd with statistics on everything else; CRC
+    checksums on every page (verify checks them)."""
+    payload = set(VIDEO_COLUMNS) | set(TENSOR_COLUMNS)
+    small = [name for name in schema.names if name not in payload]
+    return {
+        "compression": {name: ("none" if name in payload else "zstd") for name in schema.names},
+        "use_dictionary": [name for name in small if name not in (HASH_COLUMN, "uid", "asset_json")],
+        "write_statistics": small,
+        "write_page_checksum": True,
+    }
+
+
+class AtomicParquetFile:
+    """A Parquet file written under a temporary name and published with ``os.replace``.
+
+    Use ``write(table)`` once per row group, then ``publish()``; ``discard()`` (or leaving
+    the ``with`` block by an exception) removes the temporary file.
+    """
+
+    def __init__(self, path: Path, schema: pa.Schema):
+        self.path = Path(path)
+        self.temp = self.path.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex[:8]}-{self.path.name}")
+        self.writer = pq.ParquetWriter(self.temp, schema, **writer_options(schema))
+        self.rows = 0
+
+    def write(self, table: pa.Table) -> None:
+        self.writer.write_table(table, row_group_size=max(table.num_rows, 1))
+        self.rows += table.num_rows
+
+    def size(self) -> int:
+        return self.temp.stat().st_size
+
+    def publish(self) -> Path:
+        self.writer.close()
+        with open(self.temp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(self.temp, self.path)
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return self.path
+
+    def discard(self) -> None:
+        with contextlib.suppress(Exception):
+            self.writer.close()
+        self.temp.unlink(missing_ok=True)
+
+    def __enter__(self) -> "AtomicParquetFile":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.discard()

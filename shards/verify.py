@@ -1,0 +1,105 @@
+"""Check every shard of a directory: it opens, its schema, every row's hash, videos and counts."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from shards.files import list_shards
+from shards.schema import CONTENT_COLUMNS, HASH_COLUMN, VIDEO_NAMES, content_hash, schema_problems, tensors_in
+from shards.tensors import tensor_from_columns
+from shards.video import VideoDecodeError, decode_rgba
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong: the file, and the row (index in the file) and uid when it is row-level."""
+
+    path: Path
+    message: str
+    row: int | None = None
+    uid: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.path}" if self.row is None else f"{self.path}: row {self.row} (uid {self.uid})"
+        return f"{where}: {self.message}"
+
+
+def row_problems(row: dict, tensors: dict[str, str]) -> list[str]:
+    """What is wrong with one row read back from a shard (empty when nothing is)."""
+    problems = []
+    if content_hash({k: row[k] for k in CONTENT_COLUMNS}) != row[HASH_COLUMN]:
+        problems.append(f"{HASH_COLUMN} does not match the row's content")
+    frames = row["num_frames"]
+    if len(row["K"]) != 9:
+        problems.append(f"K has {len(row['K'])} values, expected 9")
+    if row["motion_magnitude_per_frame"] is not None and len(row["motion_magnitude_per_frame"]) != frames:
+        problems.append(f"motion_magnitude_per_frame has {len(row['motion_magnitude_per_frame'])} values, expected {frames}")
+    present = [v for v in VIDEO_NAMES if row[f"{v}_video"] is not None]
+    if not present:
+        problems.append("no video")
+    for video in present:
+        counts = {"times": len(row[f"{video}_times"] or []), "c2w": len(row[f"{video}_c2w"] or []) // 16, "azimuth_deg": len(row[f"{video}_azimuth_deg"] or [])}
+        if set(counts.values()) != {frames}:
+            problems.append(f"{video}: per-frame columns {counts} disagree with num_frames={frames}")
+        try:
+            rgba = decode_rgba(row[f"{video}_video"])
+        except VideoDecodeError as exc:
+            problems.append(f"{video} video: {exc}")
+            continue
+        if rgba.shape[:3] != (frames, row["height"], row["width"]):
+            problems.append(f"{video} video decodes to {list(rgba.shape[:3])} frames x H x W, expected {[frames, row['height'], row['width']]}")
+    for name in tensors:
+        if row[name] is not None:
+            try:
+                tensor_from_columns(row[name], row[f"{name}_shape"], row[f"{name}_dtype"])
+            except (ValueError, TypeError) as exc:
+                problems.append(f"{name}: {exc}")
+    return problems
+
+
+def verify_shards(shard_dir: str | Path, progress: Callable[[Path, int], None] | None = None) -> tuple[int, list[Problem]]:
+    """Verify every shard of ``shard_dir``; returns (rows checked, problems). Also reports a uid
+    present in two rows. ``progress(path, rows)`` is called after each shard."""
+    problems: list[Problem] = []
+    first_seen: dict[str, tuple[Path, int]] = {}
+    checked = 0
+    paths = list_shards(shard_dir)
+    if not paths:
+        return 0, [Problem(Path(shard_dir), "no shards (part-*.parquet)")]
+    for path in paths:
+        try:
+            parquet = pq.ParquetFile(path, page_checksum_verification=True)
+        except Exception as exc:  # pyarrow raises several types for a damaged footer
+            problems.append(Problem(path, f"cannot open as Parquet ({type(exc).__name__}: {exc})"))
+            continue
+        schema_issues = schema_problems(parquet.schema_arrow)
+        problems += [Problem(path, issue) for issue in schema_issues]
+        if schema_issues:
+            continue
+        tensors = tensors_in(parquet.schema_arrow)
+        index = 0
+        for group in range(parquet.num_row_groups):
+            try:
+                rows = parquet.read_row_group(group).to_pylist()
+            except Exception as exc:  # damaged pages surface as OSError or ArrowInvalid
+                problems.append(Problem(path, f"row group {group} (rows from {index}) unreadable ({type(exc).__name__}: {exc})"))
+                index += parquet.metadata.row_group(group).num_rows
+                continue
+            for row in rows:
+                problems += [Problem(path, issue, index, row["uid"]) for issue in row_problems(row, tensors)]
+                if row["uid"] in first_seen:
+                    other, other_index = first_seen[row["uid"]]
+                    problems.append(Problem(path, f"duplicate uid, also {other} row {other_index}", index, row["uid"]))
+                first_seen.setdefault(row["uid"], (path, index))
+                index += 1
+                checked += 1
+        if progress:
+            progress(path, index)
+    return checked, problems

@@ -1,0 +1,142 @@
+"""Write render directories into size-bounded Parquet shards, atomically and resumably.
+
+    report = write_shards(["renders/a", "renders/b"], "shards/", codec="lossy", max_shard_mb=512)
+
+Rows are written in row groups of ``rows_per_group`` rows (rows are MBs, so a few rows per
+group keep readers' memory small). A shard is closed before the row group that would take it
+over ``max_shard_mb`` (a shard exceeds the bound only when a single row group does). A rerun
+skips render directories whose uid is already in a shard of the output directory, and a
+crashed run leaves no visible partial shard: rerunning it writes what is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from rendering.contract import RenderContractError
+from shards.files import AtomicParquetFile, list_shards, next_shard_index, shard_name, writer_lock
+from shards.from_render import read_asset_json, render_uid, row_from_render
+from shards.schema import shard_schema
+from shards.video import DEFAULT_CRF
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WriteReport:
+    """What write_shards did. ``failed`` maps a render directory to the reason it was not written."""
+
+    written: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    shards: list[Path] = field(default_factory=list)
+
+
+def existing_uids(shard_dir: Path) -> set[str]:
+    """uids already in the complete shards of ``shard_dir`` (reads only the uid column)."""
+    return {uid for path in list_shards(shard_dir) for uid in pq.read_table(path, columns=["uid"]).column("uid").to_pylist()}
+
+
+class ShardSink:
+    """Accumulates rows into row groups and row groups into size-bounded, atomically published shards."""
+
+    def __init__(self, shard_dir: Path, max_shard_bytes: int, rows_per_group: int):
+        if rows_per_group < 1:
+            raise ValueError(f"rows_per_group must be >= 1, got {rows_per_group}")
+        if max_shard_bytes < 1:
+            raise ValueError(f"max shard size must be positive, got {max_shard_bytes} bytes")
+        self.shard_dir = shard_dir
+        self.max_shard_bytes = max_shard_bytes
+        self.rows_per_group = rows_per_group
+        self.schema = shard_schema()
+        self.pending: list[dict] = []
+        self.current: AtomicParquetFile | None = None
+        self.published: list[Path] = []
+
+    def add(self, row: dict) -> None:
+        self.pending.append(row)
+        if len(self.pending) >= self.rows_per_group:
+            self._flush_group()
+
+    def _flush_group(self) -> None:
+        if not self.pending:
+            return
+        table = pa.Table.from_pylist(self.pending, schema=self.schema)
+        self.pending = []
+        if self.current is not None and self.current.size() + table.nbytes > self.max_shard_bytes:
+            self._publish()
+        if self.current is None:
+            self.current = AtomicParquetFile(self.shard_dir / shard_name(next_shard_index(self.shard_dir)), self.schema)
+        self.current.write(table)
+
+    def _publish(self) -> None:
+        path = self.current.publish()
+        log.info("published %s (%d rows, %.1f MB)", path, self.current.rows, path.stat().st_size / 1e6)
+        self.published.append(path)
+        self.current = None
+
+    def close(self) -> None:
+        """Write the rows still buffered and publish the open shard."""
+        self._flush_group()
+        if self.current is not None:
+            self._publish()
+
+    def discard(self) -> None:
+        """Drop the open shard and buffered rows (their render directories are redone on a rerun)."""
+        if self.current is not None:
+            self.current.discard()
+            self.current = None
+        self.pending = []
+
+
+def write_shards(
+    render_dirs: list[str | Path],
+    out_dir: str | Path,
+    codec: str = "lossy",
+    crf: int = DEFAULT_CRF,
+    max_shard_mb: float = 512.0,
+    rows_per_group: int = 4,
+    captions: dict[str, str] | None = None,
+) -> WriteReport:
+    """Encode render directories into the shards of ``out_dir``.
+
+    A render directory that breaks the render contract is recorded in ``report.failed`` and the
+    others are still written. Two directories with the same uid in one call: the second fails.
+    """
+    out_dir = Path(out_dir)
+    report = WriteReport()
+    with writer_lock(out_dir):
+        done = existing_uids(out_dir)
+        this_run: dict[str, str] = {}
+        sink = ShardSink(out_dir, int(max_shard_mb * 1e6), rows_per_group)
+        try:
+            for number, render_dir in enumerate(map(Path, render_dirs), start=1):
+                key = str(render_dir)
+                try:
+                    uid = render_uid(render_dir, read_asset_json(render_dir))
+                    if uid in this_run:
+                        raise ValueError(f"duplicate uid {uid}, already written from {this_run[uid]} in this run")
+                    if uid in done:
+                        report.skipped.append(key)
+                        log.info("[%d/%d] %s: uid %s already in %s, skipped", number, len(render_dirs), render_dir, uid, out_dir)
+                        continue
+                    row = row_from_render(render_dir, codec, crf, captions)
+                except (RenderContractError, ValueError, OSError) as exc:
+                    report.failed[key] = str(exc)
+                    log.error("[%d/%d] %s: failed: %s", number, len(render_dirs), render_dir, exc)
+                    continue
+                sink.add(row)
+                this_run[uid] = key
+                report.written.append(key)
+                log.info("[%d/%d] %s: uid %s encoded", number, len(render_dirs), render_dir, uid)
+            sink.close()
+        except BaseException:
+            sink.discard()
+            raise
+        report.shards = sink.published
+    return report
