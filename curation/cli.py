@@ -5,8 +5,9 @@
 
 ASSET is either a render directory (it holds transforms.json: decided from its frames and
 asset.json, no Blender) or an asset file (rendered first with the cheap preview preset into
-a temporary directory, then decided; ``--render-kept DIR`` then renders each kept asset with
-the quality settings into ``DIR/<file stem>``). One line per asset on stdout, in order:
+a temporary directory by one warm Blender worker shared by the run, then decided;
+``--render-kept DIR`` then renders each kept asset with the quality settings into
+``DIR/<file stem>``, replacing what is there). One line per asset on stdout, in order:
 ``ASSET<TAB>decision<TAB>reason<TAB>detail``, or with ``--json`` one JSON object per line
 with keys asset, decision, reason, detail, measures. Exit status 0 when every asset was
 judged (kept or rejected), 1 when any failed, 2 on bad arguments.
@@ -15,6 +16,7 @@ judged (kept or rejected), 1 when any failed, 2 on bad arguments.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from curation.config import CurationConfig
 from curation.decision import Decision, decide
+from curation.rules import failure_reason
 
 
 def decide_render_dir(root: Path, config: CurationConfig) -> Decision:
@@ -36,35 +39,40 @@ def decide_render_dir(root: Path, config: CurationConfig) -> Decision:
     return decide(sample.asset, frames, config)
 
 
-def _render_failure(exc: Exception) -> Decision:
-    stage = getattr(exc, "stage", None)
-    reason = "import_failed" if stage == "import" else "render_failed"
-    return Decision("failed", reason, {"error_stage": stage or "render"}, f"{type(exc).__name__}: {exc}")
+def _render_failure(exc) -> Decision:
+    """A renderer AssetError (``kind``, ``reason``) as a failed Decision."""
+    return Decision("failed", failure_reason(exc.kind), {"error_kind": exc.kind}, f"{exc.kind}: {exc}")
 
 
-def decide_asset_file(path: Path, config: CurationConfig, resolution: int, frames: int, render_kept: Path | None) -> Decision:
+def decide_asset_file(path: Path, renderer, config: CurationConfig, resolution: int, frames: int, render_kept: Path | None) -> Decision:
     """Render ``path`` with the preview preset, decide, and optionally quality-render it when kept.
 
-    A render error whose exception has ``stage == "import"`` is "import_failed"; any other
-    exception from the renderer is "render_failed".
+    Args:
+        renderer: a warm ``rendering.api.Renderer`` (one Blender worker for the whole run).
+        render_kept: when set, a kept asset is rendered with the quality defaults into
+            ``render_kept / path.stem`` (replacing what is there).
+
+    The renderer's AssetError becomes a failed Decision (its ``kind`` decides import_failed
+    or render_failed, see ``curation.rules.failure_reason``).
     """
-    from rendering.api import render_asset
+    from rendering.errors import AssetError
     from rendering.options import PREVIEW_PRESET, RenderOptions
 
     with tempfile.TemporaryDirectory(prefix="d4d-decide-") as tmp:
+        preview = Path(tmp) / "preview"
         try:
-            asset_json = render_asset(path, Path(tmp), RenderOptions(**PREVIEW_PRESET, resolution=resolution, frames=frames))
-        except Exception as exc:  # the renderer's failure is this asset's verdict, not ours
+            asset_json = renderer.render(path, preview, RenderOptions(**PREVIEW_PRESET, resolution=resolution, frames=frames))
+        except AssetError as exc:
             return _render_failure(exc)
         pre = decide(asset_json, None, config)
         if not pre.kept:
             return pre
-        decision = decide_render_dir(Path(tmp), config)
+        decision = decide_render_dir(preview, config)
     if decision.kept and render_kept is not None:
         out = render_kept / path.stem
         try:
-            render_asset(path, out, RenderOptions(frames=frames))
-        except Exception as exc:
+            renderer.render(path, out, RenderOptions(frames=frames), overwrite=True)
+        except AssetError as exc:
             return _render_failure(exc)
         decision.measures["render_dir"] = str(out)
     return decision
@@ -94,19 +102,25 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = load_config(args.config)
     any_failed = False
-    for asset in args.assets:
-        path = Path(asset)
-        if path.is_dir():
-            decision = decide_render_dir(path, config)
-        elif path.is_file():
-            decision = decide_asset_file(path, config, args.resolution, args.frames, args.render_kept)
-        else:
-            decision = Decision("failed", "import_failed", {}, f"{path}: no such file or directory")
-        any_failed |= decision.decision == "failed"
-        if args.json:
-            print(json.dumps({"asset": asset, **decision.to_json()}), flush=True)
-        else:
-            print(f"{asset}\t{decision.decision}\t{decision.reason or ''}\t{decision.detail}", flush=True)
+    with contextlib.ExitStack() as stack:
+        renderer = None
+        for asset in args.assets:
+            path = Path(asset)
+            if path.is_dir():
+                decision = decide_render_dir(path, config)
+            elif path.is_file():
+                if renderer is None:  # one warm Blender worker for every asset file of the run
+                    from rendering.api import Renderer
+
+                    renderer = stack.enter_context(Renderer())
+                decision = decide_asset_file(path, renderer, config, args.resolution, args.frames, args.render_kept)
+            else:
+                decision = Decision("failed", "import_failed", {"error_kind": "missing_file"}, f"missing_file: {path}: no such file or directory")
+            any_failed |= decision.decision == "failed"
+            if args.json:
+                print(json.dumps({"asset": asset, **decision.to_json()}), flush=True)
+            else:
+                print(f"{asset}\t{decision.decision}\t{decision.reason or ''}\t{decision.detail}", flush=True)
     return 1 if any_failed else 0
 
 

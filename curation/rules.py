@@ -15,6 +15,7 @@ import numpy as np
 from curation.alpha import border_fraction, coverage, empty_frames
 from curation.config import CurationConfig
 from curation.measures import motion_magnitude
+from curation.ssim import WINDOW_SIZE as SSIM_WINDOW
 from curation.ssim import frame_ssim
 
 Frames = dict[str, np.ndarray]
@@ -41,16 +42,25 @@ def _skip(why: str) -> RuleResult:
     return RuleResult(detail=why, skipped=True)
 
 
+#: Renderer failure kinds (rendering.errors.FAILURE_KINDS) that mean the asset could not be
+#: imported; every other kind (render_failed, timeout, crashed, ...) is a render failure.
+IMPORT_FAILURE_KINDS = ("missing_file", "empty_file", "unsupported_format", "import_failed", "missing_linked_files", "no_geometry")
+
+
+def failure_reason(kind: str | None) -> str:
+    """"import_failed" for an import-side renderer failure kind, else "render_failed"."""
+    return "import_failed" if kind in IMPORT_FAILURE_KINDS else "render_failed"
+
+
 def failure(asset_json: dict) -> RuleResult:
-    """``import_failed`` / ``render_failed`` from asset.json's ``error`` ({"stage", "message"}
-    or a string); stage "import" is an import failure, any other stage a render failure."""
+    """``import_failed`` / ``render_failed`` from asset.json's ``error``: the renderer's
+    ``AssetError.to_dict()`` ({"kind", "reason", "asset"}) or a plain string (a render failure)."""
     error = asset_json.get("error")
     if not error:
         return RuleResult()
-    stage = error.get("stage", "render") if isinstance(error, dict) else "render"
-    message = error.get("message", "") if isinstance(error, dict) else str(error)
-    reason = "import_failed" if stage == "import" else "render_failed"
-    return RuleResult({"error_stage": stage}, reason, f"{stage} failed: {message}".strip())
+    kind = error.get("kind") if isinstance(error, dict) else None
+    message = error.get("reason", "") if isinstance(error, dict) else str(error)
+    return RuleResult({"error_kind": kind or "render_failed"}, failure_reason(kind), f"{kind or 'render_failed'}: {message}")
 
 
 def animation(asset_json: dict, config: CurationConfig) -> RuleResult:
@@ -152,6 +162,10 @@ def front_ssim(frames: Frames, config: CurationConfig) -> RuleResult:
         source = "dynamic_vs_static"
     else:
         return _skip("no front video (nor dynamic+static with pairs from frame 0)")
+    if any(i == j for i, j in pairs):
+        return _skip(f"{len(video) if source == 'front' else len(dynamic)} frames are too few for distinct SSIM pairs {pairs}")
+    if min(images[0][0].shape[:2]) < SSIM_WINDOW:
+        return _skip(f"frames of {images[0][0].shape[:2]} pixels are smaller than the {SSIM_WINDOW}px SSIM window")
     values = [frame_ssim(a, b, config.ssim_channels, config.ssim_background) for a, b in images]
     result = RuleResult({"ssim_source": source, "ssim_frame_pairs": [list(p) for p in pairs], "ssim": values})
     quantifier = {"all": all, "any": any}

@@ -85,7 +85,7 @@ def composite(frame: np.ndarray, background: float = 0.0) -> np.ndarray:
 
 
 def frame_ssim(a: np.ndarray, b: np.ndarray, channels: str = "luma", background: float = 0.0) -> float:
-    """SSIM of two rendered frames [H, W, 3|4] (uint8 or float in [0, 1]) at the 0..255 scale.
+    """SSIM of two whole rendered frames [H, W, 3|4] (uint8 or float in [0, 1]) at the 0..255 scale.
 
     Args:
         channels: "luma" compares BT.601 luma; "rgb" averages the three per-channel SSIMs.

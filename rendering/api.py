@@ -30,6 +30,9 @@ from rendering.blender.importers import SUPPORTED_EXTENSIONS
 from rendering.errors import AssetError
 from rendering.options import RenderOptions
 
+#: Seconds a new worker may take to load Blender before it counts as broken.
+WORKER_START_TIMEOUT_S = 120.0
+
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
@@ -100,6 +103,10 @@ class Renderer:
         log.close()
         self._jobs = 0
         self.workers_started += 1
+        # Blender's start-up is not charged to the first asset's render timeout.
+        reply = self._read_reply(WORKER_START_TIMEOUT_S, what="start")
+        if not reply.get("ready"):
+            raise RuntimeError(f"Blender worker sent {reply!r} instead of its ready line")
 
     def _stop(self, kill: bool = False) -> None:
         proc, self._proc = self._proc, None
@@ -149,10 +156,13 @@ class Renderer:
             self._proc.stdin.flush()
         except BrokenPipeError:
             pass  # the worker died on start; reported below
+        return self._read_reply(timeout_s, what="render")
+
+    def _read_reply(self, timeout_s: float, what: str) -> dict:
         ready, _, _ = select.select([self._proc.stdout], [], [], timeout_s)
         if not ready:
             self._stop(kill=True)
-            raise AssetError("timeout", f"render timed out after {timeout_s:g} s (Blender killed)")
+            raise AssetError("timeout", f"{what} timed out after {timeout_s:g} s (Blender killed)")
         line = self._proc.stdout.readline()
         if not line:
             code = self._proc.wait()
@@ -180,10 +190,7 @@ class Renderer:
         if out.exists() and not overwrite:
             raise FileExistsError(f"{out}: output directory exists (use overwrite to replace it)")
         started = time.perf_counter()
-        try:
-            source = check_asset_file(asset)
-        except AssetError:
-            raise
+        source = check_asset_file(asset)
         out.parent.mkdir(parents=True, exist_ok=True)
         partial = out.with_name(f".{out.name}.partial-{uuid.uuid4().hex[:8]}")
         partial.mkdir()

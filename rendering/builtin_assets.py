@@ -38,11 +38,11 @@ def _material(bpy, name: str, rgb: tuple[float, float, float]):
 
 
 def _two_tone(bpy, obj, name: str, first: tuple, second: tuple) -> None:
-    """Give faces on the +X half one colour and the rest another, so rotation is visible."""
+    """Give faces on the +X side one colour and the rest another, so rotation and handedness show."""
     obj.data.materials.append(_material(bpy, f"{name}_a", first))
     obj.data.materials.append(_material(bpy, f"{name}_b", second))
     for poly in obj.data.polygons:
-        poly.material_index = 0 if poly.center.x >= 0 else 1
+        poly.material_index = 0 if poly.center.x > 1e-6 else 1
 
 
 def _key(obj, path: str, frame: float, value) -> None:
@@ -54,6 +54,9 @@ def _build_rigid(bpy) -> None:
     bpy.ops.mesh.primitive_cube_add(size=1.0)
     box = bpy.context.active_object
     box.name = "rigid_box"
+    bpy.ops.object.mode_set(mode="EDIT")
+    bpy.ops.mesh.subdivide(number_cuts=1)
+    bpy.ops.object.mode_set(mode="OBJECT")
     box.scale = (1.0, 0.6, 0.4)
     _two_tone(bpy, box, "rigid", (0.9, 0.25, 0.1), (0.1, 0.4, 0.9))
     _key(box, "location", 1, (-0.6, 0.0, 0.0))

@@ -78,3 +78,26 @@ def sample_timeline(span: Span | None, n_frames: int, fallback_frame: float, min
         return TimeSampling(start, start, frames, times, False, f"no animation: animated span {end - start:g} frames is shorter than {min_span_frames:g}")
     frames = start + (end - start) * times
     return TimeSampling(start, end, frames, times, True, f"animated span of the driving channels: frames {start:g}..{end:g}")
+
+
+def trim_still_ends(probe_frames: np.ndarray, tracks: list, tolerance: float = 1e-6) -> Span | None:
+    """Cut the still head and tail off a span probed at ``probe_frames`` [P].
+
+    Args:
+        probe_frames: increasing Blender frames covering the span.
+        tracks: [P] vertex arrays [M, 3] evaluated at each probe frame (None where the topology
+            changed, which counts as motion).
+        tolerance: a probe-to-probe vertex displacement below this counts as still.
+
+    Returns:
+        (first frame before motion starts, first frame after it stops), or None when nothing moves.
+    """
+    moving = []
+    for i in range(len(tracks) - 1):
+        a, b = tracks[i], tracks[i + 1]
+        moving.append(a is None or b is None or a.shape != b.shape or bool(np.any(np.abs(a - b) > tolerance)))
+    if not any(moving):
+        return None
+    first = moving.index(True)
+    last = len(moving) - 1 - moving[::-1].index(True)
+    return (float(probe_frames[first]), float(probe_frames[last + 1]))

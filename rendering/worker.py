@@ -1,7 +1,7 @@
 """A warm Blender worker process: reads render jobs (JSON lines) on stdin, answers on stdout.
 
 Started by rendering.api.Renderer, never by hand. Blender's own output goes to stderr so the
-reply channel stays clean. One job: {"asset", "out", "options", "source",
+reply channel stays clean. It first answers {"ready": true} once Blender is loaded. One job: {"asset", "out", "options", "source",
 "allow_missing_files"}; one reply: {"ok": true, "asset": {...}} or {"ok": false, "kind",
 "reason"}.
 """
@@ -24,6 +24,8 @@ def main() -> int:
     from rendering.errors import AssetError
     from rendering.options import RenderOptions
 
+    replies.write(json.dumps({"ready": True, "blender": bpy.app.version_string}) + "\n")
+    replies.flush()
     for line in sys.stdin:
         job = json.loads(line)
         try:

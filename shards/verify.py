@@ -89,8 +89,9 @@ def verify_shards(shard_dir: str | Path, progress: Callable[[Path, int], None] |
             try:
                 rows = parquet.read_row_group(group).to_pylist()
             except Exception as exc:  # damaged pages surface as OSError or ArrowInvalid
-                problems.append(Problem(path, f"row group {group} (rows from {index}) unreadable ({type(exc).__name__}: {exc})"))
-                index += parquet.metadata.row_group(group).num_rows
+                count = parquet.metadata.row_group(group).num_rows
+                problems.append(Problem(path, f"row group {group} (rows {index}-{index + count - 1}) unreadable ({type(exc).__name__}: {exc})"))
+                index += count
                 continue
             for row in rows:
                 problems += [Problem(path, issue, index, row["uid"]) for issue in row_problems(row, tensors)]

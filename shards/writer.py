@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rendering.contract import RenderContractError
-from shards.files import AtomicParquetFile, list_shards, next_shard_index, shard_name, writer_lock
+from shards.files import FOOTER_BYTES_PER_GROUP, AtomicParquetFile, list_shards, next_shard_index, shard_name, writer_lock
 from shards.from_render import read_asset_json, render_uid, row_from_render
 from shards.schema import shard_schema
 from shards.video import DEFAULT_CRF
@@ -68,7 +68,7 @@ class ShardSink:
             return
         table = pa.Table.from_pylist(self.pending, schema=self.schema)
         self.pending = []
-        if self.current is not None and self.current.size() + table.nbytes > self.max_shard_bytes:
+        if self.current is not None and self.current.size() + table.nbytes + FOOTER_BYTES_PER_GROUP > self.max_shard_bytes:
             self._publish()
         if self.current is None:
             self.current = AtomicParquetFile(self.shard_dir / shard_name(next_shard_index(self.shard_dir)), self.schema)
@@ -76,7 +76,7 @@ class ShardSink:
 
     def _publish(self) -> None:
         path = self.current.publish()
-        log.info("published %s (%d rows, %.1f MB)", path, self.current.rows, path.stat().st_size / 1e6)
+        log.info("published %s (%d rows, %.2f MB)", path, self.current.rows, path.stat().st_size / 1e6)
         self.published.append(path)
         self.current = None
 

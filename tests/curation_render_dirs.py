@@ -72,7 +72,7 @@ def make_render_dir(
         empty: every frame fully transparent.
         noise_after_start: the front video's frames after the first show random noise
             instead of the disc (a distorted render).
-        error: written as asset.json "error" (a failed render).
+        error: written as asset.json "error" (a failed render, as rendering.errors.AssetError.to_dict()).
     """
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

@@ -48,7 +48,7 @@ def raycast(c2w: np.ndarray, width: int, height: int, focal: float, t: float, su
         hit = disc > 0
         depth = np.where(hit, -b - np.sqrt(np.maximum(disc, 0)), np.inf)
         closer = hit & (depth > 0) & (depth < best)
-        point = origin + dirs * depth[..., None]
+        point = origin + dirs * np.where(closer, depth, 0.0)[..., None]
         normal = (point - centre) / radius
         albedo = np.where((normal[..., 0] > 0)[..., None], col_pos, col_neg)
         shade = 0.35 + 0.65 * np.clip(normal @ LIGHT, 0, 1)

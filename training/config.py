@@ -31,6 +31,9 @@ class TrainConfig:
     """Frame side in pixels (the paper: 256); input videos of another size are resized."""
     caption_prefix: str = "a dynamic asset, "
     """Prepended to every caption (the paper: Cap3D describes static objects)."""
+    background: float = 1.0
+    """Grey level in [0, 1] the transparent renders are composited over (1.0: white, d4d's
+    choice); sampling composites its condition images the same way."""
 
     learning_rate: float = 3e-5
     """Peak learning rate (the paper: constant 3e-5)."""
@@ -70,9 +73,11 @@ class TrainConfig:
     zero-motion static reference ebar(z, y) (d4d's choice)."""
     motion_loss_weight: float = 1.0
     """w in L = L_ldm + w * L_mr (the paper does not state it; d4d's choice)."""
-    motion_loss_weighting: str = "alpha_bar"
-    """Per-sample weight of L_mr: "alpha_bar" multiplies it by alpha_bar_t, because z0_hat is
-    1/sqrt(alpha_bar_t) times as noisy as the prediction at large t; "none" is the paper's plain form."""
+    motion_loss_weighting: str = "alpha_bar_squared"
+    """Per-clip weight of L_mr (d4d's choice): "alpha_bar_squared" multiplies it by alpha_bar_t^2.
+    z0_hat's error is the prediction's error times sqrt((1 - alpha_bar_t) / alpha_bar_t), and L_mr
+    is the square of a squared norm, so unweighted it grows like alpha_bar_t^-2 at large t and
+    swamps L_ldm; the weight keeps it bounded. "none" is the paper's plain form."""
 
     use_ema: bool = True
     """Keep an exponential moving average of the trainable weights; the exported model uses it."""
@@ -95,12 +100,14 @@ class TrainConfig:
             raise ValueError(f"task: got {self.task!r}, expected one of {TASKS}")
         if self.prediction_type not in ("epsilon", "v_prediction"):
             raise ValueError(f"prediction_type: got {self.prediction_type!r}, expected 'epsilon' or 'v_prediction'")
-        if self.motion_loss_weighting not in ("alpha_bar", "none"):
-            raise ValueError(f"motion_loss_weighting: got {self.motion_loss_weighting!r}, expected 'alpha_bar' or 'none'")
+        if self.motion_loss_weighting not in ("alpha_bar_squared", "none"):
+            raise ValueError(f"motion_loss_weighting: got {self.motion_loss_weighting!r}, expected 'alpha_bar_squared' or 'none'")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise ValueError(f"mixed_precision: got {self.mixed_precision!r}, expected 'no', 'fp16' or 'bf16'")
         if not (0.0 <= self.p_uncond and 0.0 <= self.p_no_motion and self.p_uncond + self.p_no_motion <= 1.0):
             raise ValueError(f"p_uncond={self.p_uncond}, p_no_motion={self.p_no_motion}: rates must be >= 0 and sum to <= 1")
+        if not 0.0 <= self.background <= 1.0:
+            raise ValueError(f"background: got {self.background}, expected a grey level in [0, 1]")
         for name in ("num_frames", "resolution", "train_batch_size", "gradient_accumulation_steps", "max_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: got {getattr(self, name)}, expected >= 1")

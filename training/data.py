@@ -131,3 +131,41 @@ class EpochBatches:
         loader = DataLoader(Subset(self.dataset, indices), batch_size=self.batch_size, shuffle=False,
                             num_workers=self.num_workers, collate_fn=list)
         yield from loader
+
+    def first_sample(self) -> dict:
+        """A fixed sample (the dataset's first) whose conditions drive the validation videos."""
+        return self.dataset[0]
+
+
+class ShardBatches:
+    """This process's micro-batches from shards (shards.dataset.ShardDataset), resumable like EpochBatches.
+
+    The shard reader owns the order (seeded by seed and epoch, split over ranks with
+    ``drop_last``); ``batches(epoch, start)`` restarts it ``start * batch_size`` samples into
+    the epoch. ``tensors`` names cached columns to read (training.latent_cache).
+    """
+
+    def __init__(self, shard_dir, videos: Sequence[str], tensors: Sequence[str], batch_size: int, seed: int,
+                 background: float, rank: int = 0, world_size: int = 1, num_workers: int = 0):
+        from shards.dataset import ShardDataset
+
+        self.dataset = ShardDataset(shard_dir, videos=videos, tensors=tuple(tensors), shuffle=True, seed=seed,
+                                    rank=rank, world_size=world_size, batch_size=batch_size, drop_last=True,
+                                    background=background)
+        self.batch_size, self.num_workers = batch_size, num_workers
+        if len(self) < 1:
+            raise ValueError(f"{shard_dir}: {self.dataset.num_samples} samples, fewer than one global batch "
+                             f"({batch_size} x {world_size} processes)")
+
+    def __len__(self) -> int:
+        return len(self.dataset) // self.batch_size
+
+    def batches(self, epoch: int, start: int = 0) -> Iterator[list[dict]]:
+        state = {**self.dataset.state_dict(), "epoch": epoch, "consumed": start * self.batch_size}
+        self.dataset.load_state_dict(state)
+        loader = DataLoader(self.dataset, batch_size=self.batch_size, num_workers=self.num_workers,
+                            collate_fn=list, drop_last=True)
+        yield from loader
+
+    def first_sample(self) -> dict:
+        return next(iter(self.batches(0)))[0]

@@ -44,12 +44,13 @@ class Diffusion4DPipeline(DiffusionPipeline):
 
     def __init__(self, unet, motion_embedding, vae, scheduler, tokenizer=None, text_encoder=None, image_encoder=None,
                  task: str = "text", num_frames: int = 24, resolution: int = 256,
-                 caption_prefix: str = "a dynamic asset, ", default_motion_magnitude: float = 0.0,
+                 caption_prefix: str = "a dynamic asset, ", background: float = 1.0, default_motion_magnitude: float = 0.0,
                  added_time_ids: list[float] | None = None):
         super().__init__()
         self.register_modules(unet=unet, motion_embedding=motion_embedding, vae=vae, scheduler=scheduler,
                               tokenizer=tokenizer, text_encoder=text_encoder, image_encoder=image_encoder)
         self.register_to_config(task=task, num_frames=num_frames, resolution=resolution, caption_prefix=caption_prefix,
+                                background=float(background),
                                 default_motion_magnitude=float(default_motion_magnitude),
                                 added_time_ids=list(added_time_ids or DEFAULT_ADDED_TIME_IDS))
 

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import ast
 import csv
 import re
 import uuid
@@ -83,13 +84,20 @@ class IdIndex:
         return len({id(r) for r in self._by_key.values()})
 
 
-def load_id_list(path: str | Path) -> list[str]:
+def load_id_list(path: str | Path, min_animation_count: int | None = None) -> list[str]:
     """Identifiers from a released ID list.
 
     ``.txt``: one identifier per line (blank lines and ``#`` comments skipped), as in
-    Diffusion4D's ``ObjV1_all_animated.txt`` / ``ObjV1_curated.txt``. ``.csv``: a header row;
-    the first column named one of ``sha256``, ``fileIdentifier``, ``uid``, ``save_uid``,
-    ``id`` is used (in that order of preference), else the first column.
+    Diffusion4D's ``ObjV1_all_animated.txt`` / ``ObjV1_curated.txt`` (1.0 uids) and the
+    save_uid lists of its XL subset. ``.csv``: a header row; the first column named one of
+    ``sha256``, ``fileIdentifier``, ``file_identifier``, ``uid``, ``save_uid``, ``id`` is used
+    (in that order of preference), else the first column.
+
+    Args:
+        min_animation_count: CSV only: keep rows whose ``meta`` column (a Python dict
+            literal, as in Diffusion4D's ``meta_xl_animation_tot.csv``, which Objaverse-XL's
+            Blender metadata pass wrote) has ``animation_count`` >= this. Rows without a
+            readable count are dropped. None keeps every row.
     """
     path = Path(path)
     try:
@@ -102,9 +110,26 @@ def load_id_list(path: str | Path) -> list[str]:
     if not rows:
         return []
     header = rows[0]
-    column = 0
-    for name in ("sha256", "fileIdentifier", "uid", "save_uid", "id"):
-        if name in header:
-            column = header.index(name)
-            break
-    return [row[column].strip() for row in rows[1:] if len(row) > column and row[column].strip()]
+    column = next(
+        (header.index(n) for n in ("sha256", "fileIdentifier", "file_identifier", "uid", "save_uid", "id") if n in header), 0
+    )
+    if min_animation_count is not None and "meta" not in header:
+        raise ValueError(f"{path}: min_animation_count needs a 'meta' column, header is {header}")
+    meta = header.index("meta") if "meta" in header else None
+    out = []
+    for row in rows[1:]:
+        if len(row) <= column or not row[column].strip():
+            continue
+        if min_animation_count is not None and _animation_count(row[meta] if len(row) > meta else "") < min_animation_count:
+            continue
+        out.append(row[column].strip())
+    return out
+
+
+def _animation_count(meta: str) -> int:
+    """``animation_count`` from a Python dict literal; -1 when absent or unreadable."""
+    try:
+        value = ast.literal_eval(meta)
+        return int(value.get("animation_count", -1)) if isinstance(value, dict) else -1
+    except (ValueError, SyntaxError, TypeError):
+        return -1

@@ -7,8 +7,27 @@ import numpy as np
 GEOMETRY_TYPES = {"MESH", "CURVE", "SURFACE", "META", "FONT"}
 
 
+def _render_visible_collections(bpy) -> set:
+    """Collections whose objects render: not hidden from renders, not excluded, nor any parent."""
+    visible, stack = set(), [(bpy.context.scene.collection, bpy.context.view_layer.layer_collection)]
+    while stack:
+        collection, layer = stack.pop()
+        visible.add(collection.name_full)
+        for child in layer.children:
+            if not (child.exclude or child.collection.hide_render):
+                stack.append((child.collection, child))
+    return visible
+
+
 def renderable_objects(bpy) -> list:
-    return [o for o in bpy.context.scene.objects if o.type in GEOMETRY_TYPES and not o.hide_render]
+    """Geometry that renders: not hidden from renders and in a rendered collection (the glTF
+    importer, for one, keeps bone display shapes in a collection hidden from renders)."""
+    visible = _render_visible_collections(bpy)
+    return [
+        o
+        for o in bpy.context.scene.objects
+        if o.type in GEOMETRY_TYPES and not o.hide_render and any(c.name_full in visible for c in o.users_collection)
+    ]
 
 
 def set_frame(bpy, frame: float) -> None:
@@ -17,8 +36,8 @@ def set_frame(bpy, frame: float) -> None:
     bpy.context.scene.frame_set(whole, subframe=float(frame - whole))
 
 
-def _world_vertices(obj, depsgraph) -> np.ndarray:
-    """Evaluated vertices of one object in world space, [N, 3] float64."""
+def _world_vertices(obj, depsgraph) -> tuple[np.ndarray, int]:
+    """Evaluated vertices of one object in world space [N, 3] float64, and its polygon count."""
     evaluated = obj.evaluated_get(depsgraph)
     mesh = evaluated.to_mesh()
     try:

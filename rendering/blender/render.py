@@ -19,10 +19,12 @@ from rendering.contract import read_rgba
 from rendering.errors import AssetError
 from rendering.manifest import ASSET_SCHEMA_VERSION, frame_file, transforms_json, video_cameras
 from rendering.options import RenderOptions
-from rendering.timeline import sample_timeline
+from rendering.timeline import sample_timeline, trim_still_ends
 
 #: Largest vertex displacement (normalised-scene units) below which an "animated" asset is still.
 STILL_DISPLACEMENT = 1e-5
+#: Frames probed to find where a cache (Alembic, USD) really moves.
+CACHE_PROBES = 65
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -58,7 +60,12 @@ def render_in_process(bpy, asset_path: Path, out_dir: Path, options: RenderOptio
     clock = time.perf_counter()
     bscene = bpy.context.scene
     sources = animation.find_animation_sources(bpy)
-    sampling = sample_timeline(animation.animated_span(sources), options.frames, float(bscene.frame_start))
+    span = animation.animated_span(sources)
+    if span is not None and any(s["kind"] == "cache" and s["plays"] for s in sources):
+        # Caches carry no keys to read a span from: probe the geometry and drop still ends.
+        probe = np.linspace(span[0], span[1], CACHE_PROBES)
+        span = trim_still_ends(probe, geometry.sample_geometry(bpy, probe, max_vertices_per_object=2000)["tracks"]) or span
+    sampling = sample_timeline(span, options.frames, float(bscene.frame_start))
     sampled = geometry.sample_geometry(bpy, sampling.frames)
     if sampled["vertices"] == 0 or not np.all(np.isfinite(sampled["bbox_min"])):
         raise AssetError("no_geometry", "the imported objects have no vertices")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rendering.blender.geometry import renderable_objects
 from rendering.options import RenderOptions
 
 #: Directions (azimuth, elevation in degrees) the four sun lights shine from, as in the released
@@ -30,7 +31,7 @@ def remove_cameras_and_lights(bpy) -> None:
 
 def scene_counts(bpy) -> dict:
     objects = list(bpy.context.scene.objects)
-    meshes = [o for o in objects if o.type == "MESH"]
+    meshes = [o for o in renderable_objects(bpy) if o.type == "MESH"]
     return {
         "objects": len(objects),
         "meshes": len(meshes),

@@ -1,0 +1,92 @@
+"""Resolve d4d-reconstruct's INPUT into a render sample (rendering.contract.RenderSample).
+
+Accepted forms:
+
+- a render directory (d4d-render output) or a d4d-sample output directory: both follow the
+  render contract (docs/conventions.md) and are read with ``rendering.contract.load_render``;
+- a shard row, ``SHARD.parquet#N`` (row N, 0-based, of that shard file) or
+  ``SHARD.parquet#UID`` (the row whose ``uid`` column is UID). Only the row group holding
+  the row is read; its videos are decoded with the shards package's
+  ``shards.video.decode_rgba`` (PyAV).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from rendering.contract import RenderSample, VideoFrames, load_render
+
+
+def parse_shard_spec(spec: str) -> tuple[Path, int | str] | None:
+    """(shard path, row index or uid) for ``FILE.parquet#KEY``; None for any other string."""
+    path, sep, key = spec.rpartition("#")
+    if not sep or not path.endswith(".parquet") or not key:
+        return None
+    return Path(path), int(key) if key.isdigit() else key
+
+
+def load_shard_row(path: Path, key: int | str, videos: tuple[str, ...]) -> RenderSample:
+    """One shard row as a RenderSample (uint8 RGBA frames, cameras, times); ValueError naming the row otherwise."""
+    import pyarrow.parquet as pq
+
+    from shards.video import decode_rgba
+
+    if not path.is_file():
+        raise ValueError(f"{path}: shard file not found")
+    shard = pq.ParquetFile(path)
+    if isinstance(key, int):
+        if key >= shard.metadata.num_rows:
+            raise ValueError(f"{path}#{key}: the shard has {shard.metadata.num_rows} rows")
+        index = key
+    else:
+        uids = shard.read(columns=["uid"]).column("uid").to_pylist()
+        if key not in uids:
+            raise ValueError(f"{path}#{key}: no row with that uid")
+        index = uids.index(key)
+    group, offset = 0, index
+    while offset >= shard.metadata.row_group(group).num_rows:
+        offset -= shard.metadata.row_group(group).num_rows
+        group += 1
+    columns = ["uid", "width", "height", "camera_angle_x", "K", "asset_json"]
+    columns += [f"{v}_{suffix}" for v in videos for suffix in ("video", "c2w", "times", "azimuth_deg")]
+    row = shard.read_row_group(group, columns=columns).slice(offset, 1).to_pylist()[0]
+    where = f"{path}#{key} (uid {row['uid']})"
+    sample = RenderSample(
+        root=Path(f"{path}#{key}"),
+        width=row["width"],
+        height=row["height"],
+        camera_angle_x=row["camera_angle_x"],
+        K=np.asarray(row["K"], dtype=np.float64).reshape(3, 3),
+        asset=json.loads(row["asset_json"]) if row["asset_json"] else {},
+    )
+    for video in videos:
+        if row[f"{video}_video"] is None:
+            continue
+        rgba = decode_rgba(row[f"{video}_video"])
+        times = np.asarray(row[f"{video}_times"], dtype=np.float64)
+        if rgba.shape[:3] != (len(times), sample.height, sample.width):
+            raise ValueError(f"{where}: {video} video decodes to {list(rgba.shape[:3])}, expected {[len(times), sample.height, sample.width]}")
+        sample.videos[video] = VideoFrames(
+            name=video,
+            rgba=rgba,
+            c2w=np.asarray(row[f"{video}_c2w"], dtype=np.float64).reshape(-1, 4, 4),
+            times=times,
+            azimuths_deg=np.asarray(row[f"{video}_azimuth_deg"] or [np.nan] * len(times), dtype=np.float64),
+            files=[f"{video}#{i}" for i in range(len(times))],
+        )
+    if not sample.videos:
+        raise ValueError(f"{where}: none of the videos {videos} is present")
+    return sample
+
+
+def load_input(spec: str, videos: tuple[str, ...] = ("dynamic", "static")) -> RenderSample:
+    """A render directory, a d4d-sample output directory, or ``SHARD.parquet#ROW`` as a RenderSample."""
+    shard = parse_shard_spec(spec)
+    if shard is not None:
+        return load_shard_row(shard[0], shard[1], videos)
+    if Path(spec).is_dir():
+        return load_render(spec, videos=videos)
+    raise ValueError(f"{spec}: not a render directory nor SHARD.parquet#ROW")

@@ -1,0 +1,119 @@
+"""Write a reconstruction's output directory and load it back.
+
+    OUT/
+      canonical.ply             canonical Gaussians (INRIA 3DGS layout)
+      frames/000.ply ...        the Gaussians at each frame time of the input's dynamic orbit
+      deformation.safetensors   the HexPlane deformation field (config JSON in its metadata)
+      turntable.mp4             novel views (between the training azimuths, raised elevation)
+                                while time sweeps 0 -> 1
+      metrics.json              held-out PSNR / SSIM per view and mean, LPIPS (null + reason),
+                                Gaussian count, timings, backend, the full config
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rendering.cameras import orbit_c2w
+from reconstruction.config import ReconstructConfig
+from reconstruction.deformation import DeformationField
+from reconstruction.export import load_deformation, ply_bytes, read_ply, save_deformation, write_bytes_atomic, write_json_atomic, write_video
+from reconstruction.trainer import Reconstruction, gaussians_at
+from reconstruction.views import viewmats_from_c2w
+
+LPIPS_REASON = "LPIPS needs pretrained network weights (AlexNet/VGG) that are not available offline in this environment"
+
+
+def turntable_cameras(config: ReconstructConfig, distance: float, n_train_views: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Viewmats [F, 4, 4] (OpenCV) on an orbit offset by half a training step, and times [F] sweeping 0..1."""
+    frames = config.turntable_frames
+    azimuths = 180.0 / max(n_train_views, 1) + 360.0 * np.arange(frames) / frames
+    viewmats = torch.from_numpy(viewmats_from_c2w(orbit_c2w(azimuths, config.turntable_elevation_deg, distance))).float()
+    return viewmats, torch.linspace(0.0, 1.0, frames)
+
+
+def write_outputs(result: Reconstruction, frame_times: np.ndarray, K: np.ndarray, width: int, height: int, camera_distance: float, out: Path, extra: dict) -> dict:
+    """Write OUT (see the module docstring) and return the metrics dict written to metrics.json.
+
+    Args:
+        frame_times: [T] times of the per-frame PLYs (the dynamic orbit's frame times).
+        K: [3, 3] intrinsics of the turntable. width, height: its size, pixels.
+        camera_distance: turntable orbit radius (world units).
+        extra: more keys for metrics.json (e.g. the input and device).
+    """
+    start = time.perf_counter()
+    out = Path(out)
+    (out / "frames").mkdir(parents=True, exist_ok=True)
+    params, deformation = result.params, result.deformation
+    with torch.no_grad():
+        write_bytes_atomic(out / "canonical.ply", ply_bytes(params["means"], params["sh0"], params["opacities"], params["scales"], params["quats"]))
+        for i, t in enumerate(frame_times):
+            g = gaussians_at(params, deformation, float(t))
+            write_bytes_atomic(out / "frames" / f"{i:03d}.ply", ply_bytes(g.means, g.sh0, g.opacity_logits, g.log_scales, g.quats))
+    if deformation is not None:
+        save_deformation(out / "deformation.safetensors", deformation.state_dict(), result.config.to_dict())
+    viewmats, times = turntable_cameras(result.config, camera_distance, len(frame_times))
+    Ks = torch.from_numpy(np.asarray(K)).float()[None].repeat(len(times), 1, 1)
+    frames = result.render(viewmats, Ks, times, width, height, result.config.eval_background)
+    write_video(out / "turntable.mp4", (frames.cpu().numpy() * 255).round().astype(np.uint8))
+    heldout = result.evaluate() if len(result.heldout) else {"psnr": None, "ssim": None, "views": []}
+    result.timings["export"] = time.perf_counter() - start
+    metrics = {
+        "heldout": {
+            "psnr": heldout["psnr"],
+            "ssim": heldout["ssim"],
+            "lpips": None,
+            "lpips_reason": LPIPS_REASON,
+            "background": list(result.config.eval_background),
+            "views": heldout["views"],
+        },
+        "n_gaussians": int(params["means"].shape[0]),
+        "backend": result.backend,
+        "timings_s": {k: round(v, 3) for k, v in result.timings.items()},
+        "history": result.history,
+        "frames": len(frame_times),
+        "config": result.config.to_dict(),
+        **extra,
+    }
+    for key in ("psnr", "ssim"):
+        if metrics["heldout"][key] is not None and not math.isfinite(metrics["heldout"][key]):
+            metrics["heldout"][key] = None  # a perfect reconstruction; JSON has no infinity
+    for view in metrics["heldout"]["views"]:
+        if not math.isfinite(view["psnr"]):
+            view["psnr"] = None
+    write_json_atomic(out / "metrics.json", metrics)
+    return metrics
+
+
+def load_reconstruction(out: Path, device: str | torch.device = "cpu") -> tuple[torch.nn.ParameterDict, DeformationField | None, ReconstructConfig]:
+    """(canonical Gaussians, deformation field or None, config) from an output directory."""
+    out = Path(out)
+    ply = read_ply(out / "canonical.ply")
+
+    def cols(*names: str) -> torch.Tensor:
+        return torch.from_numpy(np.stack([ply[n] for n in names], -1))
+
+    params = torch.nn.ParameterDict(
+        {
+            "means": torch.nn.Parameter(cols("x", "y", "z")),
+            "scales": torch.nn.Parameter(cols("scale_0", "scale_1", "scale_2")),
+            "quats": torch.nn.Parameter(cols("rot_0", "rot_1", "rot_2", "rot_3")),
+            "opacities": torch.nn.Parameter(torch.from_numpy(ply["opacity"])),
+            "sh0": torch.nn.Parameter(cols("f_dc_0", "f_dc_1", "f_dc_2")),
+        }
+    ).to(device)
+    deformation_path = out / "deformation.safetensors"
+    if not deformation_path.exists():
+        config = ReconstructConfig.from_dict(json.loads((out / "metrics.json").read_text())["config"])
+        return params, None, config
+    state, config_dict = load_deformation(deformation_path)
+    config = ReconstructConfig.from_dict(config_dict)
+    deformation = DeformationField(config.deformation)
+    deformation.load_state_dict(state)
+    return params, deformation.to(device), config

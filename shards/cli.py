@@ -1,0 +1,71 @@
+"""d4d-shards: write render directories into Parquet shards, verify shards.
+
+    d4d-shards write RENDER_DIR [RENDER_DIR ...] --out SHARD_DIR [--codec lossy|lossless]
+                     [--crf N] [--max-shard-mb N] [--rows-per-group N] [--captions CSV]
+    d4d-shards write @dirs.txt --out SHARD_DIR     (one render directory per line)
+    d4d-shards verify SHARD_DIR
+
+Exit status: 0 when everything was written / verified, 1 when a render directory failed or a
+shard has a problem (each named on stderr), 2 for bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from shards.captions import load_captions
+from shards.schema import SCHEMA_VERSION
+from shards.verify import verify_shards
+from shards.video import CODECS, DEFAULT_CRF
+from shards.writer import write_shards
+
+log = logging.getLogger("d4d-shards")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="d4d-shards", description=f"Parquet/video shards of d4d renders (schema version {SCHEMA_VERSION}).", fromfile_prefix_chars="@")
+    commands = parser.add_subparsers(dest="command", required=True)
+    write = commands.add_parser("write", help="encode render directories into shards (skips uids already written)", fromfile_prefix_chars="@")
+    write.add_argument("render_dirs", nargs="+", metavar="RENDER_DIR", help="render directories (d4d-render output); @FILE reads them from FILE, one per line")
+    write.add_argument("--out", required=True, help="shard directory (created if missing)")
+    write.add_argument("--codec", choices=sorted(CODECS), default="lossy", help="lossy: VP9 yuva420p WebM; lossless: FFV1 bgra Matroska (default lossy)")
+    write.add_argument("--crf", type=int, default=DEFAULT_CRF, help=f"VP9 constant quality 0..63 of the lossy codec, lower is better (default {DEFAULT_CRF})")
+    write.add_argument("--max-shard-mb", type=float, default=512.0, help="close a shard before it grows past this many MB (default 512)")
+    write.add_argument("--rows-per-group", type=int, default=4, help="rows per Parquet row group (default 4)")
+    write.add_argument("--captions", help="Cap3D caption CSV (no header: identifier, caption); overrides asset.json captions")
+    verify = commands.add_parser("verify", help="check schema, hashes, videos and frame counts of every shard")
+    verify.add_argument("shard_dir", metavar="SHARD_DIR")
+    return parser
+
+
+def run_write(args: argparse.Namespace) -> int:
+    captions = load_captions(args.captions) if args.captions else None
+    report = write_shards(args.render_dirs, args.out, args.codec, args.crf, args.max_shard_mb, args.rows_per_group, captions)
+    print(f"{len(report.written)} written, {len(report.skipped)} already present, {len(report.failed)} failed; {len(report.shards)} new shards in {args.out}")
+    for render_dir, reason in report.failed.items():
+        print(f"failed: {render_dir}: {reason}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    rows, problems = verify_shards(args.shard_dir, progress=lambda path, n: log.info("checked %s (%d rows)", path, n))
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    print(f"{rows} rows checked, {len(problems)} problems" + ("" if problems else f"; {args.shard_dir} is valid"))
+    return 1 if problems else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    try:
+        return run_write(args) if args.command == "write" else run_verify(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"d4d-shards {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,330 @@
+"""Asset sources against a local objaverse cache laid out exactly as objaverse 0.1.7 expects,
+read through the real objaverse package, with the network blocked."""
+
+import hashlib
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+import objaverse
+import objaverse.xl as oxl
+from objaverse.utils import get_uid_from_str
+
+from curation.sources import (
+    AssetRecord,
+    ChecksumMismatch,
+    IdIndex,
+    InvalidAsset,
+    LocalFolderSource,
+    MissingFromCache,
+    ObjaverseV1Source,
+    ObjaverseXLSource,
+    V1Filter,
+    XLFilter,
+    identifier_kind,
+    load_id_list,
+    save_uid,
+)
+from objaverse_cache import animated_triangle_glb, build_v1_cache, v1_annotation, write_xl_parquet
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "assets" / "objaverse-xl-test-files"
+
+A, B, C, D, E = (f"{c * 8}{'0' * 24}" for c in "abcde")  # 32-hex uids
+GROUPS = {A: "000-000", B: "000-000", C: "000-001", D: "000-002", E: "000-001"}
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Any attempt to resolve or connect fails the test at once."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args[1:] or kwargs}")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+@pytest.fixture()
+def v1_cache(tmp_path):
+    objects = {
+        A: v1_annotation(A, 2, "by"),
+        B: v1_annotation(B, 0, "by"),
+        C: v1_annotation(C, 1, "by-nc", faces=5000),
+        D: v1_annotation(D, 3, "cc0"),
+        E: v1_annotation(E, 1, "by", age_restricted=True),
+    }
+    written = build_v1_cache(tmp_path, objects, GROUPS, cached={A, B}, skip_groups={"000-002"})
+    return tmp_path, written
+
+
+def test_v1_records_filter_annotations_and_report_missing_groups(v1_cache):
+    base, _ = v1_cache
+    source = ObjaverseV1Source(base)
+    records = {r.uid: r for r in source.records()}
+    assert set(records) == {A, C}
+    assert source.dropped == {"animation": 1, "age": 1}
+    [line] = source.missing
+    assert "000-002" in line and str(base / "hf-objaverse-v1" / "metadata" / "000-002.json.gz") in line and "1 uids" in line
+    a = records[A]
+    assert a.source == "objaverse-1.0" and a.license == "by" and a.sha256 is None
+    assert a.metadata["animationCount"] == 2 and "thumbnails" not in a.metadata
+    assert a.local_path == base / "hf-objaverse-v1" / "glbs" / "000-000" / f"{A}.glb"
+    assert records[C].local_path is None  # not cached
+
+    strict = ObjaverseV1Source(base, V1Filter(licenses=("by",), max_face_count=1000))
+    assert [r.uid for r in strict.records()] == [A]
+    assert [r.uid for r in ObjaverseV1Source(base, V1Filter(min_animation_count=0, uids=frozenset({B}))).records()] == [B]
+
+
+def test_v1_fetch_verifies_cached_glbs_and_names_missing_ones(v1_cache):
+    base, written = v1_cache
+    source = ObjaverseV1Source(base)
+    records = {r.uid: r for r in source.records()}
+    fetched = source.fetch(records[A])
+    assert fetched.sha256 == hashlib.sha256(written[A]).hexdigest()
+    with pytest.raises(MissingFromCache) as err:
+        source.fetch(records[C])
+    expected = base / "hf-objaverse-v1" / "glbs" / "000-001" / f"{C}.glb"
+    assert C in str(err.value) and str(expected) in str(err.value) and "\n" not in str(err.value)
+    assert source.missing[-1] == str(err.value)
+    # A truncated download is caught by the glTF header's declared length.
+    expected.parent.mkdir(parents=True, exist_ok=True)
+    expected.write_bytes(written[A][:-8])
+    with pytest.raises(InvalidAsset, match="truncated"):
+        source.fetch(records[C])
+    expected.write_bytes(b"")
+    with pytest.raises(InvalidAsset, match="empty"):
+        source.fetch(records[C])
+
+
+def test_v1_cache_layout_is_the_one_the_objaverse_package_reads(v1_cache, monkeypatch):
+    base, _ = v1_cache
+    monkeypatch.setattr(objaverse, "_VERSIONED_PATH", str(base / "hf-objaverse-v1"))
+    paths = objaverse.load_objects([A, B])
+    source = ObjaverseV1Source(base)
+    assert {uid: Path(p) for uid, p in paths.items()} == {A: source.local_path(A), B: source.local_path(B)}
+    assert objaverse.load_annotations([A])[A]["animationCount"] == 2
+
+
+def test_v1_without_object_paths_says_which_file_is_missing(tmp_path):
+    with pytest.raises(MissingFromCache, match="object-paths.json.gz"):
+        list(ObjaverseV1Source(tmp_path).records())
+
+
+def xl_rows(base, written_v1):
+    """Write one object per XL source at the path objaverse.xl's downloader uses; return rows."""
+    glb_smith = animated_triangle_glb(shift=7.0)
+    smith_id = "https://3d-api.si.edu/content/document/3d_package:d8c6/model-150k.glb"
+    smith_path = base / "smithsonian" / "objects" / f"{get_uid_from_str(smith_id)}.glb"
+    smith_path.parent.mkdir(parents=True)
+    smith_path.write_bytes(glb_smith)
+    stl = b"solid t\nfacet normal 0 0 1\nouter loop\nvertex 0 0 0\nvertex 1 0 0\nvertex 0 1 0\nendloop\nendfacet\nendsolid t\n"
+    thing_id = "https://www.thingiverse.com/thing:12345/files?fileId=678"
+    (base / "thingiverse").mkdir()
+    (base / "thingiverse" / "thing-12345-file-678.stl").write_bytes(stl)
+    gh_glb = animated_triangle_glb(shift=9.0)
+    gh_id = "https://github.com/someorg/somerepo/blob/0123abcd/models/walk.glb"
+    gh_path = base / "github" / "repos" / "someorg" / "somerepo" / "models" / "walk.glb"
+    gh_path.parent.mkdir(parents=True)
+    gh_path.write_bytes(gh_glb)
+    sha = lambda b: hashlib.sha256(b).hexdigest()  # noqa: E731
+    return {
+        "sketchfab": [
+            dict(fileIdentifier=f"https://sketchfab.com/3d-models/{A}", source="sketchfab", license="by", fileType="glb", sha256=sha(written_v1[A]), metadata="{}"),
+            dict(fileIdentifier=f"https://sketchfab.com/3d-models/{C}", source="sketchfab", license="by-nc", fileType="glb", sha256="f" * 64, metadata="{}"),
+        ],
+        "smithsonian": [
+            dict(fileIdentifier=smith_id, source="smithsonian", license="CC0", fileType="glb", sha256=sha(glb_smith), metadata="{}"),
+            dict(fileIdentifier=smith_id.replace("d8c6", "e9d7"), source="smithsonian", license="CC0", fileType="glb", sha256="0" * 64, metadata="{}"),
+        ],
+        "thingiverse": [
+            dict(fileIdentifier=thing_id, source="thingiverse", license="cc-by", fileType="stl", sha256=sha(stl), metadata="{}"),
+        ],
+        "github": [
+            dict(fileIdentifier=gh_id, source="github", license="MIT", fileType="glb", sha256=sha(gh_glb), metadata='{"repo_stars": 3}'),
+            dict(fileIdentifier=gh_id.replace("walk", "run"), source="github", license="MIT", fileType="glb", sha256="1" * 64, metadata="{}"),
+        ],
+    }
+
+
+@pytest.fixture()
+def xl_cache(v1_cache):
+    base, written = v1_cache
+    rows = xl_rows(base, written)
+    for source, source_rows in rows.items():
+        write_xl_parquet(base, source, source_rows)
+    return base, rows
+
+
+def test_xl_records_fetch_and_verify_every_source(xl_cache):
+    base, rows = xl_cache
+    source = ObjaverseXLSource(base)
+    records = list(source.records())
+    assert len(records) == 7 and source.missing == []
+    by_id = {r.file_identifier: r for r in records}
+    results = {r.file_identifier: (f, e) for r, (f, e) in zip(records, source.fetch_many(records))}
+    ok = {fid for fid, (_, e) in results.items() if e is None}
+    assert ok == {rows[s][0]["fileIdentifier"] for s in rows}
+    for fid in ok:
+        fetched, _ = results[fid]
+        assert fetched.sha256 == by_id[fid].sha256 and fetched.local_path.is_file()
+        assert fetched.uid == get_uid_from_str(fid)
+    gh = results[rows["github"][0]["fileIdentifier"]][0]
+    assert gh.local_path == base / "github" / "repos" / "someorg" / "somerepo" / "models" / "walk.glb"
+    assert gh.metadata == {"repo_stars": 3, "fileType": "glb"}
+    errors = {fid: e for fid, (_, e) in results.items() if e is not None}
+    assert isinstance(errors[rows["smithsonian"][1]["fileIdentifier"]], MissingFromCache)
+    assert isinstance(errors[rows["sketchfab"][1]["fileIdentifier"]], MissingFromCache)
+    assert "run.glb" in str(errors[rows["github"][1]["fileIdentifier"]])
+
+
+def test_xl_paths_agree_with_objaverse_xl_downloaders(xl_cache):
+    """For files already cached, objaverse.xl's own downloaders return the same paths (no download)."""
+    import pandas as pd
+
+    base, rows = xl_cache
+    source = ObjaverseXLSource(base)
+    records = {r.file_identifier: r for r in source.records()}
+    for name in ("sketchfab", "smithsonian", "thingiverse"):
+        row = rows[name][0]
+        frame = pd.DataFrame([row])
+        paths = oxl.downloaders[name].download_objects(frame, download_dir=str(base), processes=1)
+        assert Path(paths[row["fileIdentifier"]]) == source.expected_path(records[row["fileIdentifier"]])
+
+
+def test_xl_checksum_mismatch_is_reported(xl_cache):
+    base, rows = xl_cache
+    source = ObjaverseXLSource(base, XLFilter(sources=("smithsonian",)))
+    record = next(r for r in source.records() if r.file_identifier == rows["smithsonian"][0]["fileIdentifier"])
+    record.local_path.write_bytes(animated_triangle_glb(shift=8.0))
+    with pytest.raises(ChecksumMismatch, match="differs from annotated"):
+        source.fetch(record)
+
+
+def test_xl_filters_and_missing_annotations(xl_cache):
+    base, rows = xl_cache
+    gh = rows["github"][0]
+    listed = frozenset({gh["sha256"], save_uid(rows["thingiverse"][0]["fileIdentifier"]).replace("-", "")})
+    source = ObjaverseXLSource(base, XLFilter(ids=listed))
+    assert sorted(r.source for r in source.records()) == ["objaverse-xl/github", "objaverse-xl/thingiverse"]
+    assert source.dropped["id_list"] == 5
+    assert {r.source for r in ObjaverseXLSource(base, XLFilter(file_types=("stl",))).records()} == {"objaverse-xl/thingiverse"}
+    assert len(list(ObjaverseXLSource(base, XLFilter(licenses=("MIT",))).records())) == 2
+    (base / "github" / "github.parquet").unlink()
+    partial = ObjaverseXLSource(base)
+    assert len(list(partial.records())) == 5
+    [line] = partial.missing
+    assert line == f"objaverse-xl/github annotations: not in cache, expected {base / 'github' / 'github.parquet'}"
+    with pytest.raises(ValueError, match="unknown"):
+        XLFilter(sources=("polyhaven",))
+
+
+def test_identifiers_map_onto_each_other(xl_cache):
+    base, rows = xl_cache
+    records = list(ObjaverseXLSource(base).records()) + list(ObjaverseV1Source(base).records())
+    index = IdIndex(records)
+    smith = rows["smithsonian"][0]
+    su = get_uid_from_str(smith["fileIdentifier"])
+    assert save_uid(smith["fileIdentifier"]) == su and len(su) == 36
+    for key in (su, su.replace("-", ""), su.upper(), smith["sha256"], smith["fileIdentifier"]):
+        assert index.get(key).file_identifier == smith["fileIdentifier"]
+    assert index.get(A).source == "objaverse-1.0"
+    assert index.get("nope") is None
+    assert [identifier_kind(k) for k in (A, smith["sha256"], su, smith["fileIdentifier"], "x")] == [
+        "v1_uid", "sha256", "save_uid", "file_identifier", "unknown"
+    ]
+
+
+def test_load_id_list_txt_and_csv(tmp_path):
+    txt = tmp_path / "ObjV1_curated.txt"
+    txt.write_text(f"{A}\n\n# comment\n{B}  \n")
+    assert load_id_list(txt) == [A, B]
+    csv_file = tmp_path / "meta.csv"
+    csv_file.write_text('fileIdentifier,sha256,license\n"https://x/y,z",' + "a" * 64 + ",by\n")
+    assert load_id_list(csv_file) == ["a" * 64]
+    with pytest.raises(FileNotFoundError, match="id list not found"):
+        load_id_list(tmp_path / "absent.txt")
+    # Diffusion4D's XL metadata layout: file_identifier, sha256, meta (a Python dict literal).
+    meta_csv = tmp_path / "meta_xl_animation_tot.csv"
+    meta_csv.write_text(
+        "file_identifier,sha256,meta\n"
+        + "https://a,"
+        + "1" * 64
+        + ",\"{'animation_count': 2, 'save_uid': 'x'}\"\n"
+        + "https://b,"
+        + "2" * 64
+        + ",\"{'animation_count': 0}\"\n"
+        + "https://c,"
+        + "3" * 64
+        + ",not a dict\n"
+    )
+    assert load_id_list(meta_csv) == ["1" * 64, "2" * 64, "3" * 64]
+    assert load_id_list(meta_csv, min_animation_count=1) == ["1" * 64]
+    with pytest.raises(ValueError, match="needs a 'meta' column"):
+        load_id_list(csv_file, min_animation_count=1)
+
+
+def test_local_folder_source(tmp_path):
+    root = tmp_path / "assets"
+    (root / "nested").mkdir(parents=True)
+    glb = animated_triangle_glb()
+    (root / "walk.glb").write_bytes(glb)
+    (root / "nested" / "copy.glb").write_bytes(glb)
+    (root / "nested" / "Box.OBJ").write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+    (root / "notes.txt").write_text("not an asset")
+    source = LocalFolderSource(root)
+    records = list(source.records())
+    assert [r.metadata["relative_path"] for r in records] == ["nested/Box.OBJ", "nested/copy.glb"]
+    assert source.duplicates == [(root / "walk.glb", root / "nested" / "copy.glb")]
+    assert records[1].uid == records[1].sha256 == hashlib.sha256(glb).hexdigest()
+    assert all(e is None for _, e in source.fetch_many(records))
+    (root / "nested" / "Box.OBJ").write_text("changed")
+    with pytest.raises(ChecksumMismatch):
+        source.fetch(records[0])
+    assert [r.metadata["format"] for r in LocalFolderSource(root, extensions=("obj",)).records()] == ["obj"]
+    with pytest.raises(FileNotFoundError, match="asset folder not found"):
+        list(LocalFolderSource(tmp_path / "absent").records())
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/assets not present")
+def test_local_folder_on_objaverse_xl_test_files(tmp_path):
+    records = list(LocalFolderSource(SHARED).records())
+    assert sorted(r.metadata["format"] for r in records) == sorted(
+        ["abc", "blend", "dae", "fbx", "glb", "gltf", "gltf", "obj", "ply", "stl"]
+    )
+    results = list(LocalFolderSource(SHARED).fetch_many(records))
+    assert all(e is None for _, e in results)
+    # The example glb passes the glTF-binary check; a truncated copy does not.
+    broken = tmp_path / "cut.glb"
+    broken.write_bytes((SHARED / "example.glb").read_bytes()[:1000])
+    [(_, error)] = list(LocalFolderSource(tmp_path).fetch_many(LocalFolderSource(tmp_path).records()))
+    assert isinstance(error, InvalidAsset)
+
+
+def test_record_to_json_is_plain_json():
+    r = AssetRecord("u", "local", "/x.glb", "0" * 64, None, Path("/x.glb"), {"k": 1})
+    assert json.loads(json.dumps(r.to_json())) == {
+        "uid": "u", "source": "local", "file_identifier": "/x.glb", "sha256": "0" * 64,
+        "license": None, "local_path": "/x.glb", "metadata": {"k": 1},
+    }
+
+
+def test_online_mode_gives_up_fast_when_the_host_is_unreachable(v1_cache, monkeypatch):
+    """Online, what the cache lacks (here a metadata group, then a glb) needs the network; an
+    unreachable host is a one-line FetchError within the timeout, never a hang. (Port 443 on
+    localhost is closed on test machines.)"""
+    from curation.sources import FetchError
+    from curation.sources import objaverse_v1
+
+    monkeypatch.undo()  # this test needs a real (local) socket
+    base, _ = v1_cache
+    monkeypatch.setattr(objaverse_v1, "HF_HOST", "127.0.0.1")
+    source = ObjaverseV1Source(base, offline=False, timeout_s=2.0)
+    with pytest.raises(FetchError, match=r"cannot reach 127.0.0.1:443 within 2s"):
+        list(source.records())
+    record = next(r for r in ObjaverseV1Source(base).records() if r.uid == C)
+    with pytest.raises(FetchError, match=r"cannot reach 127.0.0.1:443 within 2s"):
+        source.fetch(record)

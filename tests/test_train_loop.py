@@ -1,0 +1,126 @@
+"""The training loop at tiny size on CPU: overfitting, exact resume, shards + latent cache, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from accelerate.state import AcceleratorState, GradientState
+from safetensors.torch import load_file
+
+from train_fixtures import make_clips
+from training.backbone import Denoiser
+from training.components import build_components
+from training.config import preset
+from training.data import Batch, EpochBatches, collate
+from training.objective import batch_inputs, compute_losses
+from training.train import main, train
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    """Each run builds its own Accelerator; reset accelerate's process-wide singletons between them."""
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+
+
+def test_loss_is_finite_and_falls_on_a_fixed_batch():
+    config = preset("tiny-text", p_uncond=0.0, p_no_motion=0.0)
+    parts = build_components("text", "tiny-text", seed=0)
+    model = Denoiser(parts.unet, parts.motion_embedding, "text")
+    batch: Batch = collate(make_clips(2), config.num_frames, config.resolution)
+    z0, zbar, cond = batch_inputs(batch, parts, config, torch.device("cpu"))
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(30):
+        generator = torch.Generator().manual_seed(7)  # the same timesteps and noise every step
+        loss = compute_losses(model, parts.scheduler, z0, zbar, cond, config, generator)
+        assert torch.isfinite(loss.total) and torch.isfinite(loss.mr)
+        optimizer.zero_grad()
+        loss.total.backward()
+        optimizer.step()
+        losses.append(loss.total.item())
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+def run_config(**overrides):
+    values = dict(max_steps=4, checkpointing_steps=2, train_batch_size=1, gradient_accumulation_steps=2,
+                  learning_rate=1e-3, log_every=1, p_uncond=0.3, p_no_motion=0.3)
+    values.update(overrides)
+    return preset("tiny-image", **values)
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
+    """3 clips, batch 1, 2 micro-batches per step: the interruption falls mid-epoch, and resuming
+    must reproduce data order, noise, dropout, optimizer, LR schedule and EMA bit for bit."""
+    clips = make_clips(3)
+    straight = tmp_path / "straight"
+    train(run_config(), EpochBatches(clips, 1, seed=0), straight)
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+
+    split = tmp_path / "split"
+    train(run_config(max_steps=2), EpochBatches(clips, 1, seed=0), split)
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+    train(run_config(), EpochBatches(clips, 1, seed=0), split, resume="latest")
+
+    a = load_file(straight / "checkpoints" / "step-000004" / "model.safetensors")
+    b = load_file(split / "checkpoints" / "step-000004" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    start = load_file(split / "checkpoints" / "step-000002" / "model.safetensors")
+    assert any(not torch.equal(a[k], start[k]) for k in a)  # steps 3-4 did change the weights
+    for part in ("unet", "motion_embedding"):  # the exported (EMA) model too
+        ea = load_file(next((straight / "model" / part).glob("*.safetensors")))
+        eb = load_file(next((split / "model" / part).glob("*.safetensors")))
+        assert all(torch.equal(ea[k], eb[k]) for k in ea)
+    state = torch.load(split / "checkpoints" / "step-000004" / "custom_checkpoint_1.pkl", weights_only=False)
+    assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (4, 2, 2)
+
+
+def test_resume_refuses_a_run_started_with_other_settings(tmp_path):
+    train(run_config(max_steps=1, checkpointing_steps=1), EpochBatches(make_clips(2), 1, seed=0), tmp_path)
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+    with pytest.raises(ValueError, match="learning_rate"):
+        train(run_config(learning_rate=5e-4), EpochBatches(make_clips(2), 1, seed=0), tmp_path, resume="latest")
+
+
+def test_cli_trains_from_shards_with_cached_latents(tmp_path):
+    """d4d-train on real shards (shards.writer), caching latents and text embeddings into them."""
+    from shards.writer import write_shards
+    from shards_helpers import make_shard_render
+
+    from training.latent_cache import producers, usable_cached_columns
+
+    renders = [make_shard_render(tmp_path / "renders", f"ball{i}", frames=4, size=16, caption=f"ball {i}")
+               for i in range(3)]
+    report = write_shards(renders, tmp_path / "shards")
+    assert not report.failed
+    run = tmp_path / "run"
+    argv = ["--shards", str(tmp_path / "shards"), "--output", str(run), "--config", "tiny-text", "--max-steps", "2",
+            "--checkpointing-steps", "1", "--validation-steps", "2", "--cache-latents"]
+    assert main(argv) == 0
+    parts = build_components("text", "tiny-text", seed=0)
+    config = json.loads((run / "train_config.json").read_text())
+    assert config["max_steps"] == 2 and config["task"] == "text"
+    expected = producers(parts, preset("tiny-text"))
+    assert sorted(usable_cached_columns(tmp_path / "shards", expected)) == ["latents_dynamic", "latents_static", "text_embedding"]
+    assert (run / "model" / "model_index.json").is_file()
+    assert (run / "validation" / "step-000002.mp4").stat().st_size > 0
+    assert list((run / "logs").rglob("events.out.tfevents.*"))
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+    assert main(argv[:-1] + ["--max-steps", "3", "--resume", "latest"]) == 0
+    assert (run / "checkpoints" / "step-000003").is_dir()
+
+
+def test_cli_reports_bad_arguments_in_one_line(tmp_path, caplog):
+    assert main(["--shards", str(tmp_path), "--output", str(tmp_path / "run"), "--config", "tiny-text"]) == 2
+    assert "no shards" in caplog.text
+    assert main(["--shards", str(tmp_path), "--output", str(tmp_path / "run"), "--config", "nope"]) == 2
+    assert "unknown preset 'nope'" in caplog.text

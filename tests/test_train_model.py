@@ -1,0 +1,184 @@
+"""The paper's additions to the video UNet, at tiny size: motion MLP, static channels, L_mr, guidance."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from diffusers import UNetSpatioTemporalConditionModel
+from training import architectures as arch_lib
+from training.backbone import Conditions, Denoiser, assert_materialised, widen_conv_in
+from training.components import build_components, load_components
+from training.config import preset
+from training.guidance import guided_prediction
+from training.motion import MotionEmbedding, latent_motion_magnitude, motion_reconstruction_loss
+from training.objective import drop_conditions, predicted_clean_latents
+
+T, C, H = 4, 4, 8
+
+
+def conditions(task: str, batch: int = 2, motion: float = 300.0, seed: int = 0) -> Conditions:
+    g = torch.Generator().manual_seed(seed)
+    cond = Conditions(motion=torch.full((batch,), motion))
+    if task == "text":
+        cond.text_embeddings = torch.randn(batch, 32, 32, generator=g)
+    else:
+        cond.image_embeddings = torch.randn(batch, 1, 32, generator=g)
+        cond.image_latents = torch.randn(batch, C, H, H, generator=g)
+    if task == "static":
+        cond.static_latents = torch.randn(batch, T, C, H, H, generator=g)
+    return cond
+
+
+def denoiser(task: str) -> Denoiser:
+    parts = build_components(task, f"tiny-{task}", seed=0)
+    return Denoiser(parts.unet, parts.motion_embedding, task).eval()
+
+
+def run(model: Denoiser, cond: Conditions, seed: int = 1) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    noisy = torch.randn(cond.motion.shape[0], T, C, H, H, generator=g)
+    with torch.no_grad():
+        return model(noisy, torch.tensor([10, 700]), cond)
+
+
+@pytest.mark.parametrize("task", ["text", "image"])
+def test_zero_initialised_motion_mlp_has_no_effect_until_trained(task):
+    model = denoiser(task)
+    out_static, out_moving = run(model, conditions(task, motion=0.0)), run(model, conditions(task, motion=5000.0))
+    assert out_static.shape == (2, T, C, H, H)
+    assert torch.equal(out_static, out_moving)
+    with torch.no_grad():
+        model.motion_embedding.linear_2.weight.normal_()
+    assert not torch.allclose(run(model, conditions(task, motion=0.0)), run(model, conditions(task, motion=5000.0)))
+
+
+def test_zero_initialised_static_channels_have_no_effect_until_trained():
+    model = denoiser("static")
+    with_static = conditions("static")
+    without = conditions("static")
+    without.static_latents = torch.zeros_like(without.static_latents)
+    assert torch.equal(run(model, with_static), run(model, without))
+    with torch.no_grad():
+        model.unet.conv_in.weight[:, 8:].normal_()
+    assert not torch.allclose(run(model, with_static), run(model, without))
+
+
+def test_widen_conv_in_copies_old_weights_and_zeroes_new_channels():
+    torch.manual_seed(0)
+    unet = arch_lib.build_unet(arch_lib.get_architecture("tiny-static"), in_channels=8)
+    old_weight, old_bias = unet.conv_in.weight.detach().clone(), unet.conv_in.bias.detach().clone()
+    widen_conv_in(unet, 12)
+    assert unet.conv_in.in_channels == 12 and unet.config.in_channels == 12
+    assert torch.equal(unet.conv_in.weight[:, :8], old_weight) and torch.equal(unet.conv_in.bias, old_bias)
+    assert torch.count_nonzero(unet.conv_in.weight[:, 8:]) == 0
+    with pytest.raises(ValueError, match="cannot narrow"):
+        widen_conv_in(unet, 4)
+
+
+def test_pretrained_image_unet_is_widened_for_the_static_task_without_meta_tensors(tmp_path):
+    """A Stable-Video-Diffusion-layout folder (conv_in of 8 channels) loads as a 12-channel static model."""
+    source = build_components("image", "tiny-image", seed=3)
+    for name in ("unet", "vae", "image_encoder"):
+        getattr(source, name).save_pretrained(tmp_path / name)
+    source.scheduler.save_pretrained(tmp_path / "scheduler")
+    loaded = load_components(tmp_path, "static")
+    conv = loaded.unet.conv_in
+    assert conv.in_channels == 12
+    assert torch.equal(conv.weight[:, :8], source.unet.conv_in.weight)
+    assert torch.count_nonzero(conv.weight[:, 8:]) == 0
+    for module in (loaded.unet, loaded.motion_embedding, loaded.vae, loaded.image_encoder):
+        assert not any(p.is_meta for p in module.parameters())
+        assert all(torch.isfinite(p).all() for p in module.parameters())
+    reloaded = UNetSpatioTemporalConditionModel.from_pretrained(tmp_path / "unet")
+    assert reloaded.conv_in.in_channels == 8  # the source folder is untouched
+    with pytest.raises(ValueError, match="needs a UNet3DConditionModel"):
+        load_components(tmp_path, "text")
+
+
+def test_assert_materialised_rejects_meta_and_nan():
+    with torch.device("meta"):
+        meta = torch.nn.Linear(2, 2)
+    with pytest.raises(ValueError, match="meta device"):
+        assert_materialised(meta, "layer")
+    bad = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        bad.bias[0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        assert_materialised(bad, "layer")
+
+
+def test_motion_embedding_round_trips_in_diffusers_format(tmp_path):
+    emb = MotionEmbedding(time_embed_dim=12, hidden_dim=5)
+    with torch.no_grad():
+        emb.linear_2.weight.normal_()
+    emb.save_pretrained(tmp_path)
+    assert (tmp_path / "diffusion_pytorch_model.safetensors").is_file()
+    again = MotionEmbedding.from_pretrained(tmp_path)
+    assert again.config.time_embed_dim == 12 and again.config.hidden_dim == 5
+    m = torch.tensor([0.0, 10.0, 2000.0])
+    assert torch.equal(emb(m), again(m))
+
+
+def test_latent_motion_magnitude_and_reconstruction_loss():
+    g = torch.Generator().manual_seed(0)
+    z0, zbar = torch.randn(3, T, C, H, H, generator=g), torch.randn(3, T, C, H, H, generator=g)
+    assert torch.equal(latent_motion_magnitude(zbar, zbar), torch.zeros(3))
+    expected = ((z0 - zbar) ** 2).mean(dim=(2, 3, 4)).mean(dim=1)
+    assert torch.allclose(latent_motion_magnitude(z0, zbar), expected)
+    assert motion_reconstruction_loss(z0, z0.clone(), zbar).item() == 0.0
+    z0_hat = z0 + 0.3 * torch.randn(z0.shape, generator=g)
+    loss = motion_reconstruction_loss(z0, z0_hat, zbar)
+    assert loss.item() > 0
+    weights = torch.tensor([1.0, 0.0, 0.0])
+    first_only = (latent_motion_magnitude(z0, zbar)[0] - latent_motion_magnitude(z0_hat, zbar)[0]) ** 2 / 3
+    assert torch.allclose(motion_reconstruction_loss(z0, z0_hat, zbar, weights), first_only)
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_clean_latent_estimate_is_exact_for_the_true_target(prediction_type):
+    parts = build_components("text", "tiny-text", prediction_type=prediction_type)
+    scheduler = parts.scheduler
+    g = torch.Generator().manual_seed(0)
+    z0, noise = torch.randn(2, T, C, H, H, generator=g), torch.randn(2, T, C, H, H, generator=g)
+    t = torch.tensor([5, 900])
+    noisy = scheduler.add_noise(z0, noise, t)
+    target = noise if prediction_type == "epsilon" else scheduler.get_velocity(z0, noise, t)
+    assert torch.allclose(predicted_clean_latents(scheduler, noisy, target, t), z0, atol=1e-4)
+
+
+def test_guidance_terms():
+    g = torch.Generator().manual_seed(0)
+    cond, uncond, static = (torch.randn(2, T, C, H, H, generator=g) for _ in range(3))
+    assert torch.equal(guided_prediction(cond, uncond, static, w1=0.0, w2=0.0), cond)
+    assert torch.equal(guided_prediction(cond, None, None, w1=0.0, w2=0.0), cond)
+    # the 3D-aware term vanishes when the static reference agrees with the conditional prediction
+    assert torch.allclose(guided_prediction(cond, uncond, cond, w1=7.0, w2=0.5), guided_prediction(cond, uncond, None, 7.0, 0.0))
+    assert torch.allclose(guided_prediction(cond, uncond, static, 7.0, 0.5),
+                          cond + 7.0 * (cond - uncond) + 0.5 * (cond - static))
+    # pushing away from the static reference: the guided output moves opposite to ebar
+    shift = guided_prediction(cond, uncond, static + 1.0, 0.0, 0.5) - guided_prediction(cond, uncond, static, 0.0, 0.5)
+    assert torch.allclose(shift, torch.full_like(shift, -0.5))
+    with pytest.raises(ValueError, match="unconditional"):
+        guided_prediction(cond, None, static, w1=1.0, w2=0.0)
+    with pytest.raises(ValueError, match="static reference"):
+        guided_prediction(cond, uncond, None, w1=1.0, w2=0.5)
+
+
+def test_condition_dropout_trains_every_guidance_branch():
+    cond = conditions("static", batch=4000, motion=50.0)
+    null = cond.null(None)
+    g = torch.Generator().manual_seed(0)
+    config = preset("tiny-static", p_uncond=0.2, p_no_motion=0.3)
+    dropped = drop_conditions(cond, null, config, g)
+    image_dropped = (dropped.image_embeddings == 0).flatten(1).all(dim=1)
+    static_dropped = (dropped.static_latents == 0).flatten(1).all(dim=1)
+    motion_dropped = dropped.motion == 0
+    assert torch.equal(image_dropped, static_dropped)
+    assert image_dropped.float().mean().item() == pytest.approx(0.2, abs=0.03)
+    assert motion_dropped[image_dropped].all()  # the unconditional branch drops motion too
+    assert motion_dropped[~image_dropped].float().mean().item() == pytest.approx(0.3 / 0.8, abs=0.03)
+    kept = ~motion_dropped
+    assert torch.equal(dropped.static_latents[kept], cond.static_latents[kept])
+    none = drop_conditions(cond, null, preset("tiny-static", p_uncond=0.0, p_no_motion=0.0), g)
+    assert torch.equal(none.motion, cond.motion) and torch.equal(none.image_latents, cond.image_latents)

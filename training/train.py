@@ -1,0 +1,313 @@
+"""d4d-train: fine-tune a video diffusion UNet into a 4D-aware one (the paper's Sec. 3), on accelerate.
+
+    d4d-train --shards DIR --output RUN --config paper-text --pretrained MODELSCOPE_DIR
+    accelerate launch -m training.train --shards DIR --output RUN --config paper-image --pretrained SVD_DIR
+    d4d-train --shards DIR --output RUN --resume latest          # continue a run exactly
+
+The loop, per micro-batch: latents of the dynamic and static orbits (cached or encoded), the
+conditions (text, or image + optionally static orbit; motion magnitude), condition dropout,
+noise at a uniform timestep, the denoiser's prediction, L = L_ldm + w * L_mr, an optimizer step
+every ``gradient_accumulation_steps`` micro-batches, then EMA, logs, checkpoints, validation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+import json
+import logging
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import ProjectConfiguration
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
+
+from . import config as config_lib
+from .backbone import Denoiser
+from .checkpoints import (TrainState, checkpoint_dir, prune_checkpoints, publish_dir, resolve_resume, staging_dir)
+from .components import Components, build_components, load_components
+from .config import TrainConfig
+from .data import EpochBatches, ShardBatches, collate
+from .objective import batch_inputs, compute_losses, drop_conditions, empty_prompt_embedding
+from .outputs import to_uint8, write_mp4
+from .pipeline import Diffusion4DPipeline
+
+logger = logging.getLogger("d4d.train")
+
+
+def _field_docs() -> dict[str, str]:
+    """TrainConfig attribute docstrings (the string after each field), for --help."""
+    tree = ast.parse(inspect.getsource(TrainConfig))
+    body = tree.body[0].body
+    docs = {}
+    for node, following in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant):
+            docs[node.target.id] = " ".join(str(following.value.value).split())
+    return docs
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="d4d-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shards", required=True, type=Path, help="shard directory (d4d-shards output)")
+    parser.add_argument("--output", required=True, type=Path, help="run directory (created; checkpoints, logs, model/)")
+    parser.add_argument("--config", default="paper-text", help=f"preset: {', '.join(config_lib.PRESETS)}")
+    parser.add_argument("--pretrained", type=Path, help="diffusers-layout folder to start from (unet/, vae/, ...)")
+    parser.add_argument("--resume", help="'latest' or a checkpoint folder of this run")
+    parser.add_argument("--cache-latents", action="store_true",
+                        help="encode all clips once and store latents/text embeddings in the shards before training")
+    docs = _field_docs()
+    overrides = parser.add_argument_group("hyperparameters (override the preset)")
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        kind = type(f.default)
+        if kind is bool:
+            overrides.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=docs.get(f.name))
+        else:
+            overrides.add_argument(flag, dest=f.name, type=kind, default=None, help=docs.get(f.name))
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name) is not None}
+    return config_lib.preset(args.config, **overrides)
+
+
+def check_run_config(run: Path, config: TrainConfig) -> None:
+    """Write RUN/train_config.json, or check a resumed run's matches (max_steps may grow)."""
+    path = run / "train_config.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        differ = sorted(k for k, v in config.to_dict().items() if k != "max_steps" and saved.get(k) != v)
+        if differ:
+            raise ValueError(f"{path}: this run was started with other settings for {differ}; use a new --output")
+    run.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    tmp.replace(path)
+
+
+def export_pipeline(parts: Components, config: TrainConfig, out: Path, default_motion: float) -> Path:
+    """Save the model as a Diffusion4DPipeline folder at ``out`` (atomically)."""
+    pipe = make_pipeline(parts, config, default_motion)
+    staged = staging_dir(out)
+    pipe.save_pretrained(staged, safe_serialization=True)
+    return publish_dir(staged, out)
+
+
+def make_pipeline(parts: Components, config: TrainConfig, default_motion: float) -> Diffusion4DPipeline:
+    return Diffusion4DPipeline(unet=parts.unet, motion_embedding=parts.motion_embedding, vae=parts.vae,
+                               scheduler=parts.scheduler, tokenizer=parts.tokenizer, text_encoder=parts.text_encoder,
+                               image_encoder=parts.image_encoder, task=config.task, num_frames=config.num_frames,
+                               resolution=config.resolution, caption_prefix=config.caption_prefix,
+                               background=config.background, default_motion_magnitude=default_motion)
+
+
+def validation_video(parts: Components, config: TrainConfig, sample: dict, motion: float, seed: int) -> torch.Tensor:
+    """Sample one video with the conditions of ``sample``: float [T, 3, H, W] in [0, 1]."""
+    batch = collate([sample], config.num_frames, config.resolution)
+    pipe = make_pipeline(parts, config, motion)
+    out = pipe(prompt=batch.captions[0] if config.task == "text" else None,
+               image=None if config.task == "text" else batch.dynamic_video[:, 0],
+               static_video=batch.static_video if config.task == "static" else None,
+               motion_magnitude=float(batch.motion[0]), num_inference_steps=config.validation_inference_steps,
+               generator=torch.Generator().manual_seed(seed))
+    return out.frames[0]
+
+
+def make_components(config: TrainConfig, pretrained: Path | None = None) -> Components:
+    """The run's models: ``pretrained`` loaded (conv_in widened, motion embedding added as needed)
+    or, without it, ``config.architecture`` built from the seed."""
+    if pretrained is not None:
+        return load_components(pretrained, config.task, config.prediction_type)
+    return build_components(config.task, config.architecture, config.seed, config.prediction_type,
+                            config.num_train_timesteps)
+
+
+def train(config: TrainConfig, source, output: Path, parts: Components | None = None, resume: str | None = None,
+          accelerator: Accelerator | None = None) -> Path:
+    """Run (or resume) training; returns the exported model folder ``output/model``.
+
+    Args:
+        config: hyperparameters.
+        source: micro-batch source (data.EpochBatches over a map-style dataset, or data.ShardBatches),
+            already split for this process.
+        output: the run directory.
+        parts: the models (make_components); None builds ``config.architecture``.
+        resume: "latest" or a checkpoint folder.
+        accelerator: an existing Accelerator (default: a new one from the config).
+    """
+    output = Path(output)
+    accelerator = accelerator or make_accelerator(config, output)
+    if accelerator.is_main_process:
+        check_run_config(output, config)
+    device = accelerator.device
+    parts = parts or make_components(config)
+    weight_dtype = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[config.mixed_precision]
+    for frozen in (parts.vae, parts.text_encoder, parts.image_encoder):
+        if frozen is not None:
+            frozen.requires_grad_(False).eval().to(device)
+            if weight_dtype != torch.float32:
+                frozen.to(weight_dtype)
+    if config.gradient_checkpointing:
+        if parts.unet._supports_gradient_checkpointing:
+            parts.unet.enable_gradient_checkpointing()
+        else:
+            logger.warning("%s does not support gradient checkpointing; training without it", type(parts.unet).__name__)
+    denoiser = Denoiser(parts.unet, parts.motion_embedding, config.task).to(device)
+    denoiser.train()
+    optimizer = torch.optim.AdamW(denoiser.parameters(), lr=config.learning_rate,
+                                  betas=(config.adam_beta1, config.adam_beta2),
+                                  weight_decay=config.adam_weight_decay, eps=config.adam_epsilon)
+    lr_scheduler = get_scheduler(config.lr_schedule, optimizer,
+                                 num_warmup_steps=config.lr_warmup_steps * accelerator.num_processes,
+                                 num_training_steps=config.max_steps * accelerator.num_processes)
+    denoiser, optimizer, lr_scheduler = accelerator.prepare(denoiser, optimizer, lr_scheduler)
+    trainable = list(accelerator.unwrap_model(denoiser).parameters())
+    ema = EMAModel(trainable, decay=config.ema_decay) if config.use_ema else None
+    if ema is not None:
+        ema.to(device)
+        accelerator.register_for_checkpointing(ema)
+    generator = torch.Generator(device=device).manual_seed(config.seed * 1000 + accelerator.process_index)
+    state = TrainState(generator)
+    accelerator.register_for_checkpointing(state)
+    if resume is not None:
+        path = resolve_resume(output, resume)
+        accelerator.load_state(str(path))
+        logger.info("resumed from %s at step %d (epoch %d, batch %d)", path, state.step, state.epoch, state.batch_in_epoch)
+    text_null = empty_prompt_embedding(parts, device)
+    accelerator.init_trackers("d4d", config={k: v for k, v in config.to_dict().items() if isinstance(v, (int, float, str, bool))})
+
+    def save_checkpoint() -> None:
+        final = checkpoint_dir(output, state.step)
+        staged = staging_dir(final) if accelerator.is_main_process else None
+        staged_list = [staged]
+        if accelerator.num_processes > 1:
+            torch.distributed.broadcast_object_list(staged_list, src=0)
+        accelerator.save_state(str(staged_list[0]))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            publish_dir(staged_list[0], final)
+            prune_checkpoints(output, config.checkpoints_total_limit)
+            logger.info("step %d: checkpoint %s", state.step, final)
+
+    def with_ema_weights(fn):
+        if ema is None:
+            return fn()
+        ema.store(trainable)
+        ema.copy_to(trainable)
+        try:
+            return fn()
+        finally:
+            ema.restore(trainable)
+
+    def validate() -> None:
+        frames = with_ema_weights(lambda: validation_video(parts, config, source.first_sample(), state.mean_motion, config.seed))
+        video = to_uint8(frames.numpy())
+        path = write_mp4(video, output / "validation" / f"step-{state.step:06d}.mp4")
+        for tracker in accelerator.trackers:
+            if tracker.name == "tensorboard":
+                tracker.writer.add_images("validation", video, state.step, dataformats="NHWC")
+        logger.info("step %d: validation video %s", state.step, path)
+
+    batches_per_epoch = len(source)
+    logger.info("training %s: %d steps, %d micro-batches per epoch per process, %d process(es), effective batch %d",
+                config.task, config.max_steps, batches_per_epoch, accelerator.num_processes,
+                config.train_batch_size * config.gradient_accumulation_steps * accelerator.num_processes)
+    tick = time.perf_counter()
+    while state.step < config.max_steps:
+        for samples in source.batches(state.epoch, state.batch_in_epoch):
+            state.batch_in_epoch += 1
+            batch = collate(samples, config.num_frames, config.resolution)
+            state.motion_sum += float(batch.motion.sum())
+            state.motion_count += len(batch.uids)
+            with accelerator.accumulate(denoiser):
+                z0, zbar, cond = batch_inputs(batch, parts, config, device)
+                cond = drop_conditions(cond, cond.null(text_null), config, generator)
+                losses = compute_losses(denoiser, parts.scheduler, z0, zbar, cond, config, generator)
+                if not torch.isfinite(losses.total):
+                    raise FloatingPointError(f"step {state.step}: loss is {losses.total.item()} (batch {batch.uids})")
+                accelerator.backward(losses.total)
+                if accelerator.sync_gradients and config.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(denoiser.parameters(), config.max_grad_norm)
+                optimizer.step()
+                lr_scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            if not accelerator.sync_gradients:
+                continue
+            state.step += 1
+            if ema is not None:
+                ema.step(trainable)
+            if state.step % config.log_every == 0 or state.step == config.max_steps:
+                elapsed = (time.perf_counter() - tick) / config.log_every
+                tick = time.perf_counter()
+                values = {"loss": losses.total.item(), "loss_ldm": losses.ldm.item(), "loss_mr": losses.mr.item(),
+                          "lr": lr_scheduler.get_last_lr()[0], "seconds_per_step": elapsed}
+                accelerator.log(values, step=state.step)
+                logger.info("step %d/%d loss %.5f (ldm %.5f, mr %.5f) lr %.2e %.2fs/step", state.step, config.max_steps,
+                            values["loss"], values["loss_ldm"], values["loss_mr"], values["lr"], elapsed)
+            if state.step % config.checkpointing_steps == 0 or state.step == config.max_steps:
+                save_checkpoint()
+            if config.validation_steps and state.step % config.validation_steps == 0 and accelerator.is_main_process:
+                validate()
+            if state.step >= config.max_steps:
+                break
+        else:
+            state.epoch += 1
+            state.batch_in_epoch = 0
+    accelerator.wait_for_everyone()
+    model_dir = output / "model"
+    if accelerator.is_main_process:
+        with_ema_weights(lambda: export_pipeline(parts, config, model_dir, state.mean_motion))
+        logger.info("exported %s", model_dir)
+    accelerator.end_training()
+    return model_dir
+
+
+def make_accelerator(config: TrainConfig, output: Path) -> Accelerator:
+    project = ProjectConfiguration(project_dir=str(output), logging_dir=str(output / "logs"))
+    return Accelerator(mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.gradient_accumulation_steps,
+                       log_with="tensorboard", project_config=project)
+
+
+def shard_source(shard_dir: Path, config: TrainConfig, parts: Components, accelerator: Accelerator) -> ShardBatches:
+    """ShardBatches for this process, reading cached latent columns when they match this run."""
+    from .latent_cache import producers, usable_cached_columns
+
+    cached = usable_cached_columns(shard_dir, producers(parts, config))
+    videos = [name for name, column in (("dynamic", "latents_dynamic"), ("static", "latents_static")) if column not in cached]
+    if config.task != "text" and "dynamic" not in videos:
+        videos.insert(0, "dynamic")  # the image condition's CLIP embedding needs the first frame's pixels
+    logger.info("%s: cached columns used: %s; videos decoded: %s", shard_dir, cached or "none", videos or "none")
+    return ShardBatches(shard_dir, videos=videos, tensors=cached, batch_size=config.train_batch_size, seed=config.seed,
+                        background=config.background, rank=accelerator.process_index,
+                        world_size=accelerator.num_processes, num_workers=config.dataloader_num_workers)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        config = config_from_args(args)
+        accelerator = make_accelerator(config, args.output)
+        parts = make_components(config, args.pretrained)
+        if args.cache_latents:
+            from .latent_cache import cache_latents
+
+            if accelerator.is_main_process:
+                cache_latents(args.shards, parts, config, accelerator.device)
+            accelerator.wait_for_everyone()
+        source = shard_source(args.shards, config, parts, accelerator)
+        train(config, source, args.output, parts, args.resume, accelerator)
+    except (ValueError, FloatingPointError) as exc:
+        logger.error("%s", exc)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
