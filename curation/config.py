@@ -36,6 +36,12 @@ class CurationConfig:
             "both exceed"); "any": when at least one does.
         distorted_when: "any" (default): reject when at least one pair's SSIM <
             ssim_distorted; "all": only when every pair's does.
+        ssim_static_unless_geometric: the whole-frame SSIM rule misses motion of a small part
+            of a small object (a bending limb covering a few percent of the image scores
+            SSIM > 0.95 on the empty background). When the render-free geometric max
+            displacement is at least this (scene units; 0.1 = 10% of the scene), a
+            "too_static" SSIM verdict is overruled and recorded as such. None applies the
+            paper's rule alone.
         ssim_channels: "luma" (BT.601 luma, default) or "rgb" (mean of per-channel SSIMs).
         ssim_background: grey level in [0, 1] frames are composited over before SSIM (0: black).
         frame_videos: the videos whose alpha the framing rules (leaves_frame, too_small) read;
@@ -61,6 +67,7 @@ class CurationConfig:
     ssim_pairs: tuple[tuple[float, float], ...] = ((0.0, 0.25), (0.0, 0.5))
     too_static_when: str = "all"
     distorted_when: str = "any"
+    ssim_static_unless_geometric: float | None = 0.1
     ssim_channels: str = "luma"
     ssim_background: float = 0.0
     frame_videos: tuple[str, ...] = ("dynamic", "static")

@@ -91,7 +91,7 @@ def decide(asset_json: dict, frames: dict[str, np.ndarray] | None = None, config
         if frames:
             results += [
                 ("empty_render", rules.empty_render(frames)),
-                ("front_ssim", rules.front_ssim(frames, config)),
+                ("front_ssim", rules.front_ssim(frames, config, dict(results)["geometric_motion"].measures.get("geometric_max_displacement"))),
                 ("framing", rules.framing(frames, config)),
                 ("motion_magnitude", rules.motion(frames, asset_json, config)),
             ]

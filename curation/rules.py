@@ -141,7 +141,7 @@ def ssim_frame_indices(n_frames: int, config: CurationConfig) -> list[tuple[int,
     return [(int(math.floor(a * n_frames)), int(math.floor(b * n_frames))) for a, b in config.ssim_pairs]
 
 
-def front_ssim(frames: Frames, config: CurationConfig) -> RuleResult:
+def front_ssim(frames: Frames, config: CurationConfig, geometric_max_displacement: float | None = None) -> RuleResult:
     """The paper's rule 2: SSIM between front-view frames at t0, T/4, T/2.
 
     Uses the ``front`` video. Without it, when every pair starts at frame 0, it compares
@@ -170,7 +170,11 @@ def front_ssim(frames: Frames, config: CurationConfig) -> RuleResult:
     result = RuleResult({"ssim_source": source, "ssim_frame_pairs": [list(p) for p in pairs], "ssim": values})
     quantifier = {"all": all, "any": any}
     shown = ", ".join(f"{i}-{j}: {v:.3f}" for (i, j), v in zip(pairs, values))
+    overrule = config.ssim_static_unless_geometric
     if quantifier[config.too_static_when](v > config.ssim_too_static for v in values):
+        if overrule is not None and geometric_max_displacement is not None and geometric_max_displacement >= overrule:
+            result.measures["ssim_too_static_overruled"] = f"geometric max displacement {geometric_max_displacement:.3g} >= {overrule:g}"
+            return result
         result.reason = "too_static"
         result.detail = f"{source} SSIM {shown}; {config.too_static_when} > {config.ssim_too_static:g}"
     elif quantifier[config.distorted_when](v < config.ssim_distorted for v in values):

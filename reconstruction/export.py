@@ -28,6 +28,7 @@ def _atomic_path(path: Path):
     """A temporary file path next to ``path`` with the same suffix (callers os.replace it)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are ordinary readable files
     return Path(tmp)
 
 

@@ -218,7 +218,7 @@ def reconstruct(
                 deformation_opt.zero_grad(set_to_none=True)
             train_seconds += time.perf_counter() - tick
             if config.log_every and step % config.log_every == 0:
-                log.info("%s step %d/%d: loss %.4f, %d Gaussians, %.1f s", stage, step, total, float(loss), len(params["means"]), train_seconds)
+                log.info("%s step %d/%d: loss %.4f, %d Gaussians, %.1f s", stage, step, total, loss.item(), len(params["means"]), train_seconds)
             if eval_every and step % eval_every == 0:
                 if stage == "coarse":
                     result.deformation = None

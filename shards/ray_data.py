@@ -1,12 +1,13 @@
 """Ray Data reader: ``ray.data.read_parquet`` over the shards plus a decode step (``map_batches``).
 
     ds = read_shards_ray("shards/", videos=("dynamic", "static"))
-    for batch in ds.iter_torch_batches(batch_size=8): ...
+    for batch in ds.iter_torch_batches(batch_size=8, collate_fn=torch_collate): ...
 
 Rows decode to the sample of shards/decode.py, batched: tensors gain a leading batch axis
-[B, ...], ``uid`` and ``caption`` are arrays of str. Ray holds numpy arrays, so bfloat16
-tensor columns arrive as float32. The decode step knows nothing about Ray (DecodeBatch is a
-plain callable) and can be tested by calling it on a pyarrow table.
+[B, ...], ``uid`` and ``caption`` are arrays of str (lists of str after ``torch_collate``).
+Ray holds numpy arrays, so bfloat16 tensor columns arrive as float32. The steps know nothing
+about Ray (FilterBatch and DecodeBatch are plain callables over pyarrow tables) and can be
+tested by calling them directly.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 
 from shards.dataset import build_filter, open_shards, resolve_tensors
 from shards.decode import decode_row, row_columns
+from shards.schema import SCALAR_COLUMNS
 
 
 def _to_numpy(value) -> np.ndarray | str:
@@ -44,6 +46,21 @@ class DecodeBatch:
         return out
 
 
+class FilterBatch:
+    """Keep the rows of a pyarrow batch that satisfy a pyarrow expression over the scalar columns."""
+
+    def __init__(self, expression: pc.Expression):
+        self.expression = expression
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        return batch.filter(self.expression)
+
+
+def torch_collate(batch: dict[str, np.ndarray]) -> dict:
+    """For ``iter_torch_batches(collate_fn=...)``: numeric arrays to tensors, str arrays to lists."""
+    return {key: value.tolist() if value.dtype == object else torch.from_numpy(value) for key, value in batch.items()}
+
+
 def read_shards_ray(
     shards: str | Path | Sequence[str | Path],
     videos: Sequence[str] = ("dynamic", "static"),
@@ -60,11 +77,11 @@ def read_shards_ray(
 
     paths = open_shards(shards)
     tensors = resolve_tensors(paths, tensors)
-    arrow_args = {}
+    columns = list(dict.fromkeys([*SCALAR_COLUMNS, *row_columns(videos, tensors)]))
+    dataset = ray.data.read_parquet([str(p) for p in paths]).select_columns(columns)
     expression = build_filter(filter, min_motion_magnitude)
     if expression is not None:
-        arrow_args["filter"] = expression
-    dataset = ray.data.read_parquet([str(p) for p in paths], columns=row_columns(videos, tensors), **arrow_args)
+        dataset = dataset.map_batches(FilterBatch(expression), batch_format="pyarrow", batch_size=None)
     return dataset.map_batches(
         DecodeBatch(videos, tensors, background), batch_size=batch_size, batch_format="pyarrow", **map_batches_args
     )

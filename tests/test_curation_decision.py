@@ -70,10 +70,19 @@ def test_each_reason_fires_on_its_input():
         assert d.detail and reason in REASONS
 
 
-def test_static_frames_are_too_static_by_ssim_even_when_geometry_moves():
-    d = decide(asset_json(max_disp=0.5), videos(slide=0.0))
+def test_static_frames_are_too_static_by_ssim_when_geometry_barely_moves():
+    d = decide(asset_json(max_disp=0.05), videos(slide=0.0))
     assert d.reason == "too_static" and d.measures["rules_fired"] == ["too_static"]
     assert all(v > 0.95 for v in d.measures["ssim"]) and "SSIM" in d.detail
+
+
+def test_clear_geometric_motion_overrules_a_whole_frame_ssim_too_static():
+    # A small moving part scores SSIM > 0.95 on a mostly empty frame; geometry shows it moves.
+    still_looking = videos(slide=0.0)
+    kept = decide(asset_json(max_disp=0.5), still_looking)
+    assert kept.kept and "0.5" in kept.measures["ssim_too_static_overruled"]
+    paper_only = decide(asset_json(max_disp=0.5), still_looking, CurationConfig(ssim_static_unless_geometric=None))
+    assert paper_only.reason == "too_static"
 
 
 def test_renderer_failure_kinds_map_to_import_or_render_failures():
@@ -103,7 +112,7 @@ def test_quantifiers_change_which_ssim_pairs_must_cross():
     frames = videos()
     frames["front"][2] = frames["front"][0]
     assert decide(asset_json(), frames).kept
-    d = decide(asset_json(), frames, CurationConfig(too_static_when="any"))
+    d = decide(asset_json(max_disp=0.05), frames, CurationConfig(too_static_when="any"))
     assert d.reason == "too_static" and d.measures["ssim"][0] == pytest.approx(1.0)
     # Distortion on one pair only: "any" (default) rejects, "all" keeps.
     frames = videos()
@@ -119,7 +128,7 @@ def test_without_front_ssim_compares_dynamic_with_static_at_the_same_camera():
     assert d.kept and d.measures["ssim_source"] == "dynamic_vs_static"
     still = videos(slide=0.0)
     del still["front"]
-    assert decide(asset_json(), still).reason == "too_static"
+    assert decide(asset_json(max_disp=0.05), still).reason == "too_static"
     only_dynamic = {"dynamic": videos()["dynamic"]}
     d = decide(asset_json(), only_dynamic)
     assert "front_ssim" in d.measures["rules_skipped"] and "motion_magnitude" in d.measures["rules_skipped"]

@@ -8,7 +8,7 @@ import torch
 from shards_helpers import make_shard_render
 
 from shards.dataset import ShardDataset
-from shards.ray_data import DecodeBatch, read_shards_ray
+from shards.ray_data import DecodeBatch, read_shards_ray, torch_collate
 from shards.writer import write_shards
 
 
@@ -37,7 +37,7 @@ def test_ray_data_reads_and_filters_the_shards(shard_dir):
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        batches = list(read_shards_ray(shard_dir, videos=("static",)).iter_torch_batches(batch_size=4))
+        batches = list(read_shards_ray(shard_dir, videos=("static",)).iter_torch_batches(batch_size=4, collate_fn=torch_collate))
         rows = {uid: i for batch in batches for i, uid in enumerate(batch["uid"])}
         assert sorted(rows) == sorted(pq.read_table(shard_dir, columns=["uid"]).column("uid").to_pylist())
         video = torch.cat([b["static_video"] for b in batches])
