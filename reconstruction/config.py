@@ -192,17 +192,16 @@ class ReconstructConfig:
 def _fast() -> ReconstructConfig:
     """Small CPU setting: 64x64 renders in minutes (benchmarks/RECONSTRUCT_RESULTS.md)."""
     return ReconstructConfig(
-        coarse_iterations=600,
-        iterations=900,
-        n_init=3_000,
+        coarse_iterations=300,
+        iterations=700,
+        n_init=2_000,
         hull_resolution=40,
         lr_means=1.6e-3,
         lr_scales=1e-2,
         lr_colors=1e-2,
-        densify=DensifyConfig(refine_start_iter=200, refine_stop_iter=1_200, refine_every=100, reset_every=0, max_gaussians=12_000),
+        densify=DensifyConfig(refine_start_iter=100, refine_stop_iter=800, refine_every=100, reset_every=0, max_gaussians=8_000),
         deformation=DeformationConfig(feature_dim=16, resolution=(32, 32, 32, 12), multires=(1, 2), lr_grid=1e-2, lr_mlp=1e-3),
         turntable_frames=24,
-        log_every=100,
     )
 
 

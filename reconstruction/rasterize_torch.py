@@ -129,7 +129,7 @@ def _footprint_pairs(means2d: torch.Tensor, radii: torch.Tensor, opacities: torc
 
     The box is the smaller of gsplat's ``radii`` and the ellipse beyond which
     ``o * exp(-sigma) < 1/255`` (those fragments are skipped anyway), so faint Gaussians
-    cost fewer fragments. Returns flat int64 tensors cam [P], gauss [P], px [P], py [P].
+    cost fewer fragments. Returns int64 tensors owner [P] (camera * N + Gaussian), px [P], py [P].
     """
     C, N = radii.shape[:2]
     with torch.no_grad():
@@ -148,11 +148,11 @@ def _footprint_pairs(means2d: torch.Tensor, radii: torch.Tensor, opacities: torc
         total = int(counts.sum())
         owner = torch.repeat_interleave(torch.arange(C * N, device=counts.device), counts, output_size=total)
         starts = torch.cumsum(counts, 0) - counts
-        local = torch.arange(total, device=counts.device) - starts[owner]
-        nx_o = nx.reshape(-1)[owner]
-        px = x0.reshape(-1)[owner] + local % nx_o
-        py = y0.reshape(-1)[owner] + local // nx_o
-        return owner // N, owner % N, px, py
+        per_owner = torch.stack([starts, nx.reshape(-1), x0.reshape(-1), y0.reshape(-1)], -1).index_select(0, owner)
+        local = torch.arange(total, device=counts.device) - per_owner[:, 0]
+        px = per_owner[:, 2] + local % per_owner[:, 1]
+        py = per_owner[:, 3] + local // per_owner[:, 1]
+        return owner, px, py
 
 
 def rasterization(
@@ -210,25 +210,30 @@ def rasterization(
     means2d, conics, depths, radii = project_gaussians(
         means, quats, scales, viewmats, Ks, width, height, near_plane, far_plane, eps2d, radius_clip
     )
-    cam, gid, px, py = _footprint_pairs(means2d, radii, opacities, width, height)
+    flat, px, py = _footprint_pairs(means2d, radii, opacities, width, height)
+    centres = torch.stack([px, py], -1).to(means2d.dtype) + 0.5
 
-    # Gaussian falloff at each pixel centre.
-    flat = cam * N + gid
-    d = torch.stack([px.to(means2d.dtype) + 0.5, py.to(means2d.dtype) + 0.5], -1) - means2d.reshape(-1, 2)[flat]
-    con = conics.reshape(-1, 3)[flat]
-    sigma = 0.5 * (con[:, 0] * d[:, 0] ** 2 + con[:, 2] * d[:, 1] ** 2) + con[:, 1] * d[:, 0] * d[:, 1]
-    alpha = torch.clamp_max(opacities[gid] * torch.exp(-sigma), ALPHA_MAX)
+    def falloff(flat: torch.Tensor, centres: torch.Tensor, m2: torch.Tensor, con: torch.Tensor, opa: torch.Tensor):
+        """Gaussian exponent sigma [P] and alpha [P] of fragments (flat = camera * N + Gaussian, pixel centres [P, 2])."""
+        per = torch.cat([m2.reshape(-1, 2), con.reshape(-1, 3), opa.expand(C, N).reshape(-1, 1)], -1).index_select(0, flat)
+        dx, dy = centres[:, 0] - per[:, 0], centres[:, 1] - per[:, 1]
+        sigma = 0.5 * (per[:, 2] * dx * dx + per[:, 4] * dy * dy) + per[:, 3] * dx * dy
+        return sigma, torch.clamp_max(per[:, 5] * torch.exp(-sigma), ALPHA_MAX)
+
     with torch.no_grad():
+        # Which fragments count, and their order: sorted by (camera, pixel, depth rank).
+        cam = flat // N
+        sigma, alpha = falloff(flat, centres, means2d.detach(), conics.detach(), opacities.detach())
         kept = torch.nonzero((sigma >= 0) & (alpha >= ALPHA_MIN)).squeeze(-1)
-        # Sort fragments by (camera, pixel, depth rank); depth ranks are per camera.
         rank = torch.empty_like(depths, dtype=torch.long)
         order = torch.argsort(depths.detach(), dim=1)
         rank.scatter_(1, order, torch.arange(N, device=depths.device).expand(C, N).contiguous())
         pixel = (cam * height + py) * width + px
-        key = pixel[kept] * N + rank[cam[kept], gid[kept]]
-        perm = kept[torch.argsort(key)]
-    alpha = alpha[perm]
-    pixel, cam, gid = pixel[perm], cam[perm], gid[perm]
+        key = pixel.index_select(0, kept) * N + rank.reshape(-1).index_select(0, flat.index_select(0, kept))
+        perm = kept.index_select(0, torch.argsort(key))
+        pixel, flat, centres = pixel.index_select(0, perm), flat.index_select(0, perm), centres.index_select(0, perm)
+    # The same falloff, now differentiable, for the kept fragments in compositing order.
+    _, alpha = falloff(flat, centres, means2d, conics, opacities)
 
     # Front-to-back transmittance per pixel: T_i = exp(sum of log(1 - a_j) over earlier j).
     log_one_minus = torch.log1p(-alpha.to(torch.float64))
@@ -239,7 +244,7 @@ def rasterization(
         seg_start[1:] = pixel[1:] != pixel[:-1]
         seg_id = torch.cumsum(seg_start.long(), 0) - 1
         start_index = torch.nonzero(seg_start).squeeze(-1)
-    log_T = exclusive - exclusive[start_index][seg_id]
+    log_T = exclusive - exclusive.index_select(0, start_index).index_select(0, seg_id)
     with torch.no_grad():
         alive = (log_T + log_one_minus) > math.log(TRANSMITTANCE_MIN)
     weight = (torch.exp(log_T).to(alpha.dtype) * alpha) * alive
@@ -248,10 +253,10 @@ def rasterization(
     alphas = torch.zeros(n_pix, dtype=means.dtype, device=means.device).index_add(0, pixel, weight)
     channels = []
     if render_mode in ("RGB", "RGB+D", "RGB+ED"):
-        feats = colors[cam, gid]
+        feats = colors.reshape(C * N, -1).index_select(0, flat)
         channels.append(torch.zeros(n_pix, feats.shape[-1], dtype=feats.dtype, device=feats.device).index_add(0, pixel, weight[:, None] * feats))
     if render_mode != "RGB":
-        acc_depth = torch.zeros(n_pix, dtype=means.dtype, device=means.device).index_add(0, pixel, weight * depths[cam, gid])
+        acc_depth = torch.zeros(n_pix, dtype=means.dtype, device=means.device).index_add(0, pixel, weight * depths.reshape(-1).index_select(0, flat))
         if render_mode.endswith("ED"):
             acc_depth = acc_depth / alphas.clamp_min(1e-10)
         channels.append(acc_depth[:, None])

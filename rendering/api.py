@@ -76,10 +76,12 @@ class Renderer:
     Args:
         max_jobs_per_worker: replace the worker after this many assets (bounds memory growth).
         log_dir: where each worker's Blender log goes (a temporary directory by default).
+        on_progress: called with a dict {"stage", "done", "total"} as a render advances.
     """
 
-    def __init__(self, max_jobs_per_worker: int = 50, log_dir: str | Path | None = None):
+    def __init__(self, max_jobs_per_worker: int = 50, log_dir: str | Path | None = None, on_progress=None):
         self.max_jobs_per_worker = max_jobs_per_worker
+        self.on_progress = on_progress
         self.log_dir = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix="d4d-blender-logs-"))
         self._proc: subprocess.Popen | None = None
         self._log_path: Path | None = None
@@ -159,18 +161,25 @@ class Renderer:
         return self._read_reply(timeout_s, what="render")
 
     def _read_reply(self, timeout_s: float, what: str) -> dict:
-        ready, _, _ = select.select([self._proc.stdout], [], [], timeout_s)
-        if not ready:
-            self._stop(kill=True)
-            raise AssetError("timeout", f"{what} timed out after {timeout_s:g} s (Blender killed)")
-        line = self._proc.stdout.readline()
-        if not line:
-            code = self._proc.wait()
-            tail = self._log_tail()
-            self._stop(kill=True)
-            how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
-            raise AssetError("crashed", f"Blender crashed ({how})" + (f": {tail}" if tail else ""))
-        return json.loads(line)
+        """The worker's next reply; progress lines on the way go to ``on_progress``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            ready, _, _ = select.select([self._proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                self._stop(kill=True)
+                raise AssetError("timeout", f"{what} timed out after {timeout_s:g} s (Blender killed)")
+            line = self._proc.stdout.readline()
+            if not line:
+                code = self._proc.wait()
+                tail = self._log_tail()
+                self._stop(kill=True)
+                how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+                raise AssetError("crashed", f"Blender crashed ({how})" + (f": {tail}" if tail else ""))
+            reply = json.loads(line)
+            if "progress" not in reply:
+                return reply
+            if self.on_progress is not None:
+                self.on_progress(reply["progress"])
 
     def render(
         self,

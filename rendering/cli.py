@@ -59,6 +59,11 @@ def options_from_args(args: argparse.Namespace) -> RenderOptions:
     return RenderOptions(**settings)
 
 
+def _show_progress(progress: dict) -> None:
+    end = "\n" if progress["done"] == progress["total"] else ""
+    print(f"\r  {progress['stage']:>7}: {progress['done']}/{progress['total']} frames", end=end, file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -67,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     try:
-        with Renderer() as renderer:
+        with Renderer(on_progress=None if args.quiet else _show_progress) as renderer:
             asset = renderer.render(args.asset, args.out, options, overwrite=args.overwrite, allow_missing_files=args.allow_missing_files)
     except (AssetError, FileExistsError) as exc:
         print(f"d4d-render: error: {exc}", file=sys.stderr)

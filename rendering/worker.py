@@ -2,7 +2,7 @@
 
 Started by rendering.api.Renderer, never by hand. Blender's own output goes to stderr so the
 reply channel stays clean. It first answers {"ready": true} once Blender is loaded. One job: {"asset", "out", "options", "source",
-"allow_missing_files"}; one reply: {"ok": true, "asset": {...}} or {"ok": false, "kind",
+"allow_missing_files"}; progress lines {"progress": {"stage", "done", "total"}}, then one reply: {"ok": true, "asset": {...}} or {"ok": false, "kind",
 "reason"}.
 """
 
@@ -24,8 +24,11 @@ def main() -> int:
     from rendering.errors import AssetError
     from rendering.options import RenderOptions
 
-    replies.write(json.dumps({"ready": True, "blender": bpy.app.version_string}) + "\n")
-    replies.flush()
+    def send(message: dict) -> None:
+        replies.write(json.dumps(message) + "\n")
+        replies.flush()
+
+    send({"ready": True, "blender": bpy.app.version_string})
     for line in sys.stdin:
         job = json.loads(line)
         try:
@@ -36,6 +39,7 @@ def main() -> int:
                 RenderOptions.from_dict(job["options"]),
                 job["source"],
                 allow_missing_files=job.get("allow_missing_files", False),
+                progress=lambda p: send({"progress": p}),
             )
             reply = {"ok": True, "asset": asset}
         except AssetError as exc:
@@ -43,8 +47,7 @@ def main() -> int:
         except Exception as exc:  # anything else inside Blender is this asset's failure, not the worker's
             traceback.print_exc()
             reply = {"ok": False, "kind": "render_failed", "reason": f"{type(exc).__name__}: {exc}"}
-        replies.write(json.dumps(reply) + "\n")
-        replies.flush()
+        send(reply)
     return 0
 
 

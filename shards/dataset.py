@@ -26,7 +26,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import torch
 import torch.distributed as dist
 from torch.utils.data import IterableDataset, get_worker_info
 

@@ -48,11 +48,12 @@ def frames_to_tensors(rgba: np.ndarray, background: float | None = None) -> tupl
     ``background`` None keeps straight colour; a value in [0, 1] composites over that grey
     level (1.0 is white): rgb * alpha + background * (1 - alpha).
     """
-    x = torch.from_numpy(rgba).permute(0, 3, 1, 2).float().div_(255.0)
-    rgb, alpha = x[:, :3], x[:, 3:4].contiguous()
+    planes = torch.from_numpy(np.ascontiguousarray(rgba.transpose(0, 3, 1, 2)))  # uint8 [T, 4, H, W]
+    alpha = planes[:, 3:4].float().div_(255.0)
+    rgb = planes[:, :3].float().div_(255.0)
     if background is not None:
-        rgb = rgb * alpha + background * (1.0 - alpha)
-    return rgb.mul(2.0).sub_(1.0).contiguous(), alpha
+        rgb.mul_(alpha).add_(background * (1.0 - alpha))
+    return rgb.mul_(2.0).sub_(1.0), alpha
 
 
 def _floats(values, length: int) -> torch.Tensor:

@@ -57,8 +57,9 @@ class FilterBatch:
 
 
 def torch_collate(batch: dict[str, np.ndarray]) -> dict:
-    """For ``iter_torch_batches(collate_fn=...)``: numeric arrays to tensors, str arrays to lists."""
-    return {key: value.tolist() if value.dtype == object else torch.from_numpy(value) for key, value in batch.items()}
+    """For ``iter_torch_batches(collate_fn=...)``: numeric arrays to tensors (copied when Ray's
+    buffer is read-only), str arrays to lists."""
+    return {key: value.tolist() if value.dtype == object else torch.from_numpy(np.require(value, requirements="W")) for key, value in batch.items()}
 
 
 def read_shards_ray(

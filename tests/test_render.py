@@ -349,3 +349,16 @@ def test_cli_bad_asset_and_bad_arguments(tmp_path):
     assert not (tmp_path / "out").exists()
     assert _cli(str(bad), "--out", str(tmp_path / "o"), "--engine", "povray").returncode == 2
     assert _cli(str(bad), "--out", str(tmp_path / "o"), "--frames", "1").returncode == 2
+
+
+def test_progress_is_reported_per_frame(renderer, builtin_assets, tmp_path):
+    from rendering.options import RenderOptions
+
+    seen: list[dict] = []
+    renderer.on_progress = seen.append
+    try:
+        renderer.render(builtin_assets["rigid"], tmp_path / "out", RenderOptions(engine="workbench", resolution=32, frames=3, videos=("dynamic", "front")))
+    finally:
+        renderer.on_progress = None
+    assert [(p["stage"], p["done"]) for p in seen] == [("dynamic", 1), ("dynamic", 2), ("dynamic", 3), ("front", 1), ("front", 2), ("front", 3)]
+    assert all(p["total"] == 3 for p in seen)

@@ -13,6 +13,12 @@ from training.config import preset
 from training.guidance import guided_prediction
 from training.motion import MotionEmbedding, latent_motion_magnitude, motion_reconstruction_loss
 from training.objective import drop_conditions, predicted_clean_latents
+from train_fixtures import single_thread
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    yield from single_thread()
+
 
 T, C, H = 4, 4, 8
 

@@ -47,3 +47,12 @@ def make_clip(index: int, frames: int = 4, size: int = 16, speed: float = 0.6) -
 
 def make_clips(n: int, frames: int = 4, size: int = 16) -> list[dict]:
     return [make_clip(i, frames, size) for i in range(n)]
+
+
+def single_thread():
+    """Generator for a pytest fixture: run torch on one thread (tiny models on a shared 2-core
+    machine are several times faster without intra-op thread contention), then restore."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

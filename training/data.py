@@ -51,10 +51,6 @@ class Batch:
     latents_static: torch.Tensor | None = None
     text_embedding: torch.Tensor | None = None
 
-    def to(self, device: torch.device) -> "Batch":
-        moved = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()}
-        return Batch(**moved)
-
 
 def _resize(video: torch.Tensor, resolution: int) -> torch.Tensor:
     if video.shape[-2:] == (resolution, resolution):

@@ -32,7 +32,7 @@ from .backbone import Denoiser
 from .checkpoints import (TrainState, checkpoint_dir, prune_checkpoints, publish_dir, resolve_resume, staging_dir)
 from .components import Components, build_components, load_components
 from .config import TrainConfig
-from .data import EpochBatches, ShardBatches, collate
+from .data import ShardBatches, collate
 from .objective import batch_inputs, compute_losses, drop_conditions, empty_prompt_embedding
 from .outputs import to_uint8, write_mp4
 from .pipeline import Diffusion4DPipeline

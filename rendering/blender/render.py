@@ -38,10 +38,13 @@ def _render_frame(bpy, path: Path) -> None:
         raise AssetError("render_failed", f"Blender wrote no image for {path.name}")
 
 
-def render_in_process(bpy, asset_path: Path, out_dir: Path, options: RenderOptions, source: dict, allow_missing_files: bool = False) -> dict:
+def render_in_process(
+    bpy, asset_path: Path, out_dir: Path, options: RenderOptions, source: dict, allow_missing_files: bool = False, progress=None
+) -> dict:
     """Import, analyse, normalise and render ``asset_path`` into ``out_dir``; returns asset.json's content.
 
-    ``source`` (path, sha256, format, size_bytes) is computed by the caller. Raises AssetError.
+    ``source`` (path, sha256, format, size_bytes) is computed by the caller; ``progress`` is
+    called with {"stage", "done", "total"} after each rendered frame. Raises AssetError.
     """
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -89,6 +92,8 @@ def render_in_process(bpy, asset_path: Path, out_dir: Path, options: RenderOptio
             geometry.set_frame(bpy, sampling.frames[i] if cameras[video]["animated"] else sampling.frames[0])
             scene.set_camera(camera, c2w)
             _render_frame(bpy, out_dir / frame_file(video, i))
+            if progress is not None:
+                progress({"stage": video, "done": i + 1, "total": len(cameras[video]["c2w"])})
         timings[f"render_{video}_s"] = time.perf_counter() - clock
     _write_json(out_dir / "transforms.json", transforms_json(options, cameras, sampling.times))
 

@@ -1,0 +1,59 @@
+"""d4d-inspect: one HTML page to look at a data set, a training run or a reconstruction.
+
+    d4d-inspect PATH --out report.html [--kind curation|training|reconstruction] [--embed]
+                [--config CURATION.json] [--workers N] [--per-page 50] [--preview-size 128]
+
+Exit status: 0 when the page was written, 1 when PATH cannot be inspected, 2 for bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from inspection.curation_data import InspectError
+from inspection.detect import KINDS
+from inspection.media import PREVIEW_SIZE
+from inspection.report import write_report
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="d4d-inspect", description="Write an HTML page (no server, no network) showing a curation output, a training run or a reconstruction.")
+    p.add_argument("path", metavar="PATH", type=Path, help="curation output (decisions.parquet + shards/, or render directories), training run, or reconstruction output")
+    p.add_argument("--out", required=True, type=Path, help="page to write (*.html; previews go to <stem>_files/ beside it) or a folder for index.html")
+    p.add_argument("--kind", choices=KINDS, help="what PATH is (default: detected from its layout)")
+    p.add_argument("--embed", action="store_true", help="put previews into the page as data URIs (a single file; for small inputs)")
+    p.add_argument("--config", help="JSON file of CurationConfig fields, used when render directories are decided here")
+    p.add_argument("--workers", type=int, help="processes making previews (default: CPU count, at most 8)")
+    p.add_argument("--per-page", type=int, default=50, help="cards per page (default 50)")
+    p.add_argument("--preview-size", type=int, default=PREVIEW_SIZE, help=f"preview height in pixels (default {PREVIEW_SIZE})")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.per_page < 1 or args.preview_size < 8 or (args.workers is not None and args.workers < 1):
+        parser.error("--per-page and --workers must be >= 1, --preview-size >= 8")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    config = None
+    if args.config:
+        try:
+            config = json.loads(Path(args.config).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            parser.error(f"--config {args.config}: {exc}")
+    try:
+        page = write_report(args.path, args.out, kind=args.kind, embed=args.embed, curation_config=config,
+                            workers=args.workers, per_page=args.per_page, preview_size=args.preview_size)
+    except (InspectError, OSError) as exc:
+        print(f"d4d-inspect: {exc}", file=sys.stderr)
+        return 1
+    print(page)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,288 @@
+"""Read a curation output into one record per asset, with previews.
+
+Three layouts (``inspection.detect``):
+
+- a curation run: ``DIR/decisions.parquet`` (one row per asset considered), ``DIR/shards/``
+  (the kept clips, docs/shards.md) and ``DIR/stats.json`` (docs/pipeline.md);
+- a shard directory alone (``part-*.parquet``): every row is a kept clip;
+- a directory of render directories (or one render directory): each is decided here with
+  ``curation.decision.decide`` from its frames and asset.json.
+
+decisions.parquet is read leniently: ``uid`` and ``decision`` are required; ``reason``,
+``detail``, ``caption`` and ``render_dir`` are used when present; ``measures`` (JSON text, or
+a struct) holds the measures, and any other column is shown as a measure too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from inspection.media import MediaStore, Sprite, file_key, sprite_sheet
+
+log = logging.getLogger("d4d.inspect")
+
+VIDEO_NAMES = ("dynamic", "static", "front")
+#: decisions.parquet columns with a meaning of their own; every other column is a measure.
+DECISION_COLUMNS = ("uid", "decision", "reason", "detail", "measures", "caption", "render_dir")
+
+
+class InspectError(ValueError):
+    """An input that cannot be inspected; the message names the path and the reason."""
+
+
+@dataclass
+class AssetRecord:
+    """One asset of a curation output.
+
+    Attributes:
+        uid: the asset's id. decision: keep / reject / failed. reason: None for keep.
+        measures: JSON-safe measures behind the decision (``Decision.measures``).
+        caption: Cap3D caption (with the training prefix when the shard stored it so).
+        timings: seconds per render stage (asset.json ``timings``), when known.
+        render_dir: where its frames can be read, when they can.
+        content_sha256: the shard row's content hash, when it is in a shard.
+        previews: video name -> preview.
+    """
+
+    uid: str
+    decision: str
+    reason: str | None = None
+    detail: str = ""
+    measures: dict = field(default_factory=dict)
+    caption: str | None = None
+    timings: dict = field(default_factory=dict)
+    render_dir: Path | None = None
+    content_sha256: str | None = None
+    previews: dict[str, Sprite] = field(default_factory=dict)
+
+    @property
+    def motion_magnitude(self) -> float | None:
+        value = self.measures.get("motion_magnitude")
+        return float(value) if isinstance(value, (int, float)) else None
+
+
+# ---------------------------------------------------------------- decisions.parquet and shards
+
+
+def _measures_of(row: dict) -> dict:
+    raw = row.get("measures")
+    if isinstance(raw, str):
+        try:
+            measures = json.loads(raw)
+        except json.JSONDecodeError:
+            measures = {"measures": raw}
+    elif isinstance(raw, dict):
+        measures = dict(raw)
+    else:
+        measures = {}
+    measures.update({k: v for k, v in row.items() if k not in DECISION_COLUMNS and v is not None})
+    return measures
+
+
+def read_decisions(path: Path) -> list[AssetRecord]:
+    """One record per row of decisions.parquet (see the module docstring for the columns read)."""
+    try:
+        table = pq.read_table(path)
+    except (OSError, ValueError) as exc:
+        raise InspectError(f"{path}: cannot read as Parquet ({exc})") from None
+    missing = [c for c in ("uid", "decision") if c not in table.column_names]
+    if missing:
+        raise InspectError(f"{path}: no column {', '.join(missing)} (columns: {', '.join(table.column_names)})")
+    records = []
+    for row in table.to_pylist():
+        measures = _measures_of(row)
+        render_dir = row.get("render_dir") or measures.get("render_dir")
+        records.append(AssetRecord(
+            uid=str(row["uid"]), decision=str(row["decision"]), reason=row.get("reason"), detail=row.get("detail") or "",
+            measures=measures, caption=row.get("caption"), render_dir=Path(render_dir) if render_dir else None,
+        ))
+    return records
+
+
+SHARD_SCALARS = ("uid", "caption", "motion_magnitude", "content_sha256", "asset_json")
+
+
+def read_shard_records(shard_dir: Path) -> dict[str, AssetRecord]:
+    """uid -> a kept record from the shards' scalar columns (no video bytes are read)."""
+    from shards.files import list_shards
+
+    records: dict[str, AssetRecord] = {}
+    for path in list_shards(shard_dir):
+        try:
+            table = pq.read_table(path, columns=list(SHARD_SCALARS))
+        except (OSError, ValueError, KeyError) as exc:
+            raise InspectError(f"{path}: not a d4d shard ({exc})") from None
+        for row in table.to_pylist():
+            asset = json.loads(row["asset_json"]) if row["asset_json"] else {}
+            measures = {"motion_magnitude": row["motion_magnitude"]} if row["motion_magnitude"] is not None else {}
+            records[row["uid"]] = AssetRecord(
+                uid=row["uid"], decision="keep", detail=f"in {path.name}", measures=measures, caption=row["caption"],
+                timings=asset.get("timings") or {}, content_sha256=row["content_sha256"],
+            )
+    return records
+
+
+def _shard_rows_with_videos(shard_dir: Path, wanted: set[str]) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """(uid, video name -> encoded bytes) for the wanted uids, one row group in memory at a time."""
+    from shards.files import list_shards
+
+    columns = ["uid"] + [f"{v}_video" for v in VIDEO_NAMES]
+    for path in list_shards(shard_dir):
+        parquet = pq.ParquetFile(path)
+        for group in range(parquet.num_row_groups):
+            uids = parquet.read_row_group(group, columns=["uid"]).column("uid").to_pylist()
+            if not wanted.intersection(uids):
+                continue
+            for row in parquet.read_row_group(group, columns=columns).to_pylist():
+                if row["uid"] in wanted:
+                    yield row["uid"], {v: row[f"{v}_video"] for v in VIDEO_NAMES if row[f"{v}_video"] is not None}
+
+
+# ---------------------------------------------------------------- previews (run in worker processes)
+
+
+def _sheets_from_video_bytes(job: tuple[str, dict[str, bytes], int]) -> tuple[str, dict[str, tuple]]:
+    from shards.video import decode_rgba
+
+    uid, videos, size = job
+    return uid, {name: sprite_sheet(decode_rgba(data), size) for name, data in videos.items()}
+
+
+def _decide_render_dir(job: tuple[str, dict | None, int, bool, bool]) -> tuple[str, dict, dict, dict[str, tuple]]:
+    """Load a render directory, decide it, make its previews: (dir, decision json, asset.json, sheets).
+
+    ``job`` = (directory, CurationConfig fields, preview size, decide?, make previews?); a
+    directory neither decided nor previewed only has its asset.json read.
+    """
+    from curation.config import CurationConfig
+    from curation.decision import Decision, decide
+    from rendering.contract import RenderContractError, load_render
+
+    root, config, size, want_decision, want_sheets = job
+    if not (want_decision or want_sheets):
+        asset_path = Path(root) / "asset.json"
+        try:
+            return root, {}, json.loads(asset_path.read_text()) if asset_path.is_file() else {}, {}
+        except json.JSONDecodeError:
+            return root, {}, {}, {}
+    try:
+        sample = load_render(root)
+    except (RenderContractError, OSError, KeyError, ValueError) as exc:
+        return root, Decision("failed", "render_failed", {}, f"unreadable render directory: {exc}").to_json(), {}, {}
+    frames = {name: video.rgba for name, video in sample.videos.items()}
+    decision = decide(sample.asset, frames, CurationConfig.from_dict(config or {})).to_json() if want_decision else {}
+    sheets = {name: sprite_sheet(rgba, size) for name, rgba in frames.items()} if want_sheets else {}
+    return root, decision, sample.asset, sheets
+
+
+def _run(function, jobs: list, workers: int) -> Iterable:
+    if workers <= 1 or len(jobs) <= 1:
+        return map(function, jobs)
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)))
+    results = pool.map(function, jobs, chunksize=max(1, len(jobs) // (workers * 8)))
+
+    def drain():
+        try:
+            yield from results
+        finally:
+            pool.shutdown()
+
+    return drain()
+
+
+def _progress(done: int, total: int, what: str) -> None:
+    if done == total or done % 100 == 0:
+        log.info("%s: %d/%d", what, done, total)
+
+
+def add_shard_previews(records: list[AssetRecord], shard_dir: Path, store: MediaStore, workers: int) -> None:
+    """Previews of the records that are in the shards (cached ones are reused, not decoded)."""
+    by_uid = {r.uid: r for r in records if r.content_sha256}
+    todo: set[str] = set()
+    for uid, record in by_uid.items():
+        cached = {v: store.cached(f"shard|{record.content_sha256}|{v}") for v in VIDEO_NAMES}
+        if all(cached.values()):
+            record.previews = cached
+        else:
+            todo.add(uid)
+    if not todo:
+        return
+    jobs = ((uid, videos, store.size) for uid, videos in _shard_rows_with_videos(shard_dir, todo))
+    for done, (uid, sheets) in enumerate(_run(_sheets_from_video_bytes, list(jobs), workers), start=1):
+        record = by_uid[uid]
+        record.previews = {v: store.put(f"shard|{record.content_sha256}|{v}", *sheet) for v, sheet in sheets.items()}
+        _progress(done, len(todo), "shard previews")
+
+
+def _render_files(root: Path) -> list[Path]:
+    files = [root / "transforms.json"] + [root / "asset.json"] * (root / "asset.json").exists()
+    return files + sorted(p for v in VIDEO_NAMES if (root / v).is_dir() for p in (root / v).glob("*.png"))
+
+
+def read_render_dirs(dirs: list[Path], store: MediaStore, config: dict | None, workers: int, decide_them: bool = True) -> list[AssetRecord]:
+    """Records (decided with ``curation.decision.decide`` when ``decide_them``) with previews of render directories.
+
+    Previews cached from an earlier report (same files, sizes and modification times) are reused.
+    """
+    keys, cached = {}, {}
+    for d in dirs:
+        keys[d] = file_key(*_render_files(d)) if (d / "transforms.json").is_file() else str(d)
+        names = [v for v in VIDEO_NAMES if (d / v).is_dir()]
+        found = {v: store.cached(f"render|{keys[d]}|{v}") for v in names}
+        cached[d] = found if names and all(found.values()) else None
+    jobs = [(str(d), config, store.size, decide_them, cached[d] is None) for d in dirs]
+    records = []
+    for done, (d, (root, decision, asset, sheets)) in enumerate(zip(dirs, _run(_decide_render_dir, jobs, workers)), start=1):
+        record = AssetRecord(
+            uid=d.name, decision=decision.get("decision", "keep"), reason=decision.get("reason"), detail=decision.get("detail", ""),
+            measures=decision.get("measures", {}), caption=asset.get("caption"), timings=asset.get("timings") or {}, render_dir=d,
+        )
+        record.previews = cached[d] or {v: store.put(f"render|{keys[d]}|{v}", *sheet) for v, sheet in sheets.items()}
+        records.append(record)
+        _progress(done, len(jobs), "render directories")
+    return records
+
+
+def add_render_dir_previews(records: list[AssetRecord], store: MediaStore, workers: int) -> None:
+    """Previews for records without any whose ``render_dir`` exists (e.g. rejects rendered at preview size)."""
+    pending = [r for r in records if not r.previews and r.render_dir is not None and (r.render_dir / "transforms.json").exists()]
+    if not pending:
+        return
+    by_dir = {str(r.render_dir): r for r in pending}
+    for fresh in read_render_dirs([r.render_dir for r in pending], store, None, workers, decide_them=False):
+        target = by_dir[str(fresh.render_dir)]
+        target.previews = fresh.previews
+        target.timings = target.timings or fresh.timings
+        target.caption = target.caption or fresh.caption
+
+
+def find_render_dirs(path: Path) -> list[Path]:
+    """``path`` itself when it is a render directory, else its subdirectories (any depth) that are."""
+    if (path / "transforms.json").is_file():
+        return [path]
+    found = []
+    for root, dirnames, filenames in os.walk(path):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        if "transforms.json" in filenames:
+            found.append(Path(root))
+            dirnames[:] = []
+    return found
+
+
+def mean_timings(records: list[AssetRecord]) -> dict[str, float]:
+    """Mean seconds per stage over the records that report it."""
+    sums: dict[str, list[float]] = {}
+    for record in records:
+        for stage, seconds in record.timings.items():
+            if isinstance(seconds, (int, float)) and np.isfinite(seconds):
+                sums.setdefault(stage, []).append(float(seconds))
+    return {stage: float(np.mean(values)) for stage, values in sums.items()}

@@ -1,0 +1,145 @@
+"""A curation output as a Report: every asset with its videos, caption and measures, rejects grouped
+by reason, and the distributions (motion magnitude, decisions by reason, time per stage)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from curation.decision import REASONS
+from inspection import svg
+from inspection.curation_data import (
+    AssetRecord,
+    InspectError,
+    add_render_dir_previews,
+    add_shard_previews,
+    find_render_dirs,
+    mean_timings,
+    read_decisions,
+    read_render_dirs,
+    read_shard_records,
+)
+from inspection.media import MediaStore
+from inspection.model import Group, Item, Plot, Report
+
+log = logging.getLogger("d4d.inspect")
+
+#: Measures shown on each card (the rest are in its "all measures" table).
+HIGHLIGHTS = ("motion_magnitude", "ssim", "geometric_max_displacement", "coverage_median", "border_max_fraction")
+DECISION_COLORS = {"keep": "#2e7d32", "reject": "#c62828", "failed": "#6a1b9a"}
+#: Measures plotted as histograms besides motion magnitude, with their axis labels.
+HISTOGRAMS = {
+    "ssim_min": "front-view SSIM, lowest pair",
+    "coverage_median": "median alpha coverage (fraction of the image)",
+    "geometric_max_displacement": "max vertex displacement (scene units)",
+}
+
+
+def load_curation(path: Path, store: MediaStore, config: dict | None = None, workers: int = 1) -> tuple[list[AssetRecord], dict, list[str]]:
+    """(records, stats.json or {}, notes) for any of the layouts of ``inspection.curation_data``."""
+    from shards.files import SHARD_PATTERN
+
+    from curation.config import CurationConfig
+
+    try:
+        CurationConfig.from_dict(config or {})
+    except (TypeError, ValueError) as exc:
+        raise InspectError(f"curation config {config}: {exc}") from None
+    notes: list[str] = []
+    stats: dict = {}
+    decisions = path / "decisions.parquet"
+    shard_dir = path / "shards" if (path / "shards").is_dir() else path
+    has_shards = shard_dir.is_dir() and any(SHARD_PATTERN.match(p.name) for p in shard_dir.iterdir())
+    if (path / "stats.json").is_file():
+        try:
+            stats = json.loads((path / "stats.json").read_text())
+        except json.JSONDecodeError as exc:
+            notes.append(f"{path / 'stats.json'}: not valid JSON ({exc}); run statistics not shown")
+    if decisions.is_file() or has_shards:
+        in_shards = read_shard_records(shard_dir) if has_shards else {}
+        if decisions.is_file():
+            records = read_decisions(decisions)
+            for record in records:
+                row = in_shards.pop(record.uid, None)
+                if row is not None:
+                    record.caption = record.caption or row.caption
+                    record.timings = row.timings
+                    record.content_sha256 = row.content_sha256
+                    record.measures.setdefault("motion_magnitude", row.measures.get("motion_magnitude"))
+            if in_shards:
+                notes.append(f"{len(in_shards)} shard rows have no row in {decisions.name} (shown as kept): {', '.join(sorted(in_shards)[:5])}")
+            records += list(in_shards.values())
+        else:
+            records = list(in_shards.values())
+            notes.append(f"no decisions.parquet next to {shard_dir}: showing the shards' clips, all kept")
+        add_shard_previews(records, shard_dir, store, workers)
+        add_render_dir_previews(records, store, workers)
+        return records, stats, notes
+    dirs = find_render_dirs(path)
+    if not dirs:
+        raise InspectError(f"{path}: no decisions.parquet, shards or render directories (transforms.json) found")
+    notes.append(f"decided here from {len(dirs)} render directories with curation.decision.decide")
+    return read_render_dirs(dirs, store, config, workers), stats, notes
+
+
+def _item(record: AssetRecord) -> Item:
+    measures = dict(record.measures)
+    highlights = {k: measures[k] for k in HIGHLIGHTS if measures.get(k) is not None}
+    return Item(
+        id=record.uid, title=record.uid, status=record.decision, group=record.reason, caption=record.caption,
+        detail=record.detail, videos=[(name, record.previews[name]) for name in ("dynamic", "static", "front") if name in record.previews],
+        highlights=highlights, measures=measures,
+    )
+
+
+def _stage_seconds(stats: dict) -> dict[str, float]:
+    """Seconds per pipeline stage from stats.json: a ``stages`` mapping of stage -> seconds or -> {"seconds": s}."""
+    stages = stats.get("stages") or stats.get("stage_seconds") or {}
+    out = {}
+    for stage, value in stages.items() if isinstance(stages, dict) else ():
+        seconds = value.get("seconds") if isinstance(value, dict) else value
+        if isinstance(seconds, (int, float)):
+            out[str(stage)] = float(seconds)
+    return out
+
+
+def _ssim_min(record: AssetRecord) -> float | None:
+    values = [v for v in record.measures.get("ssim") or [] if isinstance(v, (int, float))]
+    return min(values) if values else None
+
+
+def curation_report(path: Path, store: MediaStore, config: dict | None = None, workers: int = 1) -> Report:
+    records, stats, notes = load_curation(path, store, config, workers)
+    order = {"failed": 0, "reject": 1, "keep": 2}
+    reasons = [r for r in REASONS if any(rec.reason == r for rec in records)]
+    reasons += sorted({rec.reason for rec in records if rec.reason and rec.reason not in REASONS})
+    counts = {d: sum(r.decision == d for r in records) for d in ("keep", "reject", "failed")}
+    report = Report(kind="curation", title=f"Curation: {path.name}", source=str(path), notes=notes)
+    report.summary = [("assets", str(len(records))), *((d, str(n)) for d, n in counts.items())]
+    with_preview = sum(bool(r.previews) for r in records)
+    report.summary.append(("with previews", str(with_preview)))
+    report.groups = [Group(r, r, REASONS.get(r, "")) for r in reasons]
+    report.items = [_item(r) for r in sorted(records, key=lambda r: (order.get(r.decision, 3), r.reason or "", r.uid))]
+    magnitudes = [r.motion_magnitude for r in records if r.motion_magnitude is not None]
+    report.plots.append(Plot("motion magnitude", svg.histogram(magnitudes, "Motion magnitude m(V) per asset", "m (Eq. 1, version 1: 0..195075)"),
+                             f"{len(magnitudes)} of {len(records)} assets have a motion magnitude"))
+    labels = ["keep"] + reasons
+    values = [counts["keep"]] + [sum(r.reason == reason for r in records) for reason in reasons]
+    colors = [DECISION_COLORS["keep"]] + [DECISION_COLORS["failed" if reason in ("import_failed", "render_failed") else "reject"] for reason in reasons]
+    report.plots.append(Plot("decisions", svg.bar_chart(labels, values, "Decisions by reason", colors=colors)))
+    stage_totals = _stage_seconds(stats)
+    if stage_totals:
+        report.plots.append(Plot("pipeline stages", svg.bar_chart(list(stage_totals), list(stage_totals.values()), "Time per pipeline stage", unit=" s"),
+                                 "from stats.json"))
+    render_stages = mean_timings(records)
+    report.plots.append(Plot("render stages", svg.bar_chart(list(render_stages), list(render_stages.values()), "Render time per stage, mean per asset", unit=" s"),
+                             f"asset.json timings of {sum(bool(r.timings) for r in records)} assets"))
+    for key, label in HISTOGRAMS.items():
+        values = [_ssim_min(r) if key == "ssim_min" else r.measures.get(key) for r in records]
+        values = [v for v in values if isinstance(v, (int, float))]
+        if values:
+            report.plots.append(Plot(key, svg.histogram(values, label, label, log_x=False)))
+    if stats:
+        report.tables["stats.json"] = {k: v for k, v in stats.items()}
+    return report

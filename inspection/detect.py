@@ -1,0 +1,31 @@
+"""Tell what a path holds from its layout: a curation output, a training run or a reconstruction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from inspection.curation_data import InspectError, find_render_dirs
+from inspection.reconstruction_view import find_reconstructions
+from inspection.training_view import is_training_run
+
+KINDS = ("curation", "training", "reconstruction")
+
+
+def detect_kind(path: Path) -> str:
+    """"training" (train_config.json, or checkpoints/ with logs/), "reconstruction" (metrics.json
+    with turntable.mp4 or canonical.ply, here or in subdirectories) or "curation"
+    (decisions.parquet, shards/ or part-*.parquet, or render directories).
+
+    Raises InspectError naming the path when it is none of them.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise InspectError(f"{path}: not a directory")
+    if is_training_run(path):
+        return "training"
+    if find_reconstructions(path):
+        return "reconstruction"
+    if (path / "decisions.parquet").is_file() or (path / "shards").is_dir() or any(path.glob("part-*.parquet")) or find_render_dirs(path):
+        return "curation"
+    raise InspectError(f"{path}: not a curation output (decisions.parquet, shards/, render directories), "
+                       "a training run (train_config.json) or a reconstruction (metrics.json + turntable.mp4)")

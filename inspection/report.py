@@ -1,0 +1,81 @@
+"""write_report(path, out): inspect a curation output, a training run or a reconstruction as one page.
+
+    from inspection.report import write_report
+    page = write_report("runs/curate-001", "reports/curate.html")
+
+The page is ``out`` (an ``.html`` path; any other path is a folder that gets ``index.html``);
+its previews go to ``<page stem>_files/`` next to it, or into the page itself as data URIs
+with ``embed=True``. Previews from an earlier report at the same place are reused when their
+source is unchanged, and ones no longer used are deleted. The page is written to a temporary
+file and moved into place, so a reader never sees half a page.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+from inspection.curation_view import curation_report
+from inspection.detect import KINDS, detect_kind
+from inspection.curation_data import InspectError
+from inspection.media import PREVIEW_SIZE, MediaStore, write_atomic
+from inspection.model import Report
+from inspection.page import render_html
+from inspection.reconstruction_view import reconstruction_report
+from inspection.training_view import training_report
+
+log = logging.getLogger("d4d.inspect")
+
+
+def page_paths(out: str | Path) -> tuple[Path, Path]:
+    """(page file, media folder) for ``out``."""
+    out = Path(out)
+    page = out if out.suffix.lower() in (".html", ".htm") else out / "index.html"
+    return page, page.with_name(f"{page.stem}_files")
+
+
+def build_report(path: str | Path, store: MediaStore, kind: str | None = None, curation_config: dict | None = None,
+                 workers: int = 1, per_page: int = 50) -> Report:
+    """The Report of ``path`` (kind detected from the layout unless given)."""
+    path = Path(path)
+    kind = kind or detect_kind(path)
+    if kind not in KINDS:
+        raise InspectError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if kind == "curation":
+        report = curation_report(path, store, curation_config, workers)
+    elif kind == "training":
+        report = training_report(path, store)
+    else:
+        report = reconstruction_report(path, store, workers)
+    report.per_page = per_page
+    return report
+
+
+def write_report(path: str | Path, out: str | Path, *, kind: str | None = None, embed: bool = False, curation_config: dict | None = None,
+                 workers: int | None = None, per_page: int = 50, preview_size: int = PREVIEW_SIZE) -> Path:
+    """Inspect ``path`` and write the page; returns the page's path.
+
+    Args:
+        path: a curation output, a training run directory or a reconstruction output.
+        out: the page (``*.html``) or a folder for ``index.html``.
+        kind: "curation", "training" or "reconstruction"; None detects it.
+        embed: previews as data URIs inside the page (one file; for small inputs).
+        curation_config: CurationConfig fields used when render directories are decided here.
+        workers: processes decoding and encoding previews (default: the CPU count, at most 8).
+        per_page: cards per page.
+        preview_size: preview height, pixels.
+    """
+    if per_page < 1:
+        raise InspectError(f"per_page must be >= 1, got {per_page}")
+    start = time.perf_counter()
+    page, media_dir = page_paths(out)
+    workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
+    store = MediaStore(media_dir, media_dir.name, embed=embed, size=preview_size)
+    report = build_report(path, store, kind, curation_config, workers, per_page)
+    write_atomic(page, render_html(report).encode())
+    pruned = store.prune()
+    log.info("%s: %s report of %d items, %d previews written, %d reused, %d stale removed, %.1f s",
+             page, report.kind, len(report.items), store.written, store.reused, pruned, time.perf_counter() - start)
+    return page

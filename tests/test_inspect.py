@@ -1,0 +1,435 @@
+"""d4d-inspect: reports of a curation output (real Blender renders, real shards), a real tiny
+training run and a real reconstruction, checked from the page's embedded index and, where
+Chromium is installed, in a real headless browser (marker ``browser``)."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from curation.decision import REASONS, decide
+from inspection import svg
+from inspection.cli import main
+from inspection.curation_data import InspectError
+from inspection.detect import detect_kind
+from inspection.media import MAX_FRAMES, MediaStore, sprite_sheet
+from inspection.model import Item, Report
+from inspection.page import render_html
+from inspection.report import write_report
+from rendering.builtin_assets import BUILTIN_ASSETS
+from rendering.contract import load_render
+
+CHROMIUM = Path("/usr/bin/chromium")
+requires_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="headless Chromium (/usr/bin/chromium) is not installed")
+PRE_PASS_REJECTS = 70  # decision rows without renders, so the curation report has two pages of 50
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def page_index(page: Path) -> dict:
+    """The JSON index embedded in a report page."""
+    text = page.read_text()
+    match = re.search(r'<script type="application/json" id="d4d-index">(.*?)</script>', text, re.S)
+    return json.loads(match.group(1).replace("<\\/", "</"))
+
+
+def page_svgs(page: Path) -> dict[str, int]:
+    """aria-label of every SVG plot -> its data-n."""
+    return {label: int(n) for n, label in re.findall(r'<svg class="plot" data-kind="\w+" data-n="(\d+)"[^>]*aria-label="([^"]*)"', page.read_text())}
+
+
+class _StatusParser(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.status: dict | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if attrs.get("id") == "d4d-status":
+            self.status = {k[5:]: v for k, v in attrs.items() if k.startswith("data-")}
+
+
+def chromium(url: str, tmp_path: Path, *, height: int = 2000, screenshot: Path | None = None) -> dict:
+    """Open ``url`` in headless Chromium for 5 s of virtual time; the page's status attributes
+    (``data-*`` of #d4d-status after its script ran), or {} when only a screenshot was asked for."""
+    args = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+            f"--user-data-dir={tmp_path / 'chromium-profile'}", f"--window-size=1280,{height}", "--virtual-time-budget=5000"]
+    args += [f"--screenshot={screenshot}"] if screenshot else ["--dump-dom"]
+    result = subprocess.run(args + [url], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    if screenshot:
+        return {}
+    parser = _StatusParser()
+    parser.feed(result.stdout)
+    assert parser.status is not None, result.stdout[:2000]
+    return parser.status
+
+
+def assert_healthy(status: dict) -> None:
+    assert status["ready"] == "1"
+    assert status["errors"] == ""
+    assert status["layout"] == "ok", status["layout"]
+
+
+# ---------------------------------------------------------------- inputs made with the real components
+
+
+@pytest.fixture(scope="module")
+def curation_output(render_builtin, tmp_path_factory):
+    """A curation output as docs/pipeline.md lays it out: real renders of the built-ins decided
+    with curation.decision.decide, the kept ones in real shards, one decisions.parquet row per
+    asset (rejects link their render directory), pre-pass rejects without renders, stats.json."""
+    from shards.from_render import read_asset_json, render_uid
+    from shards.writer import write_shards
+
+    root = tmp_path_factory.mktemp("curation") / "run"
+    rows, kept, captions, expected = [], [], {}, {}
+    for name in BUILTIN_ASSETS:
+        render_dir = render_builtin(name)
+        sample = load_render(render_dir)
+        decision = decide(sample.asset, {k: v.rgba for k, v in sample.videos.items()})
+        uid = render_uid(render_dir, read_asset_json(render_dir))
+        captions[uid] = f"a dynamic asset, the built-in {name} asset"
+        expected[uid] = decision.to_json()
+        if decision.kept:
+            kept.append(render_dir)
+        rows.append({"uid": uid, **decision.to_json(), "measures": json.dumps(decision.measures), "caption": captions[uid],
+                     "render_dir": None if decision.kept else str(render_dir)})
+    for i in range(PRE_PASS_REJECTS):
+        asset = ({"error": {"kind": "import_failed", "reason": "truncated glTF", "asset": f"{i}.glb"}} if i % 10 == 0
+                 else {"animation": {"has_animation": i % 2 == 0, "frame_range": [1, 4]}})
+        decision = decide(asset)
+        uid = f"{i:032x}"
+        expected[uid] = decision.to_json()
+        rows.append({"uid": uid, **decision.to_json(), "measures": json.dumps(decision.measures), "caption": None, "render_dir": None})
+    report = write_shards(kept, root / "shards", captions=captions)
+    assert not report.failed, report.failed
+    pq.write_table(pa.Table.from_pylist(rows), root / "decisions.parquet")
+    (root / "stats.json").write_text(json.dumps({"stages": {"fetch": 1.5, "render": 42.0, "decide": 0.8, "shards": 3.2}}))
+    return root, expected, {str(p) for p in kept}
+
+
+@pytest.fixture(scope="module")
+def curation_page(curation_output, tmp_path_factory):
+    root, _, _ = curation_output
+    return write_report(root, tmp_path_factory.mktemp("curation_report") / "report.html", workers=1)
+
+
+@pytest.fixture(scope="module")
+def training_run(tmp_path_factory):
+    """A real tiny d4d-train run: TensorBoard logs, checkpoints, validation MP4s, exported model."""
+    import torch
+    from accelerate.state import AcceleratorState, GradientState
+
+    from train_fixtures import make_clips
+    from training.config import preset
+    from training.data import EpochBatches
+    from training.train import train
+
+    run = tmp_path_factory.mktemp("train") / "run"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(preset("tiny-text", max_steps=6, checkpointing_steps=3, validation_steps=3, log_every=1), EpochBatches(make_clips(2), 1, seed=0), run)
+    finally:
+        torch.set_num_threads(threads)
+        AcceleratorState._reset_state(reset_partial_state=True)
+        GradientState._reset_state()
+    return run
+
+
+@pytest.fixture(scope="module")
+def reconstruction_output(render_builtin, tmp_path_factory):
+    """A real d4d-reconstruct output of the rigid built-in's render (a few steps)."""
+    import torch
+
+    from reconstruction.cli import main as reconstruct
+
+    out = tmp_path_factory.mktemp("recon") / "rigid"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        code = reconstruct([str(render_builtin("rigid")), "--out", str(out), "--preset", "fast", "--iterations", "10",
+                            "--coarse-iterations", "10", "--device", "cpu"])
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0
+    return out
+
+
+# ---------------------------------------------------------------- plots and previews
+
+
+def test_histogram_counts_every_finite_value_once():
+    rng = np.random.default_rng(0)
+    values = list(rng.lognormal(6, 1.5, size=200)) + [float("nan"), None, float("inf")]
+    plot = svg.histogram(values, "m", "m", bins=20)
+    counts = [int(c) for c in re.findall(r"<title>[^<]*: (\d+)</title>", plot)]
+    assert 'data-n="200"' in plot and sum(counts) == 200
+    assert "log scale" in plot  # spans more than two decades, all positive
+    assert "log scale" not in svg.histogram([0.0, 0.5, 1.0], "s", "s")
+    assert 'data-n="0"' in svg.histogram([], "e", "e") and "no data" in svg.histogram([], "e", "e")
+
+
+def test_bar_and_line_charts_draw_their_data():
+    bars = svg.bar_chart(["keep", "too_static"], [12, 3], "d")
+    assert bars.count('class="bar"') == 2 and ">12<" in bars and ">3<" in bars
+    xs = list(range(5000))
+    lines = svg.line_chart({"loss": (xs, [1.0 / (1 + x) for x in xs])}, "l", "step", "loss", max_points=500)
+    points = re.search(r'points="([^"]*)"', lines).group(1).split()
+    assert 'data-n="5000"' in lines and len(points) <= 501
+    assert "log scale" in lines  # 1 .. 2e-4
+    first, last = (tuple(map(float, p.split(","))) for p in (points[0], points[-1]))
+    assert first[0] < last[0] and first[1] < last[1]  # x grows to the right, the loss falls (SVG y points down)
+
+
+def test_nice_ticks_are_round_and_cover_the_range():
+    ticks = svg.nice_ticks(0.13, 9.7)
+    assert ticks[0] >= 0.13 and ticks[-1] <= 9.7 and len(ticks) >= 4
+    steps = np.diff(ticks)
+    assert np.allclose(steps, steps[0]) and steps[0] in (1, 2, 5)
+
+
+def test_sprite_sheet_lays_frames_side_by_side():
+    rng = np.random.default_rng(1)
+    frames = np.zeros((6, 40, 60, 4), np.uint8)
+    for i in range(6):
+        frames[i, :, i * 10 : i * 10 + 10] = (*rng.integers(0, 256, 3), 255)
+    data, count, width, height = sprite_sheet(frames, size=32)
+    sheet = np.asarray(Image.open(io.BytesIO(data)).convert("RGBA")).astype(int)
+    assert (count, width, height) == (6, 48, 32) and sheet.shape == (32, 6 * 48, 4)
+    for i in range(6):
+        expected = np.asarray(Image.fromarray(frames[i]).resize((48, 32), Image.BILINEAR)).astype(int)
+        got = sheet[:, i * 48 : (i + 1) * 48]
+        premultiplied = lambda x: np.concatenate([x[..., :3] * x[..., 3:] / 255, x[..., 3:]], -1)  # hidden colour may change
+        assert np.abs(premultiplied(got) - premultiplied(expected)).mean() < 4  # lossy WebP
+    assert sprite_sheet(np.zeros((300, 8, 8, 3), np.uint8), size=8)[1] == MAX_FRAMES
+
+
+def test_media_store_reuses_previews_and_prunes_stale_ones(tmp_path):
+    frames = np.full((3, 8, 8, 4), 200, np.uint8)
+    first = MediaStore(tmp_path / "m", "m", size=16)
+    a = first.put("a", *sprite_sheet(frames, 16))
+    first.put("b", *sprite_sheet(frames, 16))
+    second = MediaStore(tmp_path / "m", "m", size=16)
+    assert second.cached("a") == a and second.cached("b") is not None and second.cached("c") is None
+    third = MediaStore(tmp_path / "m", "m", size=16)
+    assert third.cached("a") == a
+    assert third.prune() == 1 and sorted(p.name for p in (tmp_path / "m").iterdir()) == [a.src.split("/")[1]]
+    embedded = MediaStore(tmp_path / "e", "e", embed=True, size=16).put("a", *sprite_sheet(frames, 16))
+    assert embedded.src.startswith("data:image/webp;base64,") and not (tmp_path / "e").exists()
+
+
+# ---------------------------------------------------------------- curation
+
+
+@pytest.mark.blender
+def test_curation_report_shows_every_decision_and_measure(curation_output, curation_page):
+    root, expected, kept_dirs = curation_output
+    index = page_index(curation_page)
+    items = {item["id"]: item for item in index["items"]}
+    assert set(items) == set(expected) and len(index["items"]) == len(BUILTIN_ASSETS) + PRE_PASS_REJECTS
+    for uid, decision in expected.items():
+        item = items[uid]
+        assert (item["status"], item["group"], item["detail"]) == (decision["decision"], decision["reason"], decision["detail"])
+        for key, value in decision["measures"].items():
+            assert item["measures"][key] == pytest.approx(value) if isinstance(value, float) else item["measures"][key] == value, key
+    rendered = [items[uid] for uid in expected if not re.fullmatch(r"[0-9a-f]{32}", uid)]
+    media = curation_page.with_name("report_files")
+    for item in rendered:
+        assert item["caption"].startswith("a dynamic asset, the built-in ")
+        assert [v["label"] for v in item["videos"]] == ["dynamic", "static", "front"]
+        for video in item["videos"]:
+            with Image.open(media / video["src"].split("/")[1]) as sheet:
+                assert sheet.size == (video["w"] * video["frames"], video["h"]) and video["frames"] == 8 and video["h"] == 128
+        assert item["measures"]["motion_magnitude"] > 0 or item["group"] == "no_animation"
+    assert any(item["status"] == "keep" for item in rendered) and kept_dirs  # previews decoded from the shards' VP9
+    groups = {g["key"]: g for g in index["groups"]}
+    for reason in {d["reason"] for d in expected.values() if d["reason"]}:
+        assert groups[reason]["count"] == sum(d["reason"] == reason for d in expected.values())
+        assert groups[reason]["description"] == REASONS[reason] and 1 <= len(groups[reason]["examples"]) <= 4
+    plots = page_svgs(curation_page)
+    assert plots["Motion magnitude m(V) per asset"] == sum(d["measures"].get("motion_magnitude") is not None for d in expected.values())
+    assert plots["Decisions by reason"] == 1 + len(groups)
+    assert plots["Time per pipeline stage"] == 4
+    assert plots["Render time per stage, mean per asset"] > 0  # asset.json timings of the real renders
+
+
+@pytest.mark.blender
+def test_rerun_reuses_previews_and_embed_writes_one_file(curation_output, curation_page, tmp_path, caplog):
+    root, _, _ = curation_output
+    before = {p.name: p.stat().st_mtime_ns for p in curation_page.with_name("report_files").iterdir()}
+    with caplog.at_level("INFO", logger="d4d.inspect"):
+        write_report(root, curation_page, workers=1)
+    assert "0 previews written" in caplog.text
+    assert {p.name: p.stat().st_mtime_ns for p in curation_page.with_name("report_files").iterdir()} == before
+    single = write_report(root, tmp_path / "single.html", embed=True, workers=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["single.html"]
+    assert all(v["src"].startswith("data:image/webp") for item in page_index(single)["items"] for v in item["videos"])
+
+
+@pytest.mark.blender
+def test_directory_of_render_dirs_is_decided_here(render_builtin, tmp_path):
+    renders = tmp_path / "renders"
+    for name in ("rigid", "static"):
+        shutil.copytree(render_builtin(name), renders / name)
+    assert detect_kind(renders) == "curation"
+    page = write_report(renders, tmp_path / "out", workers=1)
+    assert page == tmp_path / "out" / "index.html" and (tmp_path / "out" / "index_files").is_dir()
+    items = {item["id"]: item for item in page_index(page)["items"]}
+    for name in ("rigid", "static"):
+        sample = load_render(renders / name)
+        decision = decide(sample.asset, {k: v.rgba for k, v in sample.videos.items()})
+        assert (items[name]["status"], items[name]["group"]) == (decision.decision, decision.reason)
+        assert len(items[name]["videos"]) == 3
+    assert items["static"]["group"] == "no_animation"
+
+
+# ---------------------------------------------------------------- training and reconstruction
+
+
+def test_training_report_plots_losses_and_plays_validation_samples(training_run, tmp_path):
+    assert detect_kind(training_run) == "training"
+    page = write_report(training_run, tmp_path / "train.html", workers=1)
+    plots = page_svgs(page)
+    assert plots["Training losses"] == 3 * 6  # loss, loss_ldm, loss_mr at each of the 6 steps (log_every=1)
+    assert plots["lr"] == 6 and plots["seconds_per_step"] == 6
+    items = page_index(page)["items"]
+    assert [item["highlights"]["step"] for item in items] == [3, 6]
+    assert all(item["videos"][0]["frames"] == 4 for item in items)  # tiny-text samples 4 frames
+    assert "train_config.json" in page.read_text()
+
+
+def test_training_report_reads_a_jsonl_log(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "train_config.json").write_text("{}")
+    (run / "log.jsonl").write_text("\n".join(json.dumps({"step": s, "loss": 1.0 / s, "note": "x"}) for s in range(1, 11)) + "\nnot json\n")
+    page = write_report(run, tmp_path / "r.html")
+    assert page_svgs(page)["Training losses"] == 10
+    assert "log.jsonl:11: not JSON" in page.read_text()
+
+
+@pytest.mark.blender
+def test_reconstruction_report_shows_turntable_input_and_psnr_per_view(reconstruction_output, tmp_path):
+    assert detect_kind(reconstruction_output) == "reconstruction"
+    metrics = json.loads((reconstruction_output / "metrics.json").read_text())
+    page = write_report(reconstruction_output, tmp_path / "recon.html", workers=1)
+    (item,) = page_index(page)["items"]
+    assert [v["label"] for v in item["videos"]] == ["turntable (novel views)", "input dynamic", "input static", "input front"]
+    assert item["measures"]["psnr"] == pytest.approx(metrics["heldout"]["psnr"])
+    assert item["measures"]["frames_ply"] == metrics["frames"]
+    plots = page_svgs(page)
+    assert plots["Held-out PSNR per view"] == len(metrics["heldout"]["views"]) > 0
+    assert plots["Time per stage"] == len(metrics["timings_s"])
+    assert detect_kind(reconstruction_output.parent) == "reconstruction"  # a folder of outputs
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert main([str(tmp_path / "missing"), "--out", str(tmp_path / "r.html")]) == 1
+    assert capsys.readouterr().err.strip() == f"d4d-inspect: {tmp_path / 'missing'}: not a directory"
+    (tmp_path / "empty").mkdir()
+    assert main([str(tmp_path / "empty"), "--out", str(tmp_path / "r.html")]) == 1
+    assert "not a curation output" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main([str(tmp_path), "--out", "x.html", "--per-page", "0"])
+    assert exc.value.code == 2
+    with pytest.raises(InspectError, match="unknown|unexpected"):
+        write_report(tmp_path / "empty", tmp_path / "r.html", kind="curation", curation_config={"nope": 1})
+
+
+# ---------------------------------------------------------------- in the browser
+
+
+@requires_chromium
+@pytest.mark.browser
+@pytest.mark.blender
+def test_page_plays_previews_and_renders_plots_in_chromium(curation_page, tmp_path):
+    status = chromium(curation_page.as_uri(), tmp_path)
+    assert_healthy(status)
+    assert (status["page"], status["pages"], status["items"], status["cards"]) == ("1", "2", str(len(BUILTIN_ASSETS) + PRE_PASS_REJECTS), "50")
+    assert int(status["plots"]) >= 4
+    loaded, playing = int(status["sprites-loaded"]), int(status["sprites-playing"])
+    assert loaded > 0 and playing == loaded  # lazy: only those near the viewport load; each that loaded plays
+    kept = chromium(curation_page.as_uri() + "#status=keep", tmp_path, height=6000)
+    assert_healthy(kept)
+    assert int(kept["sprites"]) > 0 and kept["sprites-loaded"] == kept["sprites"] == kept["sprites-playing"]
+
+
+@requires_chromium
+@pytest.mark.browser
+@pytest.mark.blender
+def test_hash_selects_page_and_group(curation_page, tmp_path):
+    index = page_index(curation_page)
+    status = chromium(curation_page.as_uri() + "#page=2", tmp_path)
+    assert_healthy(status)
+    assert (status["page"], status["cards"], status["first-card"]) == ("2", str(len(index["items"]) - 50), index["items"][50]["id"])
+    group = index["groups"][-1]
+    status = chromium(curation_page.as_uri() + f"#group={group['key']}", tmp_path)
+    members = [item["id"] for item in index["items"] if item["group"] == group["key"]]
+    assert (status["items"], status["first-card"]) == (str(group["count"]), members[0])
+
+
+@requires_chromium
+@pytest.mark.browser
+@pytest.mark.blender
+def test_screenshot_layout(curation_page, tmp_path):
+    status = chromium(curation_page.as_uri(), tmp_path)
+    boxes = json.loads(status["boxes"])
+    shot = tmp_path / "shot.png"
+    chromium(curation_page.as_uri(), tmp_path, screenshot=shot)
+    image = np.asarray(Image.open(shot).convert("RGB")).astype(float)
+    assert image.shape == (2000, 1280, 3)
+
+    def region(name):
+        x, y, w, h = boxes[name]
+        return image[y : y + h, x : x + w]
+
+    assert region("header").mean() < 100  # the dark title bar is at the top
+    for name in ("plot0", "plot1", "example0"):
+        x, y, w, h = boxes[name]
+        assert y + h <= 2000, name
+        pixels = region(name)
+        assert pixels.std() > 20 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 20, name  # drawn, not blank
+
+
+@requires_chromium
+@pytest.mark.browser
+def test_thousands_of_items_page_quickly(tmp_path):
+    frames = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 4), dtype=np.uint8)
+    store = MediaStore(tmp_path / "big_files", "big_files", size=64)
+    sprites = [store.put(f"k{i}", *sprite_sheet(frames, 64)) for i in range(3)]
+    report = Report(kind="curation", title="big", source="synthetic")
+    report.items = [Item(id=f"asset{i:05d}", title=f"asset{i:05d}", status="keep", videos=list(zip(("dynamic", "static", "front"), sprites)),
+                     measures={"motion_magnitude": float(i)}) for i in range(3000)]
+    page = tmp_path / "big.html"
+    page.write_text(render_html(report))
+    status = chromium(page.as_uri() + "#page=37", tmp_path)
+    assert_healthy(status)
+    assert (status["pages"], status["cards"], status["first-card"]) == ("60", "50", "asset01800")
+
+
+@requires_chromium
+@pytest.mark.browser
+def test_training_page_in_chromium(training_run, tmp_path):
+    page = write_report(training_run, tmp_path / "train.html", workers=1)
+    status = chromium(page.as_uri(), tmp_path)
+    assert_healthy(status)
+    assert status["cards"] == "2" and status["sprites-playing"] == status["sprites"] == "2"
+    assert int(status["plots"]) == 3
