@@ -22,7 +22,7 @@ from rendering.contract import RenderContractError
 from shards.files import FOOTER_BYTES_PER_GROUP, AtomicParquetFile, list_shards, next_shard_index, shard_name, writer_lock
 from shards.from_render import read_asset_json, render_uid, row_from_render
 from shards.schema import shard_schema
-from shards.video import DEFAULT_CRF
+from shards.video import CODECS, DEFAULT_CRF
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,10 @@ def write_shards(
     A render directory that breaks the render contract is recorded in ``report.failed`` and the
     others are still written. Two directories with the same uid in one call: the second fails.
     """
+    if codec not in CODECS:
+        raise ValueError(f"codec must be one of {', '.join(CODECS)}, got {codec!r}")
+    if not 0 <= crf <= 63:
+        raise ValueError(f"crf must be in 0..63, got {crf}")
     out_dir = Path(out_dir)
     report = WriteReport()
     with writer_lock(out_dir):

@@ -193,3 +193,24 @@ def test_order_building_blocks():
     assert np.array_equal(rank_share(np.arange(7), 2, 3, drop_last=True), [2, 5])
     positions, samples = worker_share(np.arange(10, 20), start=3, worker=1, num_workers=2, batch_size=2)
     assert positions.tolist() == [5, 6, 9] and samples.tolist() == [15, 16, 19]
+
+
+def _distributed_worker(rank, shard_dir, init_file, out_dir):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        dataset = ShardDataset(shard_dir, videos=(), seed=11)  # no rank arguments: taken from torch.distributed
+        (out_dir / f"rank{rank}.txt").write_text("\n".join(uids(iter(dataset))))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_rank_defaults_to_torch_distributed(data, tmp_path):
+    shard_dir, renders = data
+    torch.multiprocessing.start_processes(
+        _distributed_worker, args=(shard_dir, tmp_path / "init", tmp_path), nprocs=2, start_method="fork"
+    )
+    got = [(tmp_path / f"rank{r}.txt").read_text().split("\n") for r in range(2)]
+    expected = [uids(iter(ShardDataset(shard_dir, videos=(), seed=11, rank=r, world_size=2))) for r in range(2)]
+    assert got == expected and set(got[0]).isdisjoint(got[1]) and set(got[0]) | set(got[1]) == set(renders)

@@ -152,5 +152,7 @@ def test_broken_and_duplicate_render_dirs_fail_without_stopping_the_run(tmp_path
 def test_cli_reports_bad_arguments(tmp_path, capsys):
     assert main(["write", str(tmp_path), "--out", str(tmp_path / "s"), "--captions", str(tmp_path / "none.csv")]) == 2
     assert "none.csv: caption file not found" in capsys.readouterr().err
+    assert main(["write", str(tmp_path), "--out", str(tmp_path / "s"), "--crf", "99"]) == 2
+    assert "crf must be in 0..63, got 99" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["write", str(tmp_path), "--out", str(tmp_path / "s"), "--codec", "h264"])
