@@ -1,0 +1,43 @@
+"""Run the steps on one item, in order, timing each: the whole per-asset job, without Ray."""
+
+from __future__ import annotations
+
+import time
+import traceback
+
+from pipelines.work import WorkItem
+
+
+class StepChain:
+    """The steps of one worker. ``setup()`` once, then ``process(item)`` per asset.
+
+    ``process`` runs each step until one closes the item (reject / failed); an item still
+    open after the last step is an error in the chain. An exception escaping a step becomes a
+    retryable ``step_error`` failure naming the step, so one bad asset never stops a worker.
+    """
+
+    def __init__(self, steps: list, context):
+        self.steps = steps
+        self.context = context
+
+    def setup(self) -> None:
+        for step in self.steps:
+            step.setup(self.context)
+
+    def process(self, item: WorkItem) -> WorkItem:
+        for step in self.steps:
+            started = time.perf_counter()
+            try:
+                item = step.process(item)
+            except Exception as exc:  # a bug or an environment problem: record it, keep the worker alive
+                last = traceback.extract_tb(exc.__traceback__)[-1]
+                where = f"{last.filename.rsplit('/', 1)[-1]}:{last.lineno}"
+                item.fail(step.name, "step_error", type(exc).__name__, f"{step.name}: {type(exc).__name__}: {exc} ({where})", retryable=True)
+            finally:
+                item.timings[step.name] = item.timings.get(step.name, 0.0) + time.perf_counter() - started
+            if not item.open:
+                return item
+        raise RuntimeError(f"{item.uid}: no step closed the item (the last step must keep it)")
+
+    def close(self) -> None:
+        self.context.close()

@@ -1,0 +1,256 @@
+"""The curation steps: fetch, geometric pre-check, fast pre-pass, quality render, motion magnitude.
+
+Each step knows nothing about Ray. ``setup(context)`` takes what is expensive once per worker
+(the source, the shared warm Blender ``Renderer`` in ``context``); ``process(item)`` handles
+one ``WorkItem`` and either leaves it open for the next step or closes it with a recorded
+rejection or failure. ``resources`` says what one worker running the step reserves.
+``pipelines.ray_runner`` maps the steps onto Ray; the tests call them directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from curation.decision import Decision, decide
+from curation.rules import failure_reason
+from pipelines.config import PipelineConfig
+from pipelines.sources import SourceSpec, open_source
+from pipelines.work import WorkItem
+
+#: Renderer failure kinds worth another try (the same file may well succeed next time).
+RETRYABLE_RENDER_KINDS = ("crashed", "timeout", "render_failed")
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What a worker running a step reserves: Ray logical CPUs and GPUs."""
+
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+
+
+class WorkerContext:
+    """Per-worker state shared by the steps: one warm Blender ``Renderer`` and a scratch folder.
+
+    Args:
+        log_dir: where the Blender worker logs go (one file per Blender process).
+        scratch_dir: parent of the temporary pre-check / pre-pass renders.
+    """
+
+    def __init__(self, log_dir: Path, scratch_dir: Path | None = None):
+        self.log_dir = Path(log_dir)
+        self.scratch_dir = Path(tempfile.mkdtemp(prefix="d4d-curate-", dir=scratch_dir))
+        self._renderer = None
+
+    @property
+    def renderer(self):
+        if self._renderer is None:
+            from rendering.api import Renderer
+
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            self._renderer = Renderer(log_dir=self.log_dir)
+        return self._renderer
+
+    @property
+    def blender_pid(self) -> int | None:
+        return self._renderer.worker_pid if self._renderer else None
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+        shutil.rmtree(self.scratch_dir, ignore_errors=True)
+
+
+def _render_failure(item: WorkItem, stage: str, exc) -> WorkItem:
+    """A renderer AssetError as a failed item (curation's import_failed / render_failed)."""
+    return item.fail(stage, failure_reason(exc.kind), exc.kind, f"{exc.kind}: {exc.reason}", exc.kind in RETRYABLE_RENDER_KINDS)
+
+
+def _apply_decision(item: WorkItem, stage: str, decision: Decision) -> WorkItem:
+    """Merge a curation decision's measures; close the item unless it was kept."""
+    item.measures.update(decision.measures)
+    if decision.decision == "failed":  # asset.json carried an error
+        return item.fail(stage, decision.reason, item.measures.get("error_kind") or decision.reason, decision.detail, retryable=False)
+    if decision.decision == "reject":
+        return item.close(stage, "reject", decision.reason, decision.detail)
+    return item
+
+
+class Fetch:
+    """Make the record's file local and check it (exists, non-empty, complete glb, sha256)."""
+
+    name = "fetch"
+    resources = Resources(num_cpus=1.0)
+
+    def __init__(self, spec: SourceSpec):
+        self.spec = spec
+        self.source = None
+
+    def setup(self, context: WorkerContext) -> None:
+        self.source = open_source(self.spec)
+
+    def process(self, item: WorkItem) -> WorkItem:
+        from curation.sources import ChecksumMismatch, FetchError, InvalidAsset, MissingFromCache
+
+        try:
+            item.record = self.source.fetch(item.record)
+        except FetchError as exc:
+            permanent = isinstance(exc, (MissingFromCache, InvalidAsset, ChecksumMismatch))
+            return item.fail(self.name, "fetch_failed", type(exc).__name__, str(exc), retryable=not permanent)
+        item.measures["size_bytes"] = Path(item.record.local_path).stat().st_size
+        return item
+
+
+class GeometricPrecheck:
+    """Render-free rules from a tiny render's asset.json: animation found, its length, vertex motion.
+
+    The renderer has no analyse-only mode, so this renders the front video at
+    ``precheck_resolution`` with workbench (cheap) and reads only its asset.json: the
+    animation range and the geometric motion of the evaluated vertices
+    (docs/conventions.md). Rejects no_animation / too_short / too_static before any real render.
+    """
+
+    name = "precheck"
+    resources = Resources(num_cpus=1.0)
+
+    def __init__(self, config: PipelineConfig):
+        self.config = config
+        self.context: WorkerContext | None = None
+
+    def setup(self, context: WorkerContext) -> None:
+        self.context = context
+
+    def process(self, item: WorkItem) -> WorkItem:
+        from rendering.errors import AssetError
+        from rendering.options import PREVIEW_PRESET, RenderOptions
+
+        options = RenderOptions(
+            **PREVIEW_PRESET, resolution=self.config.precheck_resolution, frames=self.config.frames, videos=("front",), timeout_s=self.config.prepass_timeout_s
+        )
+        out = self.context.scratch_dir / f"{item.uid}-precheck"
+        try:
+            asset_json = self.context.renderer.render(item.record.local_path, out, options, overwrite=True)
+        except AssetError as exc:
+            return _render_failure(item, self.name, exc)
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+        return _apply_decision(item, self.name, decide(asset_json, None, self.config.curation))
+
+
+class Prepass:
+    """Fast pre-pass: all three videos at ``prepass_resolution`` with workbench, then every rule."""
+
+    name = "prepass"
+    resources = Resources(num_cpus=1.0)
+
+    def __init__(self, config: PipelineConfig):
+        self.config = config
+        self.context: WorkerContext | None = None
+
+    def setup(self, context: WorkerContext) -> None:
+        self.context = context
+
+    def process(self, item: WorkItem) -> WorkItem:
+        from rendering.contract import RenderContractError, load_render
+        from rendering.errors import AssetError
+        from rendering.options import PREVIEW_PRESET, RenderOptions
+
+        options = RenderOptions(**PREVIEW_PRESET, resolution=self.config.prepass_resolution, frames=self.config.frames, timeout_s=self.config.prepass_timeout_s)
+        out = self.context.scratch_dir / f"{item.uid}-prepass"
+        try:
+            self.context.renderer.render(item.record.local_path, out, options, overwrite=True)
+            sample = load_render(out)
+        except AssetError as exc:
+            return _render_failure(item, self.name, exc)
+        except (RenderContractError, OSError, ValueError) as exc:
+            return item.fail(self.name, "render_failed", "unreadable_render", f"pre-pass render unreadable: {exc}", retryable=True)
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+        frames = {name: video.rgba for name, video in sample.videos.items()}
+        decision = decide(sample.asset, frames, self.config.curation)
+        return _apply_decision(item, self.name, decision)
+
+
+def annotate_asset_json(render_dir: Path, item: WorkItem) -> dict:
+    """Add the record's identity to asset.json (``uid``, ``license``, ``source.url``,
+    ``source.record``) so shards key rows by the source's uid; written atomically."""
+    path = Path(render_dir) / "asset.json"
+    asset = json.loads(path.read_text())
+    record = item.record
+    asset["uid"] = record.uid
+    asset["license"] = record.license
+    asset["source"] = {**asset.get("source", {}), "url": record.file_identifier, "record": record.source}
+    temp = path.with_name(f".asset.json.{os.getpid()}.tmp")
+    temp.write_text(json.dumps(asset, indent=2))
+    os.replace(temp, path)
+    return asset
+
+
+class QualityRender:
+    """Render a kept asset with the quality settings into ``renders_dir/<uid>`` (replacing it)."""
+
+    name = "quality"
+
+    def __init__(self, config: PipelineConfig, renders_dir: Path):
+        self.config = config
+        self.renders_dir = Path(renders_dir)
+        self.context: WorkerContext | None = None
+        self.resources = Resources(num_cpus=config.cpus_per_worker, num_gpus=config.gpus_per_worker)
+
+    def setup(self, context: WorkerContext) -> None:
+        self.context = context
+
+    def options(self):
+        from rendering.options import RenderOptions
+
+        extra = {} if self.config.samples is None else {"samples": self.config.samples}
+        if self.config.engine == "workbench":
+            extra["denoise"] = False
+        return RenderOptions(frames=self.config.frames, resolution=self.config.resolution, engine=self.config.engine, timeout_s=self.config.render_timeout_s, **extra)
+
+    def process(self, item: WorkItem) -> WorkItem:
+        from rendering.errors import AssetError
+
+        out = self.renders_dir / item.uid
+        try:
+            self.context.renderer.render(item.record.local_path, out, self.options(), overwrite=True)
+        except AssetError as exc:
+            return _render_failure(item, self.name, exc)
+        annotate_asset_json(out, item)
+        item.render_dir = str(out)
+        return item
+
+
+class MotionMagnitude:
+    """Record the quality render's motion magnitude (the paper's Eq. 1, computed by the renderer
+    at the quality resolution; it replaces the pre-pass's value) and close the item as kept."""
+
+    name = "motion"
+    resources = Resources(num_cpus=0.0)
+
+    def setup(self, context: WorkerContext) -> None:
+        pass
+
+    def process(self, item: WorkItem) -> WorkItem:
+        asset = json.loads((Path(item.render_dir) / "asset.json").read_text())
+        item.measures["motion_magnitude"] = asset.get("motion_magnitude")
+        item.measures["motion_magnitude_version"] = asset.get("motion_magnitude_version")
+        item.measures["render_s"] = (asset.get("timings") or {}).get("total_s")
+        return item.close(self.name, "keep")
+
+
+def default_steps(spec: SourceSpec, config: PipelineConfig, renders_dir: Path) -> list:
+    """The curation chain, in order."""
+    return [Fetch(spec), GeometricPrecheck(config), Prepass(config), QualityRender(config, renders_dir), MotionMagnitude()]
+
+
+def chain_resources(steps: list) -> Resources:
+    """A worker runs the steps one after another, so it reserves the largest need of any step."""
+    return Resources(max(s.resources.num_cpus for s in steps), max(s.resources.num_gpus for s in steps))
+
