@@ -27,6 +27,10 @@ test: setup
 
 bench: setup
 	$(PY) -m benchmarks.render_speed
+	$(PY) -m benchmarks.shards_io
+	$(PY) -m benchmarks.train_speed
+	$(PY) -m benchmarks.reconstruct_speed
+	$(PY) -m benchmarks.pipeline_throughput
 
 clean:
 	rm -rf $(DEMO_OUT) .pytest_cache

@@ -1,0 +1,139 @@
+"""The run's manifest: an append-only JSON-lines journal under OUT that makes runs resumable.
+
+Each line is one event, appended with a single ``write`` and ``fsync``'d before the driver
+acts on it:
+
+- ``{"event": "run", ...}``: a run (or rerun) started, with its settings;
+- ``{"event": "attempt_failed", "uid", "attempt", "reason", "kind", "detail"}``: a retryable
+  failure that will be retried;
+- ``{"event": "result", "uid", ...}``: the asset's outcome (keep / reject / failed), one
+  decisions row (``pipelines.tables``); a later result for the same uid replaces it (a kept
+  asset whose render cannot be sharded becomes failed);
+- ``{"event": "sharded", "uids", "shards"}``: these kept uids are in published shards.
+
+A kill -9 can at worst leave a torn last line: reading ignores it, and ``open`` cuts it
+before appending. An asset without a result line is redone by the next run; attempts cut
+short by an interruption of the driver are not counted against ``max_attempts``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+MANIFEST_NAME = "manifest.jsonl"
+
+
+@dataclass
+class ManifestState:
+    """What a manifest says so far.
+
+    Attributes:
+        results: uid -> its latest result row.
+        failed_attempts: uid -> retryable failures recorded (for uids still without a result).
+        errors: uid -> every attempt's error, in order (for failures.parquet).
+        sharded: uids whose rows are in published shards.
+        runs: the run events, in order.
+    """
+
+    results: dict[str, dict] = field(default_factory=dict)
+    failed_attempts: Counter = field(default_factory=Counter)
+    errors: dict[str, list[dict]] = field(default_factory=dict)
+    sharded: set[str] = field(default_factory=set)
+    runs: list[dict] = field(default_factory=list)
+
+    def apply(self, event: dict) -> None:
+        kind = event["event"]
+        if kind == "result":
+            self.results[event["uid"]] = event
+            if event["decision"] == "failed":
+                self.errors.setdefault(event["uid"], []).append(_error(event))
+        elif kind == "attempt_failed":
+            self.failed_attempts[event["uid"]] += 1
+            self.errors.setdefault(event["uid"], []).append(_error(event))
+        elif kind == "sharded":
+            self.sharded.update(event["uids"])
+        elif kind == "run":
+            self.runs.append(event)
+
+    def unsharded_keeps(self) -> list[dict]:
+        """Kept results whose rows are not yet known to be in a shard."""
+        return [r for uid, r in self.results.items() if r["decision"] == "keep" and uid not in self.sharded]
+
+
+def json_safe(value):
+    """``value`` with numpy scalars as Python numbers, non-finite floats as None (JSON has no
+    NaN) and tuples as lists."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def _error(event: dict) -> dict:
+    return {k: event.get(k) for k in ("attempt", "stage", "reason", "error_kind", "detail", "time")}
+
+
+class Manifest:
+    """The journal at ``OUT/manifest.jsonl``; one writer (the driver) at a time."""
+
+    def __init__(self, out_dir: Path):
+        self.path = Path(out_dir) / MANIFEST_NAME
+        self.state = ManifestState()
+        self._fd: int | None = None
+
+    def open(self) -> ManifestState:
+        """Read the journal (ignoring a torn last line), cut that line off, open for appending."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.state = ManifestState()
+        good_bytes = 0
+        if self.path.exists():
+            data = self.path.read_bytes()
+            lines = data.split(b"\n")
+            for number, line in enumerate(lines[:-1], start=1):  # the part after the last newline is torn
+                try:
+                    event = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{self.path}:{number}: not a JSON event ({exc}); the manifest is damaged") from None
+                self.state.apply(event)
+            good_bytes = len(data) - len(lines[-1])
+            if lines[-1]:
+                log.warning("%s: dropping a torn last line (%d bytes) left by an interrupted run", self.path, len(lines[-1]))
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.ftruncate(self._fd, good_bytes)
+        return self.state
+
+    def append(self, event: dict) -> None:
+        """Write one event durably and apply it to ``state``."""
+        event = {"time": time.time(), **event}
+        line = (json.dumps(json_safe(event), sort_keys=True, allow_nan=False) + "\n").encode()
+        os.write(self._fd, line)
+        os.fsync(self._fd)
+        self.state.apply(event)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> "Manifest":
+        self.open()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
