@@ -84,6 +84,7 @@ class Renderer:
         self.on_progress = on_progress
         self.log_dir = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix="d4d-blender-logs-"))
         self._proc: subprocess.Popen | None = None
+        self._pending = b""
         self._log_path: Path | None = None
         self._jobs = 0
         self.workers_started = 0
@@ -99,10 +100,10 @@ class Renderer:
             stdout=subprocess.PIPE,
             stderr=log,
             env=env,
-            text=True,
             start_new_session=True,
         )
         log.close()
+        self._pending = b""
         self._jobs = 0
         self.workers_started += 1
         # Blender's start-up is not charged to the first asset's render timeout.
@@ -154,21 +155,38 @@ class Renderer:
             self._start()
         self._jobs += 1
         try:
-            self._proc.stdin.write(json.dumps(job) + "\n")
+            self._proc.stdin.write((json.dumps(job) + "\n").encode())
             self._proc.stdin.flush()
         except BrokenPipeError:
             pass  # the worker died on start; reported below
         return self._read_reply(timeout_s, what="render")
 
+    def _next_line(self, deadline: float) -> bytes | None:
+        """The worker's next complete line (b"" at end of file), or None when the deadline passes.
+
+        Reads the pipe's raw bytes: a buffered reader could swallow several lines at once and
+        leave ``select`` waiting on an empty pipe while the reply sits in its buffer.
+        """
+        fd = self._proc.stdout.fileno()
+        while b"\n" not in self._pending:
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                return None
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                return b""
+            self._pending += chunk
+        line, self._pending = self._pending.split(b"\n", 1)
+        return line + b"\n"
+
     def _read_reply(self, timeout_s: float, what: str) -> dict:
         """The worker's next reply; progress lines on the way go to ``on_progress``."""
         deadline = time.monotonic() + timeout_s
         while True:
-            ready, _, _ = select.select([self._proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
+            line = self._next_line(deadline)
+            if line is None:
                 self._stop(kill=True)
                 raise AssetError("timeout", f"{what} timed out after {timeout_s:g} s (Blender killed)")
-            line = self._proc.stdout.readline()
             if not line:
                 code = self._proc.wait()
                 tail = self._log_tail()

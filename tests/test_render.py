@@ -357,7 +357,7 @@ def test_progress_is_reported_per_frame(renderer, builtin_assets, tmp_path):
     seen: list[dict] = []
     renderer.on_progress = seen.append
     try:
-        renderer.render(builtin_assets["rigid"], tmp_path / "out", RenderOptions(engine="workbench", resolution=32, frames=3, videos=("dynamic", "front")))
+        renderer.render(builtin_assets["rigid"], tmp_path / "out", RenderOptions(engine="workbench", resolution=32, frames=3, videos=("dynamic", "front"), timeout_s=30))
     finally:
         renderer.on_progress = None
     assert [(p["stage"], p["done"]) for p in seen] == [("dynamic", 1), ("dynamic", 2), ("dynamic", 3), ("front", 1), ("front", 2), ("front", 3)]
