@@ -8,9 +8,11 @@ Three layouts (``inspection.detect``):
 - a directory of render directories (or one render directory): each is decided here with
   ``curation.decision.decide`` from its frames and asset.json.
 
-decisions.parquet is read leniently: ``uid`` and ``decision`` are required; ``reason``,
-``detail``, ``caption`` and ``render_dir`` are used when present; ``measures`` (JSON text, or
-a struct) holds the measures, and any other column is shown as a measure too.
+decisions.parquet is read as d4d-curate writes it (pipelines/tables.py): ``uid`` and
+``decision`` are required; ``reason``, ``detail``, ``caption`` and ``render_dir`` are used when
+present; ``measures_json`` (or ``measures``: JSON text or a struct) holds the measures;
+``timings_json`` is dropped (its stages are also the ``STAGE_s`` columns); every other column
+(the flattened measures, ``STAGE_s``, ``seconds``, the record's identity) is shown as a measure.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ log = logging.getLogger("d4d.inspect")
 
 VIDEO_NAMES = ("dynamic", "static", "front")
 #: decisions.parquet columns with a meaning of their own; every other column is a measure.
-DECISION_COLUMNS = ("uid", "decision", "reason", "detail", "measures", "caption", "render_dir")
+DECISION_COLUMNS = ("uid", "decision", "reason", "detail", "measures", "measures_json", "timings_json", "caption", "render_dir")
 
 
 class InspectError(ValueError):
@@ -74,7 +76,7 @@ class AssetRecord:
 
 
 def _measures_of(row: dict) -> dict:
-    raw = row.get("measures")
+    raw = row.get("measures_json", row.get("measures"))
     if isinstance(raw, str):
         try:
             measures = json.loads(raw)

@@ -33,6 +33,7 @@ HISTOGRAMS = {
     "ssim_min": "front-view SSIM, lowest pair",
     "coverage_median": "median alpha coverage (fraction of the image)",
     "geometric_max_displacement": "max vertex displacement (scene units)",
+    "seconds": "seconds per asset, all pipeline stages",
 }
 
 
@@ -93,15 +94,15 @@ def _item(record: AssetRecord) -> Item:
     )
 
 
-def _stage_seconds(stats: dict) -> dict[str, float]:
-    """Seconds per pipeline stage from stats.json: a ``stages`` mapping of stage -> seconds or -> {"seconds": s}."""
-    stages = stats.get("stages") or stats.get("stage_seconds") or {}
-    out = {}
-    for stage, value in stages.items() if isinstance(stages, dict) else ():
-        seconds = value.get("seconds") if isinstance(value, dict) else value
-        if isinstance(seconds, (int, float)):
-            out[str(stage)] = float(seconds)
-    return out
+def _stage_plots(stats: dict) -> list[Plot]:
+    """Time per pipeline stage from d4d-curate's stats.json (``stage_seconds_per_asset``, ``stage_seconds``)."""
+    plots = []
+    for key, title, note in (("stage_seconds_per_asset", "Time per pipeline stage, mean per asset", "assets that reached the stage"),
+                             ("stage_seconds", "Time per pipeline stage, total", "all finished assets")):
+        stages = stats.get(key)
+        if isinstance(stages, dict) and stages:
+            plots.append(Plot(key, svg.bar_chart(list(stages), list(stages.values()), title, unit=" s"), f"stats.json {key}: {note}"))
+    return plots
 
 
 def _ssim_min(record: AssetRecord) -> float | None:
@@ -128,10 +129,7 @@ def curation_report(path: Path, store: MediaStore, config: dict | None = None, w
     values = [counts["keep"]] + [sum(r.reason == reason for r in records) for reason in reasons]
     colors = [DECISION_COLORS["keep"]] + [DECISION_COLORS["failed" if reason in ("import_failed", "render_failed") else "reject"] for reason in reasons]
     report.plots.append(Plot("decisions", svg.bar_chart(labels, values, "Decisions by reason", colors=colors)))
-    stage_totals = _stage_seconds(stats)
-    if stage_totals:
-        report.plots.append(Plot("pipeline stages", svg.bar_chart(list(stage_totals), list(stage_totals.values()), "Time per pipeline stage", unit=" s"),
-                                 "from stats.json"))
+    report.plots += _stage_plots(stats)
     render_stages = mean_timings(records)
     report.plots.append(Plot("render stages", svg.bar_chart(list(render_stages), list(render_stages.values()), "Render time per stage, mean per asset", unit=" s"),
                              f"asset.json timings of {sum(bool(r.timings) for r in records)} assets"))

@@ -30,6 +30,9 @@ MAX_FRAMES = 96
 WEBP_QUALITY = 75
 #: libwebp effort 0..6; 2 encodes a 24-frame strip about 5x faster than 4 for about 15% more bytes.
 WEBP_METHOD = 2
+#: Lossy alpha: lossless alpha made encoding about 5x slower and strips about 2x larger (a
+#: 24-frame 128 px strip: 0.03 s and about 20 KB instead of 0.15 s and 50 KB).
+WEBP_ALPHA_QUALITY = 50
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ def sprite_sheet(frames: np.ndarray, size: int = PREVIEW_SIZE) -> tuple[bytes, i
     for i, frame in enumerate(frames):
         sheet.paste(Image.fromarray(frame, mode).resize((width, height), Image.BILINEAR), (i * width, 0))
     buffer = io.BytesIO()
-    sheet.save(buffer, format="WEBP", quality=WEBP_QUALITY, method=WEBP_METHOD)
+    sheet.save(buffer, format="WEBP", quality=WEBP_QUALITY, method=WEBP_METHOD, alpha_quality=WEBP_ALPHA_QUALITY)
     return buffer.getvalue(), len(frames), width, height
 
 
@@ -119,7 +122,7 @@ class MediaStore:
         self._existing: dict[str, str] | None = None
 
     def _name(self, key: str) -> str:
-        return hashlib.sha256(f"{key}|{self.size}|q{WEBP_QUALITY}".encode()).hexdigest()[:24]
+        return hashlib.sha256(f"{key}|{self.size}|q{WEBP_QUALITY}|m{WEBP_METHOD}|a{WEBP_ALPHA_QUALITY}".encode()).hexdigest()[:24]
 
     def cached(self, key: str) -> Sprite | None:
         """The preview stored under ``key`` by an earlier run, if its file is still there."""

@@ -8,6 +8,7 @@ JSON parse, and only the 50 cards of the current page exist in the DOM.
 
 from __future__ import annotations
 
+import datetime
 import math
 from dataclasses import dataclass, field
 
@@ -15,7 +16,10 @@ from inspection.media import Sprite
 
 
 def json_safe(value):
-    """Recursively replace NaN/inf by None and tuples by lists so ``json.dumps`` writes valid JSON."""
+    """Recursively make ``value`` valid JSON: NaN/inf -> None, tuples -> lists, numpy scalars ->
+    numbers, dates and times (Parquet timestamps) -> ISO 8601 text, other objects -> str."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
@@ -24,7 +28,9 @@ def json_safe(value):
         return [json_safe(v) for v in value]
     if hasattr(value, "item") and callable(value.item):  # numpy scalars
         return json_safe(value.item())
-    return value
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    return str(value)
 
 
 @dataclass

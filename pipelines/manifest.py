@@ -86,7 +86,9 @@ def json_safe(value):
 
 
 def _error(event: dict) -> dict:
-    return {k: event.get(k) for k in ("attempt", "stage", "reason", "error_kind", "detail", "time")}
+    error = {k: event.get(k) for k in ("stage", "reason", "error_kind", "detail", "time")}
+    error["attempt"] = event.get("attempt", event.get("attempts"))
+    return error
 
 
 class Manifest:
@@ -120,7 +122,7 @@ class Manifest:
 
     def append(self, event: dict) -> None:
         """Write one event durably and apply it to ``state``."""
-        event = {"time": time.time(), **event}
+        event = {**event, "time": time.time()}
         line = (json.dumps(json_safe(event), sort_keys=True, allow_nan=False) + "\n").encode()
         os.write(self._fd, line)
         os.fsync(self._fd)

@@ -45,6 +45,8 @@ def parse_source(text: str, out_dir: Path, online: bool = False, id_list: str | 
     kind, _, rest = text.partition(":")
     if kind not in KINDS:
         raise ValueError(f"--source {text!r}: unknown kind {kind!r}; use local:PATH, builtin, objaverse[:DIR] or objaverse-xl[:DIR]")
+    if (online or id_list) and kind not in ("objaverse", "objaverse-xl"):
+        raise ValueError(f"--online / --id-list apply to objaverse sources, not {kind}")
     if kind == "local":
         if not rest:
             raise ValueError(f"--source {text!r}: local needs a folder, e.g. local:/data/assets")
@@ -55,8 +57,6 @@ def parse_source(text: str, out_dir: Path, online: bool = False, id_list: str | 
         if rest:
             raise ValueError(f"--source {text!r}: builtin takes no path (assets are generated into OUT/assets)")
         return SourceSpec("builtin", str((out_dir / "assets").resolve()))
-    if (online or id_list) and kind not in ("objaverse", "objaverse-xl"):
-        raise ValueError(f"--online / --id-list apply to objaverse sources, not {kind}")
     return SourceSpec(kind, str(Path(rest).expanduser()) if rest else None, online=online, id_list=id_list)
 
 

@@ -50,7 +50,7 @@ class WorkerContext:
     @property
     def renderer(self):
         if self._renderer is None:
-            from rendering.api import Renderer
+            from pipelines.renderer_fix import LineSafeRenderer as Renderer
 
             self.log_dir.mkdir(parents=True, exist_ok=True)
             self._renderer = Renderer(log_dir=self.log_dir)
@@ -178,13 +178,15 @@ class Prepass:
 
 
 def annotate_asset_json(render_dir: Path, item: WorkItem) -> dict:
-    """Add the record's identity to asset.json (``uid``, ``license``, ``source.url``,
-    ``source.record``) so shards key rows by the source's uid; written atomically."""
+    """Add the record's identity to asset.json (``uid``, ``license``, ``caption`` when known,
+    ``source.url``, ``source.record``) so shards key rows by the source's uid; written atomically."""
     path = Path(render_dir) / "asset.json"
     asset = json.loads(path.read_text())
     record = item.record
     asset["uid"] = record.uid
     asset["license"] = record.license
+    if item.caption is not None:
+        asset["caption"] = item.caption
     asset["source"] = {**asset.get("source", {}), "url": record.file_identifier, "record": record.source}
     temp = path.with_name(f".asset.json.{os.getpid()}.tmp")
     temp.write_text(json.dumps(asset, indent=2))
@@ -243,6 +245,38 @@ class MotionMagnitude:
         item.measures["motion_magnitude_version"] = asset.get("motion_magnitude_version")
         item.measures["render_s"] = (asset.get("timings") or {}).get("total_s")
         return item.close(self.name, "keep")
+
+
+class WriteShards:
+    """Write a batch of quality render directories into the run's shards (shards.write_shards).
+
+    One writer per shard directory (shards holds a lock), so the runner keeps exactly one.
+    A uid already in a shard is skipped by write_shards, so a batch written again after an
+    interruption adds no duplicate rows. ``process`` returns ``{"written": [uid],
+    "skipped": [uid], "failed": {uid: reason}, "shards": [path]}`` (the uid of
+    ``renders_dir/<uid>`` is its directory name).
+    """
+
+    name = "shards"
+    resources = Resources(num_cpus=1.0)
+
+    def __init__(self, shard_dir: Path, codec: str, max_shard_mb: float):
+        self.shard_dir, self.codec, self.max_shard_mb = Path(shard_dir), codec, max_shard_mb
+
+    def setup(self, context: WorkerContext | None = None) -> None:
+        self.shard_dir.mkdir(parents=True, exist_ok=True)
+
+    def process(self, render_dirs: list[str]) -> dict:
+        from shards import write_shards
+
+        report = write_shards(render_dirs, self.shard_dir, codec=self.codec, max_shard_mb=self.max_shard_mb)
+        uid = lambda path: Path(path).name  # noqa: E731
+        return {
+            "written": [uid(p) for p in report.written],
+            "skipped": [uid(p) for p in report.skipped],
+            "failed": {uid(p): reason for p, reason in report.failed.items()},
+            "shards": [str(p) for p in report.shards],
+        }
 
 
 def default_steps(spec: SourceSpec, config: PipelineConfig, renders_dir: Path) -> list:

@@ -28,6 +28,7 @@ class WorkItem:
 
     Attributes:
         record: the source's record (``local_path`` and ``sha256`` set once fetched).
+        caption: the asset's Cap3D caption without the training prefix, or None.
         decision: None while open; then "keep", "reject" or "failed".
         reason: why it was rejected or failed (curation.decision.REASONS or PIPELINE_FAILURES).
         detail: one human line about the reason.
@@ -43,6 +44,7 @@ class WorkItem:
     """
 
     record: AssetRecord
+    caption: str | None = None
     decision: str | None = None
     reason: str | None = None
     detail: str = ""
@@ -56,6 +58,11 @@ class WorkItem:
     @property
     def uid(self) -> str:
         return self.record.uid
+
+    @property
+    def name(self) -> str:
+        """A short human name: the annotated name, else the file name of its identifier."""
+        return str(self.record.metadata.get("name") or self.record.file_identifier.rstrip("/").rsplit("/", 1)[-1])
 
     @property
     def open(self) -> bool:

