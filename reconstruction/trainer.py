@@ -30,8 +30,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class GaussianState:
-    """Activated Gaussians at one time: means [N, 3], quats [N, 4], scales [N, 3] (not log),
-    opacities [N] in [0, 1], colors [N, 3] RGB, and the raw log_scales [N, 3] / quats for export."""
+    """Gaussians at one time, raw: means [N, 3], quats [N, 4] (w, x, y, z, unnormalised),
+    log_scales [N, 3], opacity_logits [N], sh0 [N, 3]; the properties give the activated
+    scales, opacities in [0, 1] and RGB colours that the rasterizers take."""
 
     means: torch.Tensor
     quats: torch.Tensor
