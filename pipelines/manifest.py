@@ -18,6 +18,7 @@ short by an interruption of the driver are not counted against ``max_attempts``.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import math
@@ -32,6 +33,11 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.jsonl"
+LOCK_NAME = ".d4d-curate.lock"
+
+
+class RunLocked(RuntimeError):
+    """Another run holds the output directory."""
 
 
 @dataclass
@@ -92,16 +98,26 @@ def _error(event: dict) -> dict:
 
 
 class Manifest:
-    """The journal at ``OUT/manifest.jsonl``; one writer (the driver) at a time."""
+    """The journal at ``OUT/manifest.jsonl``. One driver at a time: ``open`` takes an exclusive
+    ``flock`` on ``OUT/.d4d-curate.lock`` (released by the kernel if the driver dies)."""
 
     def __init__(self, out_dir: Path):
         self.path = Path(out_dir) / MANIFEST_NAME
         self.state = ManifestState()
         self._fd: int | None = None
+        self._lock: int | None = None
 
     def open(self) -> ManifestState:
-        """Read the journal (ignoring a torn last line), cut that line off, open for appending."""
+        """Lock the directory, read the journal (ignoring a torn last line), cut that line off,
+        open for appending. Raises RunLocked when another run holds the directory."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = os.open(self.path.parent / LOCK_NAME, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock)
+            self._lock = None
+            raise RunLocked(f"{self.path.parent}: another d4d-curate run is using this output directory") from None
         self.state = ManifestState()
         good_bytes = 0
         if self.path.exists():
@@ -129,9 +145,11 @@ class Manifest:
         self.state.apply(event)
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        for name in ("_fd", "_lock"):
+            fd = getattr(self, name)
+            if fd is not None:
+                os.close(fd)  # closing the lock file releases the flock
+                setattr(self, name, None)
 
     def __enter__(self) -> "Manifest":
         self.open()

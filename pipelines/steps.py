@@ -4,7 +4,7 @@ Each step knows nothing about Ray. ``setup(context)`` takes what is expensive on
 (the source, the shared warm Blender ``Renderer`` in ``context``); ``process(item)`` handles
 one ``WorkItem`` and either leaves it open for the next step or closes it with a recorded
 rejection or failure. ``resources`` says what one worker running the step reserves.
-``pipelines.ray_runner`` maps the steps onto Ray; the tests call them directly.
+``pipelines.ray_adapter`` maps the steps onto Ray; the tests call them directly.
 """
 
 from __future__ import annotations
@@ -50,15 +50,11 @@ class WorkerContext:
     @property
     def renderer(self):
         if self._renderer is None:
-            from pipelines.renderer_fix import LineSafeRenderer as Renderer
+            from rendering.api import Renderer
 
             self.log_dir.mkdir(parents=True, exist_ok=True)
             self._renderer = Renderer(log_dir=self.log_dir)
         return self._renderer
-
-    @property
-    def blender_pid(self) -> int | None:
-        return self._renderer.worker_pid if self._renderer else None
 
     def close(self) -> None:
         if self._renderer is not None:

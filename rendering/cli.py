@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--denoise-quality", choices=("high", "balanced", "fast"), help=f"OpenImageDenoise quality (default {defaults.denoise_quality})")
     p.add_argument("--max-bounces", type=int, help=f"Cycles light bounces (default {defaults.max_bounces})")
     p.add_argument("--seed", type=int, help="seed for light energies and sampling (default 0)")
+    p.add_argument("--device", choices=("cpu", "gpu"), help="Cycles device (default cpu; gpu: OptiX, CUDA, HIP, oneAPI or Metal)")
     p.add_argument("--distance", type=float, help=f"camera distance (default {defaults.distance})")
     p.add_argument("--elevation", dest="elevation_deg", type=float, help="orbit elevation, degrees (default 0)")
     p.add_argument("--fov", dest="fov_deg", type=float, help=f"horizontal field of view, degrees (default {defaults.fov_deg:.2f})")
@@ -49,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def options_from_args(args: argparse.Namespace) -> RenderOptions:
     settings = dict(PRESETS[args.preset])
-    for name in ("frames", "resolution", "engine", "samples", "denoise", "denoise_quality", "max_bounces", "seed", "distance",
+    for name in ("frames", "resolution", "engine", "samples", "denoise", "denoise_quality", "max_bounces", "seed", "device", "distance",
                  "elevation_deg", "fov_deg", "azimuth_start_deg", "closed_orbit", "timeout_s"):
         value = getattr(args, name)
         if value is not None:

@@ -15,7 +15,19 @@ import traceback
 from pathlib import Path
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to kill this worker when its parent dies (the worker runs in its own session,
+    so a parent killed mid-render would otherwise leave Blender running)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def main() -> int:
+    _die_with_parent()
     replies = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # everything Blender (or anyone) prints goes to stderr
     import bpy

@@ -362,3 +362,42 @@ def test_progress_is_reported_per_frame(renderer, builtin_assets, tmp_path):
         renderer.on_progress = None
     assert [(p["stage"], p["done"]) for p in seen] == [("dynamic", 1), ("dynamic", 2), ("dynamic", 3), ("front", 1), ("front", 2), ("front", 3)]
     assert all(p["total"] == 3 for p in seen)
+
+
+def test_worker_dies_with_its_parent_even_mid_render(builtin_assets, exported_formats, tmp_path):
+    # A parent killed while Blender is busy must not leave it running (the worker has its own session).
+    script = (
+        "import sys; from rendering.api import Renderer; from rendering.options import RenderOptions\n"
+        "r = Renderer(); r.render(sys.argv[1], sys.argv[2], RenderOptions(engine='workbench', resolution=16, frames=2))\n"
+        "print(r.worker_pid, flush=True); r.render(sys.argv[3], sys.argv[4], RenderOptions(engine='workbench', resolution=16, frames=2))\n"
+    )
+    args = [str(builtin_assets["static"]), str(tmp_path / "a"), str(exported_formats / "heavy.blend"), str(tmp_path / "b")]
+    parent = subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.PIPE, text=True)
+    worker_pid = int(parent.stdout.readline())
+    time.sleep(1.0)  # the worker is now busy with the heavy asset
+    os.kill(worker_pid, 0)  # alive
+    parent.kill()
+    parent.wait()
+    for _ in range(50):
+        try:
+            os.kill(worker_pid, 0)
+        except ProcessLookupError:
+            return
+        try:  # reap it if it is our zombie grandchild (it is not: it was reparented), else wait
+            os.waitpid(worker_pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.1)
+    state = Path(f"/proc/{worker_pid}/stat").read_text().split()[2] if Path(f"/proc/{worker_pid}/stat").exists() else "gone"
+    assert state in ("Z", "gone"), f"worker {worker_pid} still running after its parent died (state {state})"
+
+
+@pytest.mark.skipif(os.path.exists("/dev/nvidia0"), reason="this machine has a GPU")
+def test_gpu_device_without_a_gpu_fails_with_a_clear_reason(renderer, builtin_assets, tmp_path):
+    from rendering.errors import AssetError
+    from rendering.options import RenderOptions
+
+    with pytest.raises(AssetError) as err:
+        renderer.render(builtin_assets["static"], tmp_path / "out", RenderOptions(engine="cycles", device="gpu", resolution=16, frames=2))
+    assert err.value.kind == "render_failed" and "no GPU device" in err.value.reason
+    assert not (tmp_path / "out").exists()

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from rendering.blender.geometry import renderable_objects
+from rendering.errors import AssetError
 from rendering.options import RenderOptions
 
 #: Directions (azimuth, elevation in degrees) the four sun lights shine from, as in the released
@@ -110,6 +111,26 @@ def add_camera(bpy, fov_deg: float):
     return camera
 
 
+GPU_BACKENDS = ("OPTIX", "CUDA", "HIP", "ONEAPI", "METAL")
+
+
+def _enable_gpu(bpy) -> bool:
+    """Switch Cycles to the first GPU backend with a device; raise AssetError when there is none."""
+    prefs = bpy.context.preferences.addons["cycles"].preferences
+    for backend in GPU_BACKENDS:
+        try:
+            prefs.compute_device_type = backend
+        except TypeError:  # backend not compiled into this Blender
+            continue
+        prefs.refresh_devices()
+        devices = [d for d in prefs.devices if d.type == backend]
+        if devices:
+            for device in devices:
+                device.use = True
+            return True
+    raise AssetError("render_failed", f"--device gpu: Cycles found no GPU device (tried {', '.join(GPU_BACKENDS)})")
+
+
 def configure_engine(bpy, options: RenderOptions) -> None:
     scene = bpy.context.scene
     render = scene.render
@@ -126,7 +147,7 @@ def configure_engine(bpy, options: RenderOptions) -> None:
     if options.engine == "cycles":
         render.engine = "CYCLES"
         cycles = scene.cycles
-        cycles.device = "CPU"
+        cycles.device = "GPU" if options.device == "gpu" and _enable_gpu(bpy) else "CPU"
         cycles.samples = options.samples
         cycles.use_adaptive_sampling = True
         cycles.use_denoising = options.denoise

@@ -1,0 +1,302 @@
+"""The curation job's driver: hands assets to a pool of worker actors, journals every outcome,
+retries what may succeed next time, batches kept renders into shards, and reports progress.
+
+    summary = run_curation(spec, PipelineConfig(...), out_dir, limit=None, address=None)
+
+Resumable: the manifest (``pipelines.manifest``) is the source of truth. A rerun skips every
+asset that has a result, redoes the others, and shards the kept renders not yet in shards; the
+shard writer skips uids already written, so no run writes a duplicate row.
+"""
+
+from __future__ import annotations
+
+import collections
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import ray
+
+from pipelines.config import PipelineConfig
+from pipelines.manifest import Manifest
+from pipelines.ray_adapter import BatchStepActor, init_ray, start_actor, start_steps_actor
+from pipelines.sources import SourceSpec, open_source, prepare_source
+from pipelines.steps import WriteShards, chain_resources, default_steps
+from pipelines.tables import result_event, run_stats, write_tables
+from pipelines.work import WorkItem
+
+#: Seconds between summary lines and table refreshes while the run goes on.
+SUMMARY_EVERY_S = 30.0
+
+
+@dataclass
+class Layout:
+    """Where a run writes, under its output directory."""
+
+    root: Path
+
+    @property
+    def renders(self) -> Path:
+        return self.root / "renders"
+
+    @property
+    def shards(self) -> Path:
+        return self.root / "shards"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def scratch(self) -> Path:
+        """The workers' temporary pre-check / pre-pass renders; emptied when a run starts."""
+        return self.root / "scratch"
+
+
+@dataclass
+class Slot:
+    """One worker actor and the asset it is working on."""
+
+    actor: object
+    name: str = "?"
+    ref: object = None
+    item: WorkItem | None = None
+    attempt: int = 0
+    started: float = 0.0
+
+
+class Progress:
+    """One console line per finished asset, a summary line every ``every_s`` seconds."""
+
+    def __init__(self, total: int, done: int, started: float, every_s: float = SUMMARY_EVERY_S):
+        self.total, self.done, self.started, self.every_s = total, done, started, every_s
+        self.counts: collections.Counter = collections.Counter()
+        self.finished_here = 0
+        self.last_summary = started
+
+    def rate(self) -> float:
+        elapsed = time.time() - self.started
+        return 3600.0 * self.finished_here / elapsed if elapsed > 0 else 0.0
+
+    def asset(self, event: dict) -> None:
+        self.done += 1
+        self.finished_here += 1
+        self.counts[event["decision"]] += 1
+        seconds = sum((event.get("timings") or {}).values())
+        what = event["decision"] + (f" {event['reason']}" if event["reason"] else "")
+        detail = f" ({event['detail'][:100]})" if event["decision"] == "failed" else ""
+        print(f"[{self.done}/{self.total}] {event['name'][:40]} {what} at {event['stage']} in {seconds:.1f}s{detail} | {self.summary()}", flush=True)
+
+    def summary(self) -> str:
+        c = self.counts
+        return f"keep {c['keep']} reject {c['reject']} failed {c['failed']} | {self.rate():.0f} assets/h"
+
+    def tick(self) -> bool:
+        """Print a summary line if it is time; True when it did."""
+        if time.time() - self.last_summary < self.every_s:
+            return False
+        self.last_summary = time.time()
+        print(f"[{self.done}/{self.total}] {self.summary()} (this run: {self.finished_here} in {time.time() - self.started:.0f}s)", flush=True)
+        return True
+
+
+class SourceError(Exception):
+    """The source cannot list its assets (missing folder or annotations, duplicate uids)."""
+
+
+def list_records(spec: SourceSpec, limit: int | None) -> list:
+    """The source's records in its order, the first ``limit`` of them; uids must be unique.
+    Raises SourceError naming the source."""
+    from curation.sources import FetchError
+
+    records = []
+    seen = set()
+    try:
+        source = open_source(spec)
+        for record in source.records():
+            if record.uid in seen:
+                raise SourceError(f"{spec.kind} source yields uid {record.uid} twice ({record.file_identifier})")
+            seen.add(record.uid)
+            records.append(record)
+            if limit is not None and len(records) >= limit:
+                break
+    except (FetchError, OSError, ValueError) as exc:
+        raise SourceError(f"source {spec.kind}{':' + spec.path if spec.path else ''}: {exc}") from None
+    for line in getattr(source, "missing", []):
+        print(f"missing: {line}", flush=True)
+    return records
+
+
+class Run:
+    """One invocation of the job over ``records`` (the dispatch loop; see ``run_curation``)."""
+
+    def __init__(self, spec: SourceSpec, config: PipelineConfig, layout: Layout, manifest: Manifest, records: list, captions: dict[str, str]):
+        self.spec, self.config, self.layout, self.manifest = spec, config, layout, manifest
+        self.records, self.captions = records, captions
+        self.steps = default_steps(spec, config, layout.renders)
+        self.started = time.time()
+        state = manifest.state
+        self.queue = collections.deque((r, state.failed_attempts[r.uid] + 1) for r in records if r.uid not in state.results)
+        self.progress = Progress(len(records), sum(r.uid in state.results for r in records), self.started)
+        self.pending_shards: list[str] = [r["render_dir"] for r in state.unsharded_keeps()]
+        self.shard_ref = None
+        self.slots: list[Slot] = []
+        self.writer = None
+
+    # -- actors --------------------------------------------------------------------------------
+    def _new_slot(self) -> Slot:
+        return Slot(start_steps_actor(self.steps, self.layout.logs, self.layout.scratch))
+
+    def _replace(self, slot: Slot) -> None:
+        ray.kill(slot.actor, no_restart=True)
+        slot.actor, slot.ref, slot.item = self._new_slot().actor, None, None
+        slot.name = ray.get(slot.actor.ready.remote())
+
+    def _stop_workers(self) -> None:
+        """Let each worker stop its Blender process (a worker that does not answer in time is killed)."""
+        closing = [slot.actor.close.remote() for slot in self.slots]
+        ray.wait(closing, num_returns=len(closing), timeout=30.0)
+        for slot in self.slots:
+            ray.kill(slot.actor, no_restart=True)
+
+    # -- outcomes ------------------------------------------------------------------------------
+    def _finish(self, item: WorkItem, attempt: int, worker: str) -> None:
+        if item.decision == "failed" and item.retryable and attempt < self.config.max_attempts:
+            self.manifest.append(
+                {"event": "attempt_failed", "uid": item.uid, "attempt": attempt, "stage": item.stage, "reason": item.reason, "error_kind": item.error_kind, "detail": item.detail}
+            )
+            print(f"retry {item.name[:40]}: attempt {attempt}/{self.config.max_attempts} failed at {item.stage}: {item.detail[:120]}", flush=True)
+            self.queue.append((item.record, attempt + 1))
+            return
+        event = result_event(item, attempt, worker)
+        self.manifest.append(event)
+        self.progress.asset(event)
+        if item.decision == "keep":
+            self.pending_shards.append(item.render_dir)
+
+    def _lost(self, slot: Slot, kind: str, detail: str) -> None:
+        item = slot.item
+        item.fail("worker", "worker_lost", kind, detail, retryable=True)
+        item.timings["worker"] = time.time() - slot.started
+        attempt, name = slot.attempt, slot.name
+        self._replace(slot)
+        self._finish(item, attempt, name)
+
+    # -- shards --------------------------------------------------------------------------------
+    def _maybe_write_shards(self, final: bool) -> None:
+        if self.shard_ref is not None or not self.pending_shards:
+            return
+        if not final and len(self.pending_shards) < self.config.shard_batch:
+            return
+        if self.writer is None:
+            step = WriteShards(self.layout.shards, self.config.codec, self.config.max_shard_mb)
+            self.writer = start_actor(BatchStepActor, step.resources, step)
+        batch, self.pending_shards = self.pending_shards, []
+        self.shard_ref = self.writer.process.remote(batch)
+
+    def _shards_written(self) -> None:
+        report = ray.get(self.shard_ref)
+        self.shard_ref = None
+        done = report["written"] + report["skipped"]
+        if done:
+            self.manifest.append({"event": "sharded", "uids": done, "shards": report["shards"]})
+        for uid, reason in report["failed"].items():
+            event = {**self.manifest.state.results[uid], "decision": "failed", "reason": "shard_failed", "stage": "shards", "error_kind": "shard_failed", "detail": reason}
+            self.manifest.append(event)
+            print(f"shard failed {uid[:16]}: {reason[:160]}", flush=True)
+        print(f"shards: {len(report['written'])} rows written, {len(report['skipped'])} already present, {len(report['shards'])} new shard files", flush=True)
+
+    # -- the loop --------------------------------------------------------------------------
+    def _refresh_tables(self) -> None:
+        stats = run_stats(self.manifest.state, len(self.records), self.started, time.time() - self.started, self.config.workers)
+        write_tables(self.layout.root, self.manifest.state, stats)
+
+    def run(self) -> dict:
+        n_workers = min(self.config.workers, len(self.queue)) if self.queue else 0
+        self.slots = [self._new_slot() for _ in range(n_workers)]
+        for slot in self.slots:
+            slot.name = ray.get(slot.actor.ready.remote())
+        print(f"{len(self.records)} assets: {self.progress.done} already finished, {len(self.queue)} to do on {n_workers} workers", flush=True)
+        try:
+            while self.queue or any(s.ref is not None for s in self.slots) or self.pending_shards or self.shard_ref is not None:
+                for slot in self.slots:
+                    if slot.ref is None and self.queue:
+                        record, slot.attempt = self.queue.popleft()
+                        slot.item, slot.started = WorkItem(record, caption=self.captions.get(record.uid)), time.time()
+                        slot.ref = slot.actor.process.remote(slot.item)
+                self._maybe_write_shards(final=not self.queue and not any(s.ref is not None for s in self.slots))
+                refs = [s.ref for s in self.slots if s.ref is not None] + ([self.shard_ref] if self.shard_ref is not None else [])
+                ready, _ = ray.wait(refs, num_returns=1, timeout=1.0)
+                for ref in ready:
+                    if ref == self.shard_ref:
+                        self._shards_written()
+                        continue
+                    slot = next(s for s in self.slots if s.ref == ref)
+                    try:
+                        item = ray.get(ref)
+                    except ray.exceptions.RayActorError as exc:
+                        self._lost(slot, type(exc).__name__, f"worker {slot.name} died: {str(exc).splitlines()[0][:200]}")
+                        continue
+                    slot.ref = slot.item = None
+                    self._finish(item, slot.attempt, slot.name)
+                for slot in self.slots:
+                    if slot.ref is not None and time.time() - slot.started > self.config.asset_budget_s():
+                        self._lost(slot, "timeout", f"worker {slot.name} exceeded the asset budget of {self.config.asset_budget_s():.0f}s and was killed")
+                if self.progress.tick():
+                    self._refresh_tables()
+        finally:
+            self._stop_workers()
+            self._refresh_tables()
+        return run_stats(self.manifest.state, len(self.records), self.started, time.time() - self.started, self.config.workers)
+
+
+def record_captions(records: list, captions_csv: str | Path | None) -> dict[str, str]:
+    """uid -> Cap3D caption (no prefix: training adds "a dynamic asset, ") for the records that have one."""
+    if captions_csv is None:
+        return {}
+    from curation.captions import load_cap3d
+
+    keys = set()
+    for r in records:
+        keys.update(k.lower() for k in (r.uid, r.sha256, r.file_identifier.rstrip("/").rsplit("/", 1)[-1]) if k)
+    captions = load_cap3d(captions_csv, keys)
+    found = {r.uid: captions.raw_caption(r) for r in records}
+    return {uid: text for uid, text in found.items() if text is not None}
+
+
+def run_curation(
+    spec: SourceSpec, config: PipelineConfig, out_dir: Path, limit: int | None = None, address: str | None = None, captions_csv: str | Path | None = None
+) -> dict:
+    """Run (or resume) the curation job from ``spec`` into ``out_dir``; returns stats.json's content.
+
+    ``captions_csv``: a Cap3D caption file; each kept asset's caption goes into its asset.json
+    and so into its shard row.
+
+    Writes ``out_dir``/manifest.jsonl, renders/<uid> (kept assets' quality renders),
+    shards/ (Parquet, docs/shards.md), decisions.parquet, failures.parquet, stats.json, logs/.
+    """
+    layout = Layout(Path(out_dir).resolve())
+    layout.root.mkdir(parents=True, exist_ok=True)
+    prepare_source(spec)
+    records = list_records(spec, limit)
+    captions = record_captions(records, captions_csv)
+    with Manifest(layout.root) as manifest:
+        first = manifest.state.runs[0] if manifest.state.runs else None
+        if first is not None and first.get("config") != config.to_json():
+            print("note: settings differ from the first run in this directory; finished assets keep their earlier results", flush=True)
+        shutil.rmtree(layout.scratch, ignore_errors=True)  # left by killed workers; no other run holds OUT
+        manifest.append({"event": "run", "source": vars(spec), "config": config.to_json(), "assets": len(records)})
+        worker_needs = chain_resources(default_steps(spec, config, layout.renders))
+        where = init_ray(address, config.workers * worker_needs.num_cpus + WriteShards.resources.num_cpus, config.workers * worker_needs.num_gpus)
+        print(f"d4d-curate: {where}", flush=True)
+        try:
+            stats = Run(spec, config, layout, manifest, records, captions).run()
+        finally:
+            ray.shutdown()
+    print(
+        f"done: {stats['finished']}/{stats['total_assets']} assets ({stats['by_decision']}), {stats['in_shards']} in shards; "
+        f"{stats['finished_this_run']} this run at {stats['assets_per_hour'] or 0:.0f} assets/h; tables in {layout.root}",
+        flush=True,
+    )
+    return stats

@@ -1,0 +1,99 @@
+"""The run manifest (journal) and the tables rebuilt from it; no Blender, no Ray."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pyarrow.parquet as pq
+import pytest
+
+from curation.sources import AssetRecord
+from pipelines.manifest import Manifest, RunLocked
+from pipelines.tables import DECISIONS_SCHEMA, FAILURES_SCHEMA, result_event, run_stats, write_tables
+from pipelines.work import WorkItem
+
+
+def item(uid: str, decision: str, reason: str | None = None, **measures) -> WorkItem:
+    record = AssetRecord(uid=uid, source="local", file_identifier=f"/data/{uid}.glb", sha256=uid, license="cc0")
+    work = WorkItem(record, measures=dict(measures), timings={"fetch": 0.5, "precheck": 1.5})
+    if decision == "failed":
+        return work.fail("precheck", reason, "crashed", "crashed: Blender crashed (signal SIGABRT)", retryable=True)
+    return work.close("motion" if decision == "keep" else "precheck", decision, reason)
+
+
+def test_events_survive_a_reopen_and_the_latest_result_wins(tmp_path):
+    with Manifest(tmp_path) as manifest:
+        manifest.append(result_event(item("a", "keep", has_animation=True), 1, "w1"))
+        manifest.append({"event": "attempt_failed", "uid": "b", "attempt": 1, "stage": "precheck", "reason": "render_failed", "error_kind": "timeout", "detail": "timed out"})
+        manifest.append({"event": "sharded", "uids": ["a"], "shards": ["part-00000.parquet"]})
+        manifest.append({**manifest.state.results["a"], "decision": "failed", "reason": "shard_failed"})
+    state = Manifest(tmp_path).open()
+    assert state.results["a"]["decision"] == "failed" and state.results["a"]["reason"] == "shard_failed"
+    assert state.failed_attempts["b"] == 1 and "b" not in state.results
+    assert state.sharded == {"a"} and state.unsharded_keeps() == []
+
+
+def test_a_torn_last_line_is_ignored_and_cut_before_appending(tmp_path):
+    with Manifest(tmp_path) as manifest:
+        manifest.append(result_event(item("a", "reject", "no_animation"), 1, "w1"))
+    path = tmp_path / "manifest.jsonl"
+    with open(path, "ab") as f:
+        f.write(b'{"event": "result", "uid": "b", "deci')  # a kill -9 in the middle of a write
+    with Manifest(tmp_path) as manifest:
+        assert set(manifest.state.results) == {"a"}
+        manifest.append(result_event(item("c", "keep"), 1, "w1"))
+    lines = path.read_text().splitlines()
+    assert [json.loads(line)["uid"] for line in lines] == ["a", "c"]
+
+
+def test_a_damaged_line_in_the_middle_is_an_error_naming_the_line(tmp_path):
+    (tmp_path / "manifest.jsonl").write_text('{"event": "run"}\nnot json\n{"event": "run"}\n')
+    with pytest.raises(ValueError, match=r"manifest.jsonl:2: not a JSON event"):
+        Manifest(tmp_path).open()
+
+
+def test_non_finite_and_numpy_measures_are_stored_as_json(tmp_path):
+    import numpy as np
+
+    with Manifest(tmp_path) as manifest:
+        manifest.append(result_event(item("a", "keep", coverage_min=float("nan"), frames_total=np.int64(24), ssim=(0.9, 0.8)), 1, "w"))
+    measures = Manifest(tmp_path).open().results["a"]["measures"]
+    assert measures == {"coverage_min": None, "frames_total": 24, "ssim": [0.9, 0.8]}
+
+
+def test_tables_have_one_row_per_asset_with_flattened_measures(tmp_path):
+    started = time.time()
+    with Manifest(tmp_path) as manifest:
+        manifest.append(result_event(item("a", "keep", has_animation=True, motion_magnitude=12.5, ssim=[0.9, 0.8]), 1, "w1"))
+        manifest.append(result_event(item("b", "reject", "no_animation", has_animation=False), 1, "w1"))
+        manifest.append({"event": "attempt_failed", "uid": "c", "attempt": 1, "stage": "precheck", "reason": "render_failed", "error_kind": "crashed", "detail": "first crash"})
+        manifest.append(result_event(item("c", "failed", "render_failed"), 2, "w2"))
+        manifest.append(result_event(item("b", "reject", "no_animation", has_animation=False), 1, "w1"))  # a duplicate result
+        manifest.append({"event": "sharded", "uids": ["a"], "shards": []})
+        stats = run_stats(manifest.state, total=4, started=started, wall_s=2.0, workers=1)
+        write_tables(tmp_path, manifest.state, stats)
+    decisions = pq.read_table(tmp_path / "decisions.parquet")
+    assert decisions.schema.equals(DECISIONS_SCHEMA)
+    rows = {r["uid"]: r for r in decisions.to_pylist()}
+    assert sorted(rows) == ["a", "b", "c"]
+    assert rows["a"]["motion_magnitude"] == 12.5 and rows["a"]["in_shards"] and rows["a"]["has_animation"]
+    assert json.loads(rows["a"]["measures_json"])["ssim"] == [0.9, 0.8]
+    assert rows["b"]["reason"] == "no_animation" and rows["b"]["motion_magnitude"] is None
+    assert rows["c"]["attempts"] == 2 and rows["c"]["precheck_s"] == 1.5 and rows["c"]["seconds"] == 2.0
+    failures = pq.read_table(tmp_path / "failures.parquet")
+    assert failures.schema.equals(FAILURES_SCHEMA) and failures.column("uid").to_pylist() == ["c"]
+    errors = json.loads(failures.to_pylist()[0]["errors_json"])
+    assert [e["attempt"] for e in errors] == [1, 2] and errors[0]["detail"] == "first crash"
+    saved = json.loads((tmp_path / "stats.json").read_text())
+    assert saved["by_decision"] == {"keep": 1, "reject": 1, "failed": 1}
+    assert saved["remaining"] == 1 and saved["finished_this_run"] == 3 and saved["assets_per_hour"] == pytest.approx(5400.0)
+    assert saved["stage_seconds"] == {"fetch": 1.5, "precheck": 4.5}
+
+
+def test_one_run_per_output_directory(tmp_path):
+    with Manifest(tmp_path):
+        with pytest.raises(RunLocked, match="another d4d-curate run"):
+            Manifest(tmp_path).open()
+    with Manifest(tmp_path) as again:  # released on close
+        assert again.state.results == {}

@@ -1,0 +1,295 @@
+"""d4d-curate end to end on Ray with real Blender: failures, kill -9 and resume, a Ray cluster.
+
+Each run is a subprocess with a unique marker in its environment; every process it leaves
+behind (Ray's own, Blender workers) is found by that marker and killed by pid afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import SHARED_ASSETS, requires_bpy
+from curation.sources import LocalFolderSource
+
+pytestmark = [requires_bpy, pytest.mark.blender, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = ["--frames", "8", "--resolution", "32", "--engine", "workbench", "--prepass-resolution", "32", "--workers", "1"]
+
+
+def marked_pids(marker: str, ray_tmp: str) -> list[int]:
+    """Processes one test started: ``D4D_TEST_RUN=marker`` in their environment, or Ray's
+    temporary directory ``ray_tmp`` in their environment or open files (Ray rewrites its
+    processes' titles over the start of their environment)."""
+    pids = []
+    needles = (f"D4D_TEST_RUN={marker}".encode(), ray_tmp.encode())
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            files = [os.readlink(fd) for fd in (entry / "fd").iterdir()]
+        except OSError:
+            continue
+        if any(n in environ for n in needles) or any(f.startswith(ray_tmp) for f in files):
+            pids.append(int(entry.name))
+    return pids
+
+
+def kill_marked(marker: str, ray_tmp: str) -> None:
+    for _ in range(5):
+        pids = marked_pids(marker, ray_tmp)
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.5)
+
+
+class Runs:
+    """Starts curation subprocesses that share one marker, and cleans up after them."""
+
+    def __init__(self):
+        self.marker = uuid.uuid4().hex
+        self.ray_tmp = tempfile.mkdtemp(prefix="d4dray", dir="/tmp")  # short: Ray's socket paths have a length limit
+        self.env = {**os.environ, "D4D_TEST_RUN": self.marker, "RAY_TMPDIR": self.ray_tmp, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+        self.env.pop("RAY_ADDRESS", None)
+
+    def start(self, args: list[str], log: Path) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "pipelines.curate", *args], cwd=REPO, env=self.env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+
+    def run(self, args: list[str], log: Path, timeout: float = 240) -> str:
+        proc = self.start(args, log)
+        try:
+            rc = proc.wait(timeout=timeout)
+        finally:
+            proc.kill()
+            self.kill_all()
+        text = log.read_text()
+        assert rc == 0, text[-3000:]
+        return text
+
+    def kill_all(self) -> None:
+        kill_marked(self.marker, self.ray_tmp)
+
+    def pids(self) -> list[int]:
+        return marked_pids(self.marker, self.ray_tmp)
+
+    def close(self) -> None:
+        self.kill_all()
+        shutil.rmtree(self.ray_tmp, ignore_errors=True)
+
+
+@pytest.fixture
+def runs():
+    r = Runs()
+    yield r
+    r.close()
+
+
+def manifest_events(out: Path) -> list[dict]:
+    path = out / "manifest.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
+
+
+def shard_uids(out: Path) -> list[str]:
+    return pq.read_table(out / "shards", columns=["uid"]).column("uid").to_pylist()
+
+
+def decisions(out: Path) -> dict[str, dict]:
+    rows = pq.read_table(out / "decisions.parquet").to_pylist()
+    assert len({r["uid"] for r in rows}) == len(rows), "a uid appears twice in decisions.parquet"
+    return {r["name"]: r for r in rows}
+
+
+def truncated_alembic(path: Path) -> None:
+    """Half of a real Alembic file: Blender's Alembic reader aborts the whole process on it."""
+    data = (SHARED_ASSETS / "example.abc").read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.skipif(not SHARED_ASSETS.exists(), reason="../shared/assets is not present")
+def test_crash_and_hang_are_recorded_as_failed_while_the_rest_finish(builtin_assets, exported_formats, runs, tmp_path):
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    for name, path in builtin_assets.items():
+        shutil.copy(path, assets / f"{name}.glb")
+    truncated_alembic(assets / "crash.abc")
+    shutil.copy(exported_formats / "heavy.blend", assets / "hang.blend")  # a SUBSURF level-10 cube
+    out = tmp_path / "out"
+    log = runs.run(["--source", f"local:{assets}", "--out", str(out), *SMALL, "--max-attempts", "2", "--prepass-timeout", "6", "--shard-batch", "2"], tmp_path / "run.log")
+
+    rows = decisions(out)
+    assert sorted(rows) == sorted([f"{n}.glb" for n in builtin_assets] + ["crash.abc", "hang.blend"])
+    crash, hang = rows["crash.abc"], rows["hang.blend"]
+    assert (crash["decision"], crash["reason"], crash["error_kind"], crash["attempts"]) == ("failed", "render_failed", "crashed", 2)
+    assert (hang["decision"], hang["reason"], hang["error_kind"], hang["attempts"]) == ("failed", "render_failed", "timeout", 2)
+    assert (rows["static.glb"]["decision"], rows["static.glb"]["reason"], rows["static.glb"]["stage"]) == ("reject", "no_animation", "precheck")
+    assert rows["rigid.glb"]["decision"] == "keep"
+    assert all(rows[f"{n}.glb"]["decision"] in ("keep", "reject") for n in builtin_assets)
+
+    failures = {r["uid"]: r for r in pq.read_table(out / "failures.parquet").to_pylist()}
+    assert set(failures) == {crash["uid"], hang["uid"]}
+    errors = json.loads(failures[hang["uid"]]["errors_json"])
+    assert [e["error_kind"] for e in errors] == ["timeout", "timeout"] and "timed out after 6 s" in errors[0]["detail"]
+
+    kept = {r["uid"] for r in rows.values() if r["decision"] == "keep"}
+    assert sorted(shard_uids(out)) == sorted(kept)
+    assert all(rows[n]["in_shards"] == (rows[n]["decision"] == "keep") for n in rows)
+    from shards import verify_shards
+
+    checked, problems = verify_shards(out / "shards")
+    assert checked == len(kept) and not problems
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["by_decision"] == dict(Counter(r["decision"] for r in rows.values()))
+    assert stats["retried_attempts"] == 2 and stats["assets_per_hour"] > 0
+    assert "retry crash.abc" in log and "[7/7]" in log
+
+
+@pytest.mark.skipif(not SHARED_ASSETS.exists(), reason="../shared/assets is not present")
+def test_kill_of_worker_and_driver_then_rerun_gives_each_asset_exactly_once(builtin_assets, runs, tmp_path):
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    for name, path in builtin_assets.items():
+        shutil.copy(path, assets / f"{name}.glb")
+    for path in SHARED_ASSETS.iterdir():
+        shutil.copy(path, assets / path.name)
+    expected = {r.uid for r in LocalFolderSource(assets).records()}
+    out = tmp_path / "out"
+    args = ["--source", f"local:{assets}", "--out", str(out), *SMALL, "--shard-batch", "1", "--max-attempts", "2"]
+
+    driver = runs.start(args, tmp_path / "first.log")
+    worker_killed = False
+    deadline = time.time() + 180
+    while time.time() < deadline and driver.poll() is None:
+        events = manifest_events(out)
+        results = sum(e["event"] == "result" for e in events)
+        if not worker_killed and results >= 1:
+            actors = [p for p in runs.pids() if b"ray::StepsActor" in Path(f"/proc/{p}/cmdline").read_bytes()]
+            if actors:
+                os.kill(actors[0], signal.SIGKILL)
+                worker_killed = True
+        if worker_killed and results >= 6 and any(e["event"] == "attempt_failed" for e in events):
+            break
+        time.sleep(0.1)
+    assert driver.poll() is None, "the first run finished before it could be killed:\n" + (tmp_path / "first.log").read_text()[-2000:]
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    runs.kill_all()
+    before = manifest_events(out)
+    finished_before = {e["uid"] for e in before if e["event"] == "result"}
+    lost = [e for e in before if e["event"] == "attempt_failed"]
+    assert 6 <= len(finished_before) < len(expected)
+    assert [e["reason"] for e in lost] == ["worker_lost"]
+
+    log = runs.run(args, tmp_path / "second.log")
+    assert f"{len(finished_before)} already finished" in log
+    assert not list((out / "scratch").iterdir()), "temporary renders of the killed run are left over"
+    events = manifest_events(out)
+    result_counts = Counter(e["uid"] for e in events if e["event"] == "result")
+    assert set(result_counts) == expected and set(result_counts.values()) == {1}, "an asset was finished twice"
+
+    rows = decisions(out)
+    assert {r["uid"] for r in rows.values()} == expected
+    lost_row = next(r for r in rows.values() if r["uid"] == lost[0]["uid"])
+    assert lost_row["attempts"] == 2 and lost_row["decision"] != "failed"
+    kept = {r["uid"] for r in rows.values() if r["decision"] == "keep"}
+    uids = shard_uids(out)
+    assert len(uids) == len(set(uids)) and set(uids) == kept and kept
+    assert all(r["decision"] == "reject" and r["reason"] == "no_animation" for r in rows.values() if r["name"].startswith("example"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local ``ray start --head`` on free ports with its own temp dir; stopped (by pid) after."""
+    runs = Runs()
+    # Ray's token authentication would need the head's token in every client; this cluster
+    # listens on this machine only, so the test opts out (RAY_AUTH_MODE, as Ray's warning says).
+    runs.env["RAY_AUTH_MODE"] = "disabled"
+    port, dashboard = free_port(), free_port()
+    from pipelines.ray_adapter import dashboard_available
+
+    command = [
+        str(Path(sys.executable).with_name("ray")), "start", "--head", "--port", str(port), "--num-cpus", "2",
+        "--temp-dir", runs.ray_tmp, "--node-ip-address", "127.0.0.1", "--disable-usage-stats", "--ray-client-server-port", str(free_port()),
+        "--include-dashboard", "true" if dashboard_available() else "false", "--dashboard-port", str(dashboard),
+    ]  # fmt: skip
+    try:
+        started = subprocess.run(command, env=runs.env, capture_output=True, text=True, timeout=120)
+        assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
+        yield {"address": f"127.0.0.1:{port}", "dashboard": f"http://127.0.0.1:{dashboard}", "runs": runs}
+    finally:
+        runs.close()
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_driver_joins_a_running_cluster(how, builtin_assets, ray_cluster, tmp_path):
+    """With ``--address``, or with RAY_ADDRESS as ``ray job submit`` sets it for its entry point."""
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    for name in ("rigid", "static"):
+        shutil.copy(builtin_assets[name], assets / f"{name}.glb")
+    out = tmp_path / "out"
+    env = dict(ray_cluster["runs"].env)
+    join = ["--address", ray_cluster["address"]] if how == "flag" else []
+    if how == "env":
+        env["RAY_ADDRESS"] = ray_cluster["address"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines.curate", "--source", f"local:{assets}", "--out", str(out), *join, *SMALL],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert f"Ray cluster at {ray_cluster['address']}" in proc.stdout
+    rows = decisions(out)
+    assert rows["rigid.glb"]["decision"] == "keep" and rows["static.glb"]["reason"] == "no_animation"
+    assert shard_uids(out) == [rows["rigid.glb"]["uid"]]
+
+
+def test_ray_job_submit_runs_the_same_job(builtin_assets, ray_cluster, tmp_path):
+    from ray._private.utils import get_dashboard_dependency_error
+
+    missing = get_dashboard_dependency_error()
+    if missing is not None:
+        pytest.skip(f"ray job submit needs the dashboard (ray[default]): {missing}")
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    for name in ("rigid", "static"):
+        shutil.copy(builtin_assets[name], assets / f"{name}.glb")
+    out = tmp_path / "out"
+    ray = str(Path(sys.executable).with_name("ray"))
+    proc = subprocess.run(
+        [ray, "job", "submit", "--address", ray_cluster["dashboard"], "--working-dir", ".", "--",
+         "python", "-m", "pipelines.curate", "--source", f"local:{assets}", "--out", str(out), *SMALL],
+        cwd=REPO, env=ray_cluster["runs"].env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-4000:]
+    assert "succeeded" in output and "d4d-curate: Ray cluster at" in output
+    rows = decisions(out)
+    assert rows["rigid.glb"]["decision"] == "keep" and rows["static.glb"]["reason"] == "no_animation"
+    assert shard_uids(out) == [rows["rigid.glb"]["uid"]]
