@@ -32,9 +32,9 @@ class PipelineConfig:
             properties of the file (bad format, missing from the cache) are not retried.
         workers: Blender worker actors (each holds one warm Blender process).
         cpus_per_worker: Ray CPUs each worker actor reserves.
-        gpus_per_worker: Ray GPUs each worker actor reserves (so Ray packs workers onto GPU
-            nodes; the renderer itself still runs Cycles on the CPU until RenderOptions gains
-            a device option).
+        gpus_per_worker: Ray GPUs each worker actor reserves; above 0 the quality render also
+            runs Cycles on the GPU (RenderOptions.device = "gpu") and Ray places workers on
+            GPU nodes.
         shard_batch: kept renders collected before one shard write (a larger batch makes
             fewer, larger row groups; the last batch is written at the end of the run).
         codec: shard video codec, "lossy" (VP9) or "lossless" (FFV1), see docs/shards.md.

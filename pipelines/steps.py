@@ -210,6 +210,8 @@ class QualityRender:
         extra = {} if self.config.samples is None else {"samples": self.config.samples}
         if self.config.engine == "workbench":
             extra["denoise"] = False
+        if self.config.gpus_per_worker > 0:
+            extra["device"] = "gpu"
         return RenderOptions(frames=self.config.frames, resolution=self.config.resolution, engine=self.config.engine, timeout_s=self.config.render_timeout_s, **extra)
 
     def process(self, item: WorkItem) -> WorkItem:
