@@ -17,6 +17,7 @@ present; ``measures_json`` (or ``measures``: JSON text or a struct) holds the me
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import os
@@ -52,6 +53,7 @@ class AssetRecord:
         timings: seconds per render stage (asset.json ``timings``), when known.
         render_dir: where its frames can be read, when they can.
         content_sha256: the shard row's content hash, when it is in a shard.
+        shard_videos: the videos that shard row holds.
         previews: video name -> preview.
     """
 
@@ -64,6 +66,7 @@ class AssetRecord:
     timings: dict = field(default_factory=dict)
     render_dir: Path | None = None
     content_sha256: str | None = None
+    shard_videos: tuple[str, ...] = ()
     previews: dict[str, Sprite] = field(default_factory=dict)
 
     @property
@@ -110,7 +113,7 @@ def read_decisions(path: Path) -> list[AssetRecord]:
     return records
 
 
-SHARD_SCALARS = ("uid", "caption", "motion_magnitude", "content_sha256", "asset_json")
+SHARD_SCALARS = ("uid", "caption", "motion_magnitude", "content_sha256", "asset_json") + tuple(f"{v}_times" for v in VIDEO_NAMES)
 
 
 def read_shard_records(shard_dir: Path) -> dict[str, AssetRecord]:
@@ -129,6 +132,7 @@ def read_shard_records(shard_dir: Path) -> dict[str, AssetRecord]:
             records[row["uid"]] = AssetRecord(
                 uid=row["uid"], decision="keep", detail=f"in {path.name}", measures=measures, caption=row["caption"],
                 timings=asset.get("timings") or {}, content_sha256=row["content_sha256"],
+                shard_videos=tuple(v for v in VIDEO_NAMES if row[f"{v}_times"] is not None),
             )
     return records
 
@@ -152,11 +156,18 @@ def _shard_rows_with_videos(shard_dir: Path, wanted: set[str]) -> Iterator[tuple
 # ---------------------------------------------------------------- previews (run in worker processes)
 
 
-def _sheets_from_video_bytes(job: tuple[str, dict[str, bytes], int]) -> tuple[str, dict[str, tuple]]:
-    from shards.video import decode_rgba
+def _sheets_from_video_bytes(job: tuple[str, dict[str, bytes], int]) -> tuple[str, dict[str, tuple], dict[str, str]]:
+    """(uid, video name -> sprite strip, video name -> why it could not be decoded)."""
+    from shards.video import VideoDecodeError, decode_rgba
 
     uid, videos, size = job
-    return uid, {name: sprite_sheet(decode_rgba(data), size) for name, data in videos.items()}
+    sheets, errors = {}, {}
+    for name, data in videos.items():
+        try:
+            sheets[name] = sprite_sheet(decode_rgba(data), size)
+        except VideoDecodeError as exc:
+            errors[name] = str(exc)
+    return uid, sheets, errors
 
 
 def _decide_render_dir(job: tuple[str, dict | None, int, bool, bool]) -> tuple[str, dict, dict, dict[str, tuple]]:
@@ -186,19 +197,20 @@ def _decide_render_dir(job: tuple[str, dict | None, int, bool, bool]) -> tuple[s
     return root, decision, sample.asset, sheets
 
 
-def _run(function, jobs: list, workers: int) -> Iterable:
-    if workers <= 1 or len(jobs) <= 1:
-        return map(function, jobs)
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)))
-    results = pool.map(function, jobs, chunksize=max(1, len(jobs) // (workers * 8)))
-
-    def drain():
-        try:
-            yield from results
-        finally:
-            pool.shutdown()
-
-    return drain()
+def _run(function, jobs: Iterable, workers: int) -> Iterator:
+    """``function(job)`` for each job, in order; with ``workers`` > 1 in a process pool that holds
+    at most two jobs per worker in flight (jobs may carry megabytes of video)."""
+    if workers <= 1:
+        yield from map(function, jobs)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        pending: collections.deque = collections.deque()
+        for job in jobs:
+            pending.append(pool.submit(function, job))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _progress(done: int, total: int, what: str) -> None:
@@ -206,23 +218,27 @@ def _progress(done: int, total: int, what: str) -> None:
         log.info("%s: %d/%d", what, done, total)
 
 
-def add_shard_previews(records: list[AssetRecord], shard_dir: Path, store: MediaStore, workers: int) -> None:
-    """Previews of the records that are in the shards (cached ones are reused, not decoded)."""
+def add_shard_previews(records: list[AssetRecord], shard_dir: Path, store: MediaStore, workers: int) -> list[str]:
+    """Previews of the records that are in the shards (cached ones are reused, not decoded).
+
+    Returns one line per video that could not be decoded.
+    """
     by_uid = {r.uid: r for r in records if r.content_sha256}
     todo: set[str] = set()
     for uid, record in by_uid.items():
-        cached = {v: store.cached(f"shard|{record.content_sha256}|{v}") for v in VIDEO_NAMES}
-        if all(cached.values()):
+        cached = {v: store.cached(f"shard|{record.content_sha256}|{v}") for v in record.shard_videos}
+        if cached and all(cached.values()):
             record.previews = cached
         else:
             todo.add(uid)
-    if not todo:
-        return
+    problems = []
     jobs = ((uid, videos, store.size) for uid, videos in _shard_rows_with_videos(shard_dir, todo))
-    for done, (uid, sheets) in enumerate(_run(_sheets_from_video_bytes, list(jobs), workers), start=1):
+    for done, (uid, sheets, errors) in enumerate(_run(_sheets_from_video_bytes, jobs, workers), start=1):
         record = by_uid[uid]
         record.previews = {v: store.put(f"shard|{record.content_sha256}|{v}", *sheet) for v, sheet in sheets.items()}
+        problems += [f"shard row {uid}: {v} video: {error}" for v, error in errors.items()]
         _progress(done, len(todo), "shard previews")
+    return problems
 
 
 def _render_files(root: Path) -> list[Path]:

@@ -4,7 +4,6 @@ by reason, and the distributions (motion magnitude, decisions by reason, time pe
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 from curation.decision import REASONS
@@ -22,8 +21,6 @@ from inspection.curation_data import (
 )
 from inspection.media import MediaStore
 from inspection.model import Group, Item, Plot, Report
-
-log = logging.getLogger("d4d.inspect")
 
 #: Measures shown on each card (the rest are in its "all measures" table).
 HIGHLIGHTS = ("motion_magnitude", "ssim", "geometric_max_displacement", "coverage_median", "border_max_fraction")
@@ -67,6 +64,7 @@ def load_curation(path: Path, store: MediaStore, config: dict | None = None, wor
                     record.caption = record.caption or row.caption
                     record.timings = row.timings
                     record.content_sha256 = row.content_sha256
+                    record.shard_videos = row.shard_videos
                     record.measures.setdefault("motion_magnitude", row.measures.get("motion_magnitude"))
             if in_shards:
                 notes.append(f"{len(in_shards)} shard rows have no row in {decisions.name} (shown as kept): {', '.join(sorted(in_shards)[:5])}")
@@ -74,7 +72,7 @@ def load_curation(path: Path, store: MediaStore, config: dict | None = None, wor
         else:
             records = list(in_shards.values())
             notes.append(f"no decisions.parquet next to {shard_dir}: showing the shards' clips, all kept")
-        add_shard_previews(records, shard_dir, store, workers)
+        notes += add_shard_previews(records, shard_dir, store, workers)
         add_render_dir_previews(records, store, workers)
         return records, stats, notes
     dirs = find_render_dirs(path)

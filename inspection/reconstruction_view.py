@@ -10,16 +10,12 @@ per held-out view, PSNR over training steps (``history``), time per stage.
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 from inspection import svg
 from inspection.curation_data import InspectError, read_render_dirs
 from inspection.media import MediaStore, file_key, sprite_sheet
 from inspection.model import Item, Plot, Report
-
-log = logging.getLogger("d4d.inspect")
-
 
 def is_reconstruction(path: Path) -> bool:
     """A d4d-reconstruct output: metrics.json with turntable.mp4 or canonical.ply beside it."""

@@ -20,8 +20,6 @@ from inspection import svg
 from inspection.media import MediaStore, file_key, sprite_sheet
 from inspection.model import Item, Plot, Report
 
-log = logging.getLogger("d4d.inspect")
-
 Series = dict[str, tuple[list[float], list[float]]]
 
 

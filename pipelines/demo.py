@@ -89,11 +89,26 @@ def reconstruct(ctx: DemoContext) -> list[str]:
     if not renders:
         return ["nothing kept to reconstruct"]
     out = ctx.out / "reconstruction" / renders[0].name
-    args = [str(renders[0]), "--out", str(out), "--preset", "fast", "--iterations", str(ctx.args.recon_steps), "--coarse-iterations", str(ctx.args.recon_steps // 2)]
-    _check(reconstruct_main(args), "d4d-reconstruct")
+    if not (out / "metrics.json").exists():  # a rerun keeps a finished reconstruction
+        args = [str(renders[0]), "--out", str(out), "--preset", "fast", "--iterations", str(ctx.args.recon_steps), "--coarse-iterations", str(ctx.args.recon_steps // 2)]
+        _check(reconstruct_main(args), "d4d-reconstruct")
     ctx.outputs["reconstruct"] = {"dir": out}
     psnr = __import__("json").loads((out / "metrics.json").read_text())["heldout"]["psnr"]
     return [f"4D Gaussians: {out}  (frames/*.ply, turntable.mp4; held-out PSNR {psnr:.1f} dB)"]
+
+
+def report(ctx: DemoContext) -> list[str]:
+    """HTML reports (no server, no network) of the curation output, the training run and the reconstruction."""
+    from inspection.report import write_report
+
+    pages = {"curation": ctx.outputs["curate"]["dir"], "training": ctx.outputs["train"]["run"]}
+    if "reconstruct" in ctx.outputs:
+        pages["reconstruction"] = ctx.outputs["reconstruct"]["dir"]
+    lines = []
+    for name, path in pages.items():
+        page = write_report(path, ctx.out / "report" / name / "index.html")
+        lines.append(f"{name + ':':<15} {page}")
+    return lines + ["open them in a browser: file://" + str(ctx.out / "report" / "curation" / "index.html")]
 
 
 #: The demo, in order: (name, step). Each step gets the context and returns lines to print.
@@ -102,6 +117,7 @@ STEPS = [
     ("train", train),
     ("sample", sample),
     ("reconstruct", reconstruct),
+    ("report", report),
 ]
 
 

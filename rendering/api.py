@@ -228,7 +228,7 @@ class Renderer:
                 raise AssetError(reply["kind"], reply["reason"])
             result = reply["asset"]
             result["timings"]["total_s"] = time.perf_counter() - started
-            result["timings"]["warm_worker"] = self._jobs > 1
+            result["render"]["warm_worker"] = self._jobs > 1
             (partial / "asset.json").write_text(json.dumps(result, indent=2))
             _publish(partial, out, overwrite)
             return result

@@ -13,7 +13,7 @@ def render_dirs(tmp_path_factory):
     root = tmp_path_factory.mktemp("renders")
     return {
         "moving": make_render_dir(root / "moving"),
-        "still": make_render_dir(root / "still", slide=0.0, geometric_max=0.3),
+        "still": make_render_dir(root / "still", slide=0.0, geometric_max=0.05),
         "unanimated": make_render_dir(root / "unanimated", animated=False),
         "leaving": make_render_dir(root / "leaving", start_x=0.85, slide=0.1),
         "crashed": make_render_dir(root / "crashed", error={"kind": "crashed", "reason": "Blender segfault", "asset": "x.glb"}),
