@@ -8,29 +8,10 @@ JSON parse, and only the 50 cards of the current page exist in the DOM.
 
 from __future__ import annotations
 
-import datetime
-import math
 from dataclasses import dataclass, field
 
 from inspection.media import Sprite
-
-
-def json_safe(value):
-    """Recursively make ``value`` valid JSON: NaN/inf -> None, tuples -> lists, numpy scalars ->
-    numbers, dates and times (Parquet timestamps) -> ISO 8601 text, other objects -> str."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        return json_safe(value.item())
-    if isinstance(value, (datetime.date, datetime.time)):
-        return value.isoformat()
-    return str(value)
+from pipelines.manifest import json_safe
 
 
 @dataclass

@@ -18,6 +18,7 @@ short by an interruption of the driver are not counted against ``max_attempts``.
 
 from __future__ import annotations
 
+import datetime
 import fcntl
 import json
 import logging
@@ -78,17 +79,22 @@ class ManifestState:
 
 
 def json_safe(value):
-    """``value`` with numpy scalars as Python numbers, non-finite floats as None (JSON has no
-    NaN) and tuples as lists."""
+    """``value`` made valid JSON: numpy scalars as Python numbers, non-finite floats as None
+    (JSON has no NaN), tuples as lists, dates and times (Parquet timestamps) as ISO 8601
+    text, any other object as its str()."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
     if isinstance(value, np.generic):
-        value = value.item()
+        return json_safe(value.item())
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]
-    return value
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    return str(value)
 
 
 def _error(event: dict) -> dict:
