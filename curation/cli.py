@@ -39,7 +39,7 @@ def decide_render_dir(root: Path, config: CurationConfig) -> Decision:
     return decide(sample.asset, frames, config)
 
 
-def _render_failure(exc) -> Decision:
+def render_failure(exc) -> Decision:
     """A renderer AssetError (``kind``, ``reason``) as a failed Decision."""
     return Decision("failed", failure_reason(exc.kind), {"error_kind": exc.kind}, f"{exc.kind}: {exc}")
 
@@ -63,7 +63,7 @@ def decide_asset_file(path: Path, renderer, config: CurationConfig, resolution: 
         try:
             asset_json = renderer.render(path, preview, RenderOptions(**PREVIEW_PRESET, resolution=resolution, frames=frames))
         except AssetError as exc:
-            return _render_failure(exc)
+            return render_failure(exc)
         pre = decide(asset_json, None, config)
         if not pre.kept:
             return pre
@@ -73,7 +73,7 @@ def decide_asset_file(path: Path, renderer, config: CurationConfig, resolution: 
         try:
             renderer.render(path, out, RenderOptions(frames=frames), overwrite=True)
         except AssetError as exc:
-            return _render_failure(exc)
+            return render_failure(exc)
         decision.measures["render_dir"] = str(out)
     return decision
 
