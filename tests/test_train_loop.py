@@ -129,3 +129,27 @@ def test_cli_reports_bad_arguments_in_one_line(tmp_path, caplog):
     assert "no shards" in caplog.text
     assert main(["--shards", str(tmp_path), "--output", str(tmp_path / "run"), "--config", "nope"]) == 2
     assert "unknown preset 'nope'" in caplog.text
+
+
+def test_cli_fine_tunes_a_local_pretrained_text_to_video_folder(tmp_path):
+    """--pretrained: a stock diffusers text-to-video folder (no motion_embedding/, as ModelScope ships)."""
+    from shards.writer import write_shards
+    from shards_helpers import make_shard_render
+
+    source = build_components("text", "tiny-text", seed=3)
+    folder = tmp_path / "t2v"
+    for name in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
+        getattr(source, name).save_pretrained(folder / name)
+    renders = [make_shard_render(tmp_path / "renders", f"ball{i}", frames=4, size=16, caption=f"ball {i}") for i in range(2)]
+    assert not write_shards(renders, tmp_path / "shards").failed
+    run = tmp_path / "run"
+    assert main(["--shards", str(tmp_path / "shards"), "--output", str(run), "--config", "tiny-text", "--pretrained", str(folder),
+                 "--max-steps", "2", "--validation-steps", "0"]) == 0
+    trained = load_file(next((run / "model" / "unet").glob("*.safetensors")))
+    start = source.unet.state_dict()
+    # Training started from the pretrained weights (same shapes, close values after two small steps), not from scratch.
+    assert set(trained) == set(start)
+    drift = max((trained[k].float() - start[k].float()).abs().max().item() for k in start)
+    assert 0 < drift < 1e-2
+    motion = load_file(next((run / "model" / "motion_embedding").glob("*.safetensors")))
+    assert any(v.abs().sum() > 0 for v in motion.values())
