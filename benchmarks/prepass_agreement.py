@@ -9,11 +9,13 @@ with the same rules (curation.decision.decide):
 
 It reports the agreement (same keep/reject/failed, and same reason) and the time of the two
 strategies: "quality for every asset" against "pre-pass for every asset, quality only for
-the assets the pre-pass keeps". The batch: the five built-ins, every file of
+the assets the pre-pass keeps or defers" (d4d-curate's pre-pass defers rejects that rest on
+image-fidelity rules alone, pipelines.steps.IMAGE_FIDELITY_RULES, to the quality render),
+and how many assets that strategy rejects wrongly (pre-pass reject, quality keep). The batch: the five built-ins, every file of
 ../shared/assets/objaverse-xl-test-files (static), and the animated and static
 assimp-testmodels files the render tests use, where present.
 
-    python -m benchmarks.prepass_agreement [--frames 24] [--resolution 128] [--prepass-resolution 64]
+    python -m benchmarks.prepass_agreement [--frames 24] [--resolution 256] [--prepass-resolution 64]
 
 Writes benchmarks/results/prepass_agreement.json and prints a Markdown table.
 """
@@ -30,6 +32,7 @@ from pathlib import Path
 from curation.cli import decide_render_dir, render_failure
 from curation.config import CurationConfig
 from curation.decision import Decision
+from pipelines.steps import IMAGE_FIDELITY_RULES
 from rendering.api import Renderer
 from rendering.builtin_assets import ensure_builtin_assets
 from rendering.errors import AssetError
@@ -70,7 +73,7 @@ def decide_with(renderer: Renderer, asset: Path, out: Path, options: RenderOptio
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=24)
-    parser.add_argument("--resolution", type=int, default=128, help="full-quality (Cycles) render side")
+    parser.add_argument("--resolution", type=int, default=256, help="full-quality (Cycles) render side")
     parser.add_argument("--prepass-resolution", type=int, default=64, help="pre-pass (Workbench) render side")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results") / "prepass_agreement.json")
     args = parser.parse_args(argv)
@@ -86,9 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         for i, asset in enumerate(batch(work)):
             cheap, cheap_s = decide_with(renderer, asset, work / f"pre-{i}", prepass, config)
             full, full_s = decide_with(renderer, asset, work / f"full-{i}", quality, config)
+            deferred = cheap.decision == "reject" and set(cheap.measures["rules_fired_by"]) <= IMAGE_FIDELITY_RULES
             rows.append({
                 "asset": str(asset.relative_to(ASSIMP) if asset.is_relative_to(ASSIMP) else asset.name),
-                "prepass": [cheap.decision, cheap.reason], "quality": [full.decision, full.reason],
+                "prepass": [cheap.decision, cheap.reason], "quality": [full.decision, full.reason], "deferred": deferred,
                 "prepass_s": cheap_s, "quality_s": full_s,
             })
             print(json.dumps(rows[-1]), flush=True)
@@ -96,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     same_decision = sum(r["prepass"][0] == r["quality"][0] for r in rows)
     same_reason = sum(r["prepass"] == r["quality"] for r in rows)
     all_quality_s = sum(r["quality_s"] for r in rows)
-    with_prepass_s = sum(r["prepass_s"] + (r["quality_s"] if r["prepass"][0] == "keep" else 0.0) for r in rows)
+    needs_quality = lambda r: r["prepass"][0] == "keep" or r["deferred"]  # noqa: E731
+    with_prepass_s = sum(r["prepass_s"] + (r["quality_s"] if needs_quality(r) else 0.0) for r in rows)
+    wrong_rejects = sum(not needs_quality(r) and r["quality"][0] == "keep" for r in rows)
     summary = {
         "frames": args.frames,
         "prepass": f"workbench {args.prepass_resolution} px",
@@ -105,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         "kept_by_quality": sum(r["quality"][0] == "keep" for r in rows),
         "same_decision": same_decision,
         "same_reason": same_reason,
+        "deferred_to_quality": sum(r["deferred"] for r in rows),
+        "wrong_rejects_with_deferral": wrong_rejects,
         "quality_for_all_s": all_quality_s,
         "prepass_then_quality_s": with_prepass_s,
         "time_saved_fraction": 1.0 - with_prepass_s / all_quality_s,
@@ -114,8 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(summary, indent=2))
     print("\n| asset | pre-pass | full quality | pre-pass s | quality s |\n|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['asset']} | {' '.join(x for x in r['prepass'] if x)} | {' '.join(x for x in r['quality'] if x)} | {r['prepass_s']:.1f} | {r['quality_s']:.1f} |")
+        cheap = " ".join(x for x in r["prepass"] if x) + (" (deferred)" if r["deferred"] else "")
+        print(f"| {r['asset']} | {cheap} | {' '.join(x for x in r['quality'] if x)} | {r['prepass_s']:.1f} | {r['quality_s']:.1f} |")
     print(f"\nagreement: {same_decision}/{len(rows)} decisions, {same_reason}/{len(rows)} reasons; "
+          f"{summary['deferred_to_quality']} deferred to the quality render, {wrong_rejects} wrong rejects after deferral; "
           f"quality for all {all_quality_s:.0f} s vs pre-pass then quality {with_prepass_s:.0f} s "
           f"({100 * summary['time_saved_fraction']:.0f}% saved)")
     return 0

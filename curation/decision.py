@@ -39,7 +39,8 @@ class Decision:
             render failure).
         reason: one of ``REASONS`` for reject/failed; None for keep.
         measures: every measured value behind the decision (JSON-safe), plus
-            ``rules_fired`` (all reasons that fired, in rule order) and ``rules_skipped``
+            ``rules_fired`` (all reasons that fired, in rule order), ``rules_fired_by`` (the
+            rules that fired them: "animation", "geometric_motion", "front_ssim", ...) and ``rules_skipped``
             (rule -> why it could not be evaluated).
         detail: one human-readable line for the reason.
     """
@@ -96,17 +97,18 @@ def decide(asset_json: dict, frames: dict[str, np.ndarray] | None = None, config
                 ("motion_magnitude", rules.motion(frames, asset_json, config)),
             ]
     measures: dict = {}
-    fired: list[tuple[str, str]] = []
+    fired: list[tuple[str, str, str]] = []
     skipped: dict[str, str] = {}
     for name, result in results:
         measures.update(result.measures)
         if result.skipped:
             skipped[name] = result.detail
         elif result.reason is not None:
-            fired.append((result.reason, result.detail))
-    measures["rules_fired"] = [reason for reason, _ in fired]
+            fired.append((result.reason, result.detail, name))
+    measures["rules_fired"] = [reason for reason, _, _ in fired]
+    measures["rules_fired_by"] = [name for _, _, name in fired]
     measures["rules_skipped"] = skipped
     if not fired:
         return Decision("keep", None, measures)
-    reason, detail = fired[0]
+    reason, detail, _ = fired[0]
     return Decision("failed" if reason in FAILURES else "reject", reason, measures, detail)

@@ -139,8 +139,18 @@ class GeometricPrecheck:
         return _apply_decision(item, self.name, decide(asset_json, None, self.config.curation))
 
 
+#: Rules whose verdict depends on image fidelity (front-view SSIM). A low-resolution Workbench
+#: render can cross their thresholds where the quality render does not (benchmarks/RESULTS.md:
+#: a morphing cube read as "distorted" at 64 px), so the pre-pass never rejects on them alone:
+#: the quality render decides.
+IMAGE_FIDELITY_RULES = frozenset({"front_ssim"})
+
+
 class Prepass:
-    """Fast pre-pass: all three videos at ``prepass_resolution`` with workbench, then every rule."""
+    """Fast pre-pass: all three videos at ``prepass_resolution`` with workbench, then every rule.
+
+    It rejects only on verdicts a preview can be trusted with; one that rests on image-fidelity
+    rules alone is left to the quality render's final decision (``QualityRender``)."""
 
     name = "prepass"
     resources = Resources(num_cpus=1.0)
@@ -170,6 +180,10 @@ class Prepass:
             shutil.rmtree(out, ignore_errors=True)
         frames = {name: video.rgba for name, video in sample.videos.items()}
         decision = decide(sample.asset, frames, self.config.curation)
+        if decision.decision == "reject" and set(decision.measures["rules_fired_by"]) <= IMAGE_FIDELITY_RULES:
+            item.measures.update(decision.measures)
+            item.measures["prepass_deferred"] = f"{decision.reason}: {decision.detail}"
+            return item
         return _apply_decision(item, self.name, decision)
 
 
@@ -191,7 +205,8 @@ def annotate_asset_json(render_dir: Path, item: WorkItem) -> dict:
 
 
 class QualityRender:
-    """Render a kept asset with the quality settings into ``renders_dir/<uid>`` (replacing it)."""
+    """Render a kept asset with the quality settings into ``renders_dir/<uid>`` (replacing it),
+    then decide again on the quality frames: that decision is final (a reject's render is removed)."""
 
     name = "quality"
 
@@ -215,13 +230,21 @@ class QualityRender:
         return RenderOptions(frames=self.config.frames, resolution=self.config.resolution, engine=self.config.engine, timeout_s=self.config.render_timeout_s, **extra)
 
     def process(self, item: WorkItem) -> WorkItem:
+        from rendering.contract import RenderContractError, load_render
         from rendering.errors import AssetError
 
         out = self.renders_dir / item.uid
         try:
             self.context.renderer.render(item.record.local_path, out, self.options(), overwrite=True)
+            sample = load_render(out)
         except AssetError as exc:
             return _render_failure(item, self.name, exc)
+        except (RenderContractError, OSError, ValueError) as exc:
+            return item.fail(self.name, "render_failed", "unreadable_render", f"quality render unreadable: {exc}", retryable=True)
+        decision = decide(sample.asset, {name: video.rgba for name, video in sample.videos.items()}, self.config.curation)
+        if not _apply_decision(item, self.name, decision).open:
+            shutil.rmtree(out, ignore_errors=True)
+            return item
         annotate_asset_json(out, item)
         item.render_dir = str(out)
         return item
