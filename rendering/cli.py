@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--closed-orbit", dest="closed_orbit", action="store_true", default=None, help="first and last orbit frames share a pose (the released script's layout; on in --preset paper)")
     p.add_argument("--open-orbit", dest="closed_orbit", action="store_false", default=None, help="all orbit frames at distinct poses, 360/T apart (the default)")
     p.add_argument("--videos", nargs="+", choices=VIDEOS, help="which videos to render (default: all)")
+    p.add_argument("--action", help="render this action as the clip (asset.json lists them under animation.actions)")
     p.add_argument("--timeout", dest="timeout_s", type=float, help=f"seconds before a render is killed (default {defaults.timeout_s:g})")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     p.add_argument("--allow-missing-files", action="store_true", help="render even if linked textures are missing")
@@ -51,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 def options_from_args(args: argparse.Namespace) -> RenderOptions:
     settings = dict(PRESETS[args.preset])
     for name in ("frames", "resolution", "engine", "samples", "denoise", "denoise_quality", "max_bounces", "seed", "device", "distance",
-                 "elevation_deg", "fov_deg", "azimuth_start_deg", "closed_orbit", "timeout_s"):
+                 "elevation_deg", "fov_deg", "azimuth_start_deg", "closed_orbit", "timeout_s", "action"):
         value = getattr(args, name)
         if value is not None:
             settings[name] = value

@@ -37,6 +37,9 @@ class RenderOptions:
         closed_orbit: True puts the first and last orbit frames at the same pose (0 and
             360 degrees), as the released script does; False spaces all T poses 360/T apart.
         videos: which of "dynamic", "static", "front" to render.
+        action: render this action (by name) as the clip, on every object that carries it, with
+            the others' NLA tracks muted; None plays what the file plays. asset.json lists the
+            asset's actions under ``animation.actions``, so each can be rendered as its own clip.
         timeout_s: a render that takes longer is killed and reported as failed.
     """
 
@@ -55,6 +58,7 @@ class RenderOptions:
     azimuth_start_deg: float = 0.0
     closed_orbit: bool = False
     videos: tuple[str, ...] = field(default=VIDEOS)
+    action: str | None = None
     timeout_s: float = 600.0
 
     def __post_init__(self) -> None:

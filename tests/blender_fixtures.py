@@ -3,7 +3,7 @@
     python tests/blender_fixtures.py SOURCE.glb OUT_DIR
 
 writes OUT_DIR/rigid.<ext> for every format d4d imports (exported from the animated SOURCE),
-plus special cases: a glTF whose .bin is gone, an OBJ whose texture is gone, a scene with no
+plus special cases: a glTF with two animations, a glTF whose .bin is gone, an OBJ whose texture is gone, a scene with no
 geometry, a .blend that tries to auto-run a script on load, and a .blend too heavy to render
 within a short timeout.
 """
@@ -53,6 +53,21 @@ def main(source: Path, out: Path) -> None:
     for fmt in ANIMATED_FORMATS + STATIC_FORMATS:
         load(source)
         export(fmt, out / f"rigid.{fmt}")
+
+    # Two animations in one glTF: "slide" (played on import) and "spin" (stashed in the NLA).
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.mesh.primitive_cube_add(size=1)
+    cube = bpy.context.active_object
+    for name, path, values, end in (("slide", "location", ((0, 0, 0), (1, 0, 0)), 30), ("spin", "rotation_euler", ((0, 0, 0), (0, 0, 3.14159)), 60)):
+        for frame, value in zip((1, end), values):
+            setattr(cube, path, value)
+            cube.keyframe_insert(path, frame=frame)
+        action = cube.animation_data.action
+        action.name = name
+        cube.animation_data.nla_tracks.new().strips.new(name, 1, action)
+        cube.animation_data.action = None
+        cube.location, cube.rotation_euler = (0, 0, 0), (0, 0, 0)
+    bpy.ops.export_scene.gltf(filepath=str(out / "two_actions.glb"), export_format="GLB", export_animation_mode="ACTIONS")
 
     # glTF with its buffer file deleted.
     load(source)

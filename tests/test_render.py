@@ -401,3 +401,20 @@ def test_gpu_device_without_a_gpu_fails_with_a_clear_reason(renderer, builtin_as
         renderer.render(builtin_assets["static"], tmp_path / "out", RenderOptions(engine="cycles", device="gpu", resolution=16, frames=2))
     assert err.value.kind == "render_failed" and "no GPU device" in err.value.reason
     assert not (tmp_path / "out").exists()
+
+
+def test_each_action_of_a_multi_animation_asset_renders_as_its_own_clip(renderer, exported_formats, tmp_path):
+    from rendering.errors import AssetError
+    from rendering.options import RenderOptions
+
+    path = exported_formats / "two_actions.glb"
+    opts = dict(engine="workbench", resolution=32, frames=4, videos=("dynamic", "static"))
+    played = renderer.render(path, tmp_path / "default", RenderOptions(**opts))
+    assert played["animation"]["actions"] == ["slide", "spin"] and played["animation"]["action"] is None
+    assert played["animation"]["frame_range"] == [1.0, 30.0]  # glTF import plays the first animation
+    spin = renderer.render(path, tmp_path / "spin", RenderOptions(**opts, action="spin"))
+    assert spin["animation"]["action"] == "spin" and spin["animation"]["frame_range"] == [1.0, 60.0]
+    assert [s["name"] for s in spin["animation"]["sources"] if s["plays"]] == ["spin"]
+    assert spin["motion_magnitude"] > 10 and spin["motion_magnitude"] != pytest.approx(played["motion_magnitude"])
+    with pytest.raises(AssetError, match="no object plays an action named 'jump'.*slide, spin"):
+        renderer.render(path, tmp_path / "jump", RenderOptions(**opts, action="jump"))

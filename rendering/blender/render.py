@@ -62,6 +62,8 @@ def render_in_process(
 
     clock = time.perf_counter()
     bscene = bpy.context.scene
+    if options.action is not None:
+        animation.select_action(bpy, options.action)
     sources = animation.find_animation_sources(bpy)
     span = animation.animated_span(sources)
     if span is not None and any(s["kind"] == "cache" and s["plays"] for s in sources):
@@ -114,6 +116,8 @@ def render_in_process(
         "missing_linked_files": missing,
         "animation": {
             "has_animation": sampling.has_animation,
+            "action": options.action,
+            "actions": sorted(a.name for a in bpy.data.actions),
             "reason": sampling.reason,
             "sources": [{**s, "span": list(s["span"]) if s["span"] else None} for s in sources],
             "frame_range": [sampling.start, sampling.end],
