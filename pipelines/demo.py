@@ -63,7 +63,8 @@ def train(ctx: DemoContext) -> list[str]:
 
     run = ctx.out / "train" / "tiny-text"
     args = ["--shards", str(ctx.outputs["curate"]["shards"]), "--output", str(run), "--config", "tiny-text",
-            "--num-frames", str(ctx.args.frames), "--resolution", "32", "--max-steps", str(ctx.args.train_steps)]
+            "--num-frames", str(ctx.args.frames), "--resolution", "32", "--max-steps", str(ctx.args.train_steps),
+            "--validation-steps", str(ctx.args.train_steps)]
     if (run / "checkpoints").exists():
         args += ["--resume", "latest"]
     _check(train_main(args), "d4d-train")
