@@ -17,6 +17,10 @@ class PipelineConfig:
         frames: frames per video T for every render (the paper: 24).
         precheck_resolution: side in pixels of the geometric pre-check's render (workbench,
             front video only): only its asset.json (animation range, vertex motion) is used.
+        reject_previews: keep a rejected asset's cheap render (the pre-check's front video, or
+            the pre-pass's three videos) under ``OUT/previews/<uid>`` so reports can show what
+            was rejected; its ``render_dir`` points there. About 0.1-0.3 MB per reject at the
+            default sizes: turn off for very large runs.
         prepass_resolution: side in pixels of the fast pre-pass (workbench, all three videos)
             whose frames the curation rules read (SSIM, framing).
         resolution: side in pixels of the quality render of kept assets (the paper: 256).
@@ -44,6 +48,7 @@ class PipelineConfig:
 
     frames: int = 24
     precheck_resolution: int = 16
+    reject_previews: bool = True
     prepass_resolution: int = 64
     resolution: int = 256
     engine: str = "cycles"

@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", default=defaults.engine, help=f"quality render engine: cycles, workbench or eevee (default {defaults.engine})")
     p.add_argument("--samples", type=int, help="Cycles samples of the quality render (default: the renderer's)")
     p.add_argument("--prepass-resolution", type=int, default=defaults.prepass_resolution, help=f"fast pre-pass side, pixels (default {defaults.prepass_resolution})")
+    p.add_argument("--no-reject-previews", dest="reject_previews", action="store_false", help="do not keep rejected assets' cheap renders under OUT/previews/")
     p.add_argument("--precheck-resolution", type=int, default=defaults.precheck_resolution, help=f"geometric pre-check render side (default {defaults.precheck_resolution})")
     p.add_argument("--workers", type=int, default=default_workers(), help=f"Blender worker actors (default {default_workers()} here: one per two cores)")
     p.add_argument("--cpus-per-worker", type=float, default=defaults.cpus_per_worker, help="Ray CPUs each worker reserves (default 1)")
@@ -71,6 +72,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     return PipelineConfig(
         frames=args.frames,
         precheck_resolution=args.precheck_resolution,
+        reject_previews=args.reject_previews,
         prepass_resolution=args.prepass_resolution,
         resolution=args.resolution,
         engine=args.engine,

@@ -78,6 +78,19 @@ def _apply_decision(item: WorkItem, stage: str, decision: Decision) -> WorkItem:
     return item
 
 
+def _settle_preview(out: Path, item: WorkItem, previews_dir: Path | None) -> None:
+    """A rejected item's preview render moves to ``previews_dir/<uid>`` (so reports can show
+    why it was rejected, and ``render_dir`` points there); any other is deleted."""
+    if previews_dir is not None and item.decision == "reject" and (out / "transforms.json").exists():
+        target = previews_dir / item.uid
+        previews_dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(out, target)
+        item.render_dir = str(target)
+    else:
+        shutil.rmtree(out, ignore_errors=True)
+
+
 class Fetch:
     """Make the record's file local and check it (exists, non-empty, complete glb, sha256)."""
 
@@ -115,8 +128,9 @@ class GeometricPrecheck:
     name = "precheck"
     resources = Resources(num_cpus=1.0)
 
-    def __init__(self, config: PipelineConfig):
+    def __init__(self, config: PipelineConfig, previews_dir: Path | None = None):
         self.config = config
+        self.previews_dir = previews_dir
         self.context: WorkerContext | None = None
 
     def setup(self, context: WorkerContext) -> None:
@@ -133,10 +147,11 @@ class GeometricPrecheck:
         try:
             asset_json = self.context.renderer.render(item.record.local_path, out, options, overwrite=True)
         except AssetError as exc:
-            return _render_failure(item, self.name, exc)
-        finally:
             shutil.rmtree(out, ignore_errors=True)
-        return _apply_decision(item, self.name, decide(asset_json, None, self.config.curation))
+            return _render_failure(item, self.name, exc)
+        _apply_decision(item, self.name, decide(asset_json, None, self.config.curation))
+        _settle_preview(out, item, self.previews_dir)
+        return item
 
 
 #: Rules whose verdict depends on image fidelity (front-view SSIM). A low-resolution Workbench
@@ -155,8 +170,9 @@ class Prepass:
     name = "prepass"
     resources = Resources(num_cpus=1.0)
 
-    def __init__(self, config: PipelineConfig):
+    def __init__(self, config: PipelineConfig, previews_dir: Path | None = None):
         self.config = config
+        self.previews_dir = previews_dir
         self.context: WorkerContext | None = None
 
     def setup(self, context: WorkerContext) -> None:
@@ -173,18 +189,20 @@ class Prepass:
             self.context.renderer.render(item.record.local_path, out, options, overwrite=True)
             sample = load_render(out)
         except AssetError as exc:
+            shutil.rmtree(out, ignore_errors=True)
             return _render_failure(item, self.name, exc)
         except (RenderContractError, OSError, ValueError) as exc:
-            return item.fail(self.name, "render_failed", "unreadable_render", f"pre-pass render unreadable: {exc}", retryable=True)
-        finally:
             shutil.rmtree(out, ignore_errors=True)
+            return item.fail(self.name, "render_failed", "unreadable_render", f"pre-pass render unreadable: {exc}", retryable=True)
         frames = {name: video.rgba for name, video in sample.videos.items()}
         decision = decide(sample.asset, frames, self.config.curation)
         if decision.decision == "reject" and set(decision.measures["rules_fired_by"]) <= IMAGE_FIDELITY_RULES:
             item.measures.update(decision.measures)
             item.measures["prepass_deferred"] = f"{decision.reason}: {decision.detail}"
-            return item
-        return _apply_decision(item, self.name, decision)
+        else:
+            _apply_decision(item, self.name, decision)
+        _settle_preview(out, item, self.previews_dir)
+        return item
 
 
 def annotate_asset_json(render_dir: Path, item: WorkItem) -> dict:
@@ -301,8 +319,10 @@ class WriteShards:
 
 
 def default_steps(spec: SourceSpec, config: PipelineConfig, renders_dir: Path) -> list:
-    """The curation chain, in order."""
-    return [Fetch(spec), GeometricPrecheck(config), Prepass(config), QualityRender(config, renders_dir), MotionMagnitude()]
+    """The curation chain, in order. Rejects' preview renders go to ``previews/`` beside
+    ``renders_dir`` when ``config.reject_previews`` is on."""
+    previews = Path(renders_dir).parent / "previews" if config.reject_previews else None
+    return [Fetch(spec), GeometricPrecheck(config, previews), Prepass(config, previews), QualityRender(config, renders_dir), MotionMagnitude()]
 
 
 def chain_resources(steps: list) -> Resources:

@@ -40,7 +40,8 @@ class WorkItem:
         measures: every value the steps measured (JSON-safe), e.g. geometric displacement,
             SSIMs, coverage, motion magnitude (docs/curation.md lists them).
         timings: step name -> seconds spent in it.
-        render_dir: the quality render directory (kept assets), as a string path.
+        render_dir: the quality render directory (kept assets), or the cheap preview render
+            (rejects, when PipelineConfig.reject_previews), as a string path.
     """
 
     record: AssetRecord

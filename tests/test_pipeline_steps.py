@@ -66,11 +66,16 @@ def test_animated_asset_is_kept_with_a_quality_render_named_by_uid(chain, record
     assert set(item.timings) == {"fetch", "precheck", "prepass", "quality", "motion"}
 
 
-def test_static_asset_is_rejected_by_the_precheck_without_a_render(chain, records):
+def test_static_asset_is_rejected_by_the_precheck_keeping_only_its_preview(chain, records):
+    from rendering.contract import load_render
+
     item = chain.process(WorkItem(records["static.glb"]))
     assert (item.decision, item.reason, item.stage) == ("reject", "no_animation", "precheck")
-    assert item.render_dir is None and "prepass" not in item.timings
-    assert not any(chain.context.scratch_dir.iterdir())  # the pre-check render was removed
+    assert "prepass" not in item.timings and "quality" not in item.timings
+    assert not any(chain.context.scratch_dir.iterdir())  # nothing left in scratch
+    preview = Path(item.render_dir)  # the pre-check's front video, kept for reports
+    assert preview.parent.name == "previews" and preview.name == item.uid
+    assert set(load_render(preview).videos) == {"front"}
 
 
 def test_file_that_crashes_blender_is_a_retryable_render_failure(chain, records):
@@ -172,3 +177,15 @@ def test_prepass_defers_image_fidelity_rejects_to_the_quality_render(tmp_path):
     assert (item.decision, item.reason, item.stage) == ("keep", None, "motion"), item.detail
     assert item.measures["prepass_deferred"].startswith("distorted")
     assert Path(item.render_dir).is_dir()
+
+
+def test_reject_previews_can_be_turned_off(chain, records, folder, tmp_path):
+    from dataclasses import replace
+
+    from pipelines.steps import GeometricPrecheck
+
+    (step,) = [s for s in default_steps(SourceSpec("local", str(folder)), replace(CONFIG, reject_previews=False), tmp_path / "renders") if isinstance(s, GeometricPrecheck)]
+    step.setup(chain.context)
+    item = step.process(WorkItem(records["static.glb"]))
+    assert item.decision == "reject" and item.render_dir is None
+    assert not any(chain.context.scratch_dir.iterdir())
