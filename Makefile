@@ -27,6 +27,7 @@ test: setup
 
 bench: setup
 	$(PY) -m benchmarks.render_speed
+	$(PY) -m benchmarks.prepass_agreement
 	$(PY) -m benchmarks.shards_io
 	$(PY) -m benchmarks.train_speed
 	$(PY) -m benchmarks.reconstruct_speed
