@@ -75,13 +75,15 @@ class Renderer:
 
     Args:
         max_jobs_per_worker: replace the worker after this many assets (bounds memory growth).
-        log_dir: where each worker's Blender log goes (a temporary directory by default).
+        log_dir: where each worker's Blender log goes; by default a temporary directory that
+            ``close()`` removes (a failure's reason already carries the log's last line).
         on_progress: called with a dict {"stage", "done", "total"} as a render advances.
     """
 
     def __init__(self, max_jobs_per_worker: int = 50, log_dir: str | Path | None = None, on_progress=None):
         self.max_jobs_per_worker = max_jobs_per_worker
         self.on_progress = on_progress
+        self._own_log_dir = log_dir is None
         self.log_dir = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix="d4d-blender-logs-"))
         self._proc: subprocess.Popen | None = None
         self._pending = b""
@@ -91,6 +93,7 @@ class Renderer:
 
     # -- worker lifecycle -------------------------------------------------------------------
     def _start(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)  # close() may have removed it
         self._log_path = self.log_dir / f"worker-{self.workers_started}.log"
         log = open(self._log_path, "wb")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -134,6 +137,8 @@ class Renderer:
 
     def close(self) -> None:
         self._stop()
+        if self._own_log_dir:
+            shutil.rmtree(self.log_dir, ignore_errors=True)
 
     def __enter__(self) -> "Renderer":
         return self
