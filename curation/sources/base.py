@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import json
 import socket
 import struct
@@ -20,6 +21,9 @@ ASSET_EXTENSIONS = ("glb", "gltf", "fbx", "obj", "dae", "abc", "blend", "usd", "
 
 GLB_MAGIC = b"glTF"
 _GLB_JSON_CHUNK = 0x4E4F534A  # "JSON" little endian
+
+
+log = logging.getLogger(__name__)
 
 
 class FetchError(Exception):
@@ -70,6 +74,24 @@ class AssetRecord:
         d = asdict(self)
         d["local_path"] = None if self.local_path is None else str(self.local_path)
         return d
+
+
+class AssetSource:
+    """What every source shares: ``records()`` and ``fetch_many()`` come from the subclass;
+    ``fetch`` (one record) and the list of ``missing`` cache entries are here."""
+
+    missing: list[str]
+
+    def fetch(self, record: AssetRecord) -> AssetRecord:
+        """``fetch_many`` for one record; raises its FetchError."""
+        [(fetched, error)] = list(self.fetch_many([record]))
+        if error is not None:
+            raise error
+        return fetched
+
+    def _report_missing(self, line: str) -> None:
+        self.missing.append(line)
+        log.warning(line)
 
 
 def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:

@@ -6,14 +6,14 @@ import logging
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from curation.sources.base import ASSET_EXTENSIONS, AssetRecord, FetchError, sha256_file, verify_asset_file
+from curation.sources.base import ASSET_EXTENSIONS, AssetRecord, AssetSource, FetchError, sha256_file, verify_asset_file
 
 log = logging.getLogger(__name__)
 
 SOURCE = "local"
 
 
-class LocalFolderSource:
+class LocalFolderSource(AssetSource):
     """Every file under ``root`` whose extension (case-insensitive) is in ``extensions``.
 
     Records are sorted by relative path; ``uid`` and ``sha256`` are the file's sha256, so a
@@ -75,8 +75,3 @@ class LocalFolderSource:
                 continue
             yield record, None
 
-    def fetch(self, record: AssetRecord) -> AssetRecord:
-        [(fetched, error)] = list(self.fetch_many([record]))
-        if error is not None:
-            raise error
-        return fetched

@@ -24,6 +24,7 @@ from typing import Iterable, Iterator
 
 from curation.sources.base import (
     AssetRecord,
+    AssetSource,
     FetchError,
     MissingFromCache,
     network_timeout,
@@ -82,7 +83,7 @@ class V1Filter:
         return None
 
 
-class ObjaverseV1Source:
+class ObjaverseV1Source(AssetSource):
     """Objaverse 1.0 assets as AssetRecords.
 
     Args:
@@ -112,9 +113,6 @@ class ObjaverseV1Source:
     def root(self) -> Path:
         return self.base_dir / VERSIONED_DIR
 
-    def _report_missing(self, line: str) -> None:
-        self.missing.append(line)
-        log.warning(line)
 
     def object_paths(self) -> dict[str, str]:
         """uid -> path relative to ``hf-objaverse-v1`` (``glbs/<group>/<uid>.glb``)."""
@@ -210,12 +208,6 @@ class ObjaverseV1Source:
                 continue
             yield dataclasses.replace(record, local_path=path, sha256=digest), None
 
-    def fetch(self, record: AssetRecord) -> AssetRecord:
-        """``fetch_many`` for one record; raises its FetchError."""
-        [(fetched, error)] = list(self.fetch_many([record]))
-        if error is not None:
-            raise error
-        return fetched
 
     def _download(self, records: list[AssetRecord]) -> None:
         import pandas as pd

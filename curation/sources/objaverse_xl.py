@@ -28,6 +28,7 @@ from typing import Iterable, Iterator
 
 from curation.sources.base import (
     AssetRecord,
+    AssetSource,
     FetchError,
     MissingFromCache,
     network_timeout,
@@ -87,7 +88,7 @@ class XLFilter:
         return None
 
 
-class ObjaverseXLSource:
+class ObjaverseXLSource(AssetSource):
     """Objaverse-XL assets as AssetRecords.
 
     Args:
@@ -113,9 +114,6 @@ class ObjaverseXLSource:
         self.dropped: Counter = Counter()
         self._v1 = ObjaverseV1Source(self.base_dir, offline=offline, timeout_s=timeout_s)
 
-    def _report_missing(self, line: str) -> None:
-        self.missing.append(line)
-        log.warning(line)
 
     def annotations(self):
         """The annotation rows of the filter's sources as one pandas DataFrame (objaverse.xl's
@@ -207,12 +205,6 @@ class ObjaverseXLSource:
                 continue
             yield dataclasses.replace(record, local_path=path, sha256=digest), None
 
-    def fetch(self, record: AssetRecord) -> AssetRecord:
-        """``fetch_many`` for one record; raises its FetchError."""
-        [(fetched, error)] = list(self.fetch_many([record]))
-        if error is not None:
-            raise error
-        return fetched
 
     def _download(self, records: list[AssetRecord]) -> None:
         if not records:
