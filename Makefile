@@ -32,6 +32,7 @@ bench: setup
 	$(PY) -m benchmarks.train_speed
 	$(PY) -m benchmarks.reconstruct_speed
 	$(PY) -m benchmarks.pipeline_throughput
+	$(PY) -m benchmarks.inspect_scale
 
 clean:
 	rm -rf $(DEMO_OUT) .pytest_cache

@@ -1,0 +1,275 @@
+"""d4d-inspect at scale: report time (first run and rerun), page size, and headless Chromium
+load time of a large curation report, against Chromium loading an empty page.
+
+    python -m benchmarks.inspect_scale                          # 2,000 decision rows, 100 with previews
+    python -m benchmarks.inspect_scale --rows 2000 --rendered 500 --workers 2
+
+The input is a curation output laid out as d4d-curate writes it, built with the real components:
+``--rendered`` synthetic render directories (a shaded, striped ball drawn with numpy; 24 frames,
+64 px, three videos) decided with ``curation.decision.decide`` and written to shards with
+``shards.writer.write_shards`` (the report decodes their VP9 for previews), plus render-free
+pre-pass decisions up to ``--rows``, the tables written by ``pipelines.tables.write_tables``.
+Building the input is not timed.
+
+Measured, in one run:
+- ``inspection.report.write_report``: first run (every preview decoded and encoded) and rerun
+  (previews reused), wall seconds; page HTML bytes and preview bytes;
+- headless Chromium (the flags of tests/test_inspect.py, ``--dump-dom``, 5 s of virtual time):
+  wall seconds from launch to exit for the report at page 1 and at ``#page=LAST``; the page's
+  status marker (``data-ready``, ``data-errors``, ``data-cards``) is checked in the dumped DOM.
+  The reference is the same command on an empty local HTML page (browser start-up and exit),
+  interleaved with the report loads, best and median of ``--repeats``.
+Results: printed as a Markdown table and written to benchmarks/results/inspect_scale.json;
+see benchmarks/INSPECT_RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from curation.decision import decide
+from inspection.report import page_paths, write_report
+from pipelines.manifest import ManifestState
+from pipelines.tables import run_stats, write_tables
+from rendering.cameras import DEFAULT_FOV_DEG, orbit_azimuths, orbit_c2w
+from shards.from_render import render_uid
+from shards.writer import write_shards
+
+CHROMIUM = Path("/usr/bin/chromium")
+RESULTS = Path(__file__).parent / "results" / "inspect_scale.json"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--hide-scrollbars", "--window-size=1280,2000",
+                  "--virtual-time-budget=5000", "--dump-dom"]
+
+
+# ---------------------------------------------------------------- input: a synthetic curation output
+
+
+def ball_frame(size: int, t: float, azimuth_deg: float, hue: float) -> np.ndarray:
+    """uint8 [size, size, 4], straight alpha: a shaded, striped ball with an anti-aliased edge; ``t`` in [0, 1] moves it."""
+    yy, xx = (np.mgrid[0:size, 0:size] + 0.5) / size
+    cx, cy, radius = 0.35 + 0.3 * t, 0.5 + 0.1 * math.sin(2 * math.pi * t), 0.22
+    dist = np.sqrt((xx - cx) ** 2 + (yy - cy) ** 2)
+    alpha = np.clip((radius - dist) * size + 0.5, 0.0, 1.0)
+    z = np.sqrt(np.clip(1.0 - (dist / radius) ** 2, 0.0, 1.0))
+    phase = math.radians(azimuth_deg) + 2.0 * t
+    stripes = 0.5 + 0.5 * np.sin(((xx - cx) * math.cos(phase) + (yy - cy) * math.sin(phase)) * 2 * math.pi * 5)
+    shade = 0.35 + 0.65 * z
+    rgb = np.stack([0.9 - 0.5 * hue + 0.1 * stripes, 0.3 + 0.5 * stripes, np.full_like(stripes, 0.2 + 0.6 * hue)], axis=-1) * shade[..., None]
+    rgba = np.concatenate([rgb * (alpha > 0)[..., None], alpha[..., None]], axis=-1)
+    return np.round(np.clip(rgba, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def make_render(root: Path, name: str, frames: int, size: int) -> tuple[Path, dict, dict[str, np.ndarray]]:
+    """A render directory following the render contract (docs/conventions.md); (dir, asset.json, videos)."""
+    out = root / name
+    hue = int(hashlib.sha256(name.encode()).hexdigest()[:4], 16) / 0xFFFF
+    azimuths, times = orbit_azimuths(frames), np.linspace(0.0, 1.0, frames)
+    layout = {"dynamic": (azimuths, times), "static": (azimuths, np.zeros(frames)), "front": (np.zeros(frames), times)}
+    angle_x = math.radians(DEFAULT_FOV_DEG)
+    focal = 0.5 * size / math.tan(0.5 * angle_x)
+    records, videos = [], {}
+    for video, (az, ts) in layout.items():
+        (out / video).mkdir(parents=True)
+        videos[video] = np.stack([ball_frame(size, t, a, hue) for a, t in zip(az, ts)])
+        for i, (c2w, a, t) in enumerate(zip(orbit_c2w(az, 0.0, 2.0), az, ts)):
+            Image.fromarray(videos[video][i], "RGBA").save(out / video / f"{i:03d}.png")
+            records.append({"file_path": f"{video}/{i:03d}.png", "video": video, "index": i, "time": float(t), "azimuth_deg": float(a),
+                            "elevation_deg": 0.0, "distance": 2.0, "transform_matrix": c2w.tolist()})
+    (out / "transforms.json").write_text(json.dumps({"convention": "nerf-synthetic", "camera_angle_x": angle_x, "w": size, "h": size,
+                                                     "fl_x": focal, "fl_y": focal, "cx": size / 2, "cy": size / 2, "frames": records}))
+    asset = {"schema_version": 1,
+             "source": {"path": f"/assets/{name}.glb", "format": "glb", "size_bytes": 1234,
+                        "sha256": hashlib.sha256(f"asset:{name}".encode()).hexdigest()},
+             "animation": {"has_animation": True, "reason": "bench", "frame_range": [1.0, 1.0 + 2 * frames], "fps": 24.0},
+             "timings": {"import_s": 0.5, "render_dynamic_s": 2.0, "render_static_s": 2.0, "render_front_s": 1.0, "total_s": 5.5}}
+    (out / "asset.json").write_text(json.dumps(asset))
+    return out, asset, videos
+
+
+def result_event(uid: str, name: str, decision: dict, stage: str, render_dir: Path | None, timings: dict, caption: str | None) -> dict:
+    """A d4d-curate manifest result event (the fields pipelines/tables.py ``result_event`` writes)."""
+    return {"event": "result", "uid": uid, "name": name, "source": "builtin", "file_identifier": f"{name}.glb", "local_path": None,
+            "sha256": None, "license": None, "caption": caption, "decision": decision["decision"], "reason": decision["reason"],
+            "detail": decision["detail"], "stage": stage, "error_kind": decision["measures"].get("error_kind"), "attempts": 1,
+            "render_dir": None if render_dir is None else str(render_dir), "worker": "w0", "measures": decision["measures"],
+            "timings": timings, "time": time.time()}
+
+
+def curation_output(root: Path, rows: int, rendered: int, frames: int, size: int) -> dict:
+    """decisions.parquet + stats.json + shards/ under ``root``: ``rendered`` assets with renders (kept ones
+    in shards, rejected ones linking their render directory), the rest render-free pre-pass rejects and
+    failures (as d4d-curate, whose pre-pass keeps go on to be rendered)."""
+    state, kept, captions, counts = ManifestState(), [], {}, {}
+    started = time.time()
+    for i in range(rendered):
+        render_dir, asset, videos = make_render(root / "renders", f"bench{i:05d}", frames, size)
+        uid = render_uid(render_dir, asset)
+        decision = decide(asset, videos).to_json()
+        captions[uid] = f"a striped ball rolling to the right, benchmark asset {i}"
+        stage = "motion" if decision["decision"] == "keep" else "quality"
+        state.apply(result_event(uid, render_dir.name, decision, stage, render_dir, {"fetch": 0.01, "prepass": 5.5, "quality": 1.0, "motion": 0.001},
+                                 captions[uid]))
+        counts[decision["decision"]] = counts.get(decision["decision"], 0) + 1
+        if decision["decision"] == "keep":
+            kept.append(render_dir)
+    for i in range(rows - rendered):
+        asset = ({"error": {"kind": "import_failed", "reason": "truncated glTF", "asset": f"{i}.glb"}} if i % 10 == 0
+                 else {"animation": {"has_animation": i % 2 == 0, "frame_range": [1, 4]}})  # failed, no_animation, too_short
+        decision = decide(asset).to_json()
+        state.apply(result_event(f"{i:032x}", f"a{i}", decision, "prepass", None, {"fetch": 0.01, "precheck": 0.2}, None))
+        counts[decision["decision"]] = counts.get(decision["decision"], 0) + 1
+    report = write_shards(kept, root / "shards", captions=captions)
+    if report.failed:
+        raise SystemExit(f"write_shards failed: {report.failed}")
+    state.apply({"event": "sharded", "uids": [render_uid(d, json.loads((d / "asset.json").read_text())) for d in kept]})
+    write_tables(root, state, run_stats(state, len(state.results), started, time.time() - started, 1))
+    return {"rows": rows, "rendered": rendered, "in_shards": len(kept), "decisions": counts}
+
+
+# ---------------------------------------------------------------- Chromium
+
+
+class _StatusParser(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.status: dict | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if attrs.get("id") == "d4d-status":
+            self.status = {k[5:]: v for k, v in attrs.items() if k.startswith("data-")}
+
+
+def chromium_load(url: str, profile: Path) -> tuple[float, dict | None]:
+    """Wall seconds from launching headless Chromium on ``url`` to its exit, and the page's status marker."""
+    start = time.perf_counter()
+    result = subprocess.run([str(CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", url], check=False, capture_output=True, text=True, timeout=300)
+    wall = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"chromium failed on {url}: {result.stderr[-2000:]}")
+    parser = _StatusParser()
+    parser.feed(result.stdout)
+    return wall, parser.status
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+# ---------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=2000, help="decision rows in decisions.parquet (default 2000)")
+    parser.add_argument("--rendered", type=int, default=100, help="of which assets with renders and previews (default 100)")
+    parser.add_argument("--frames", type=int, default=24, help="frames per video (default 24)")
+    parser.add_argument("--size", type=int, default=64, help="render size, pixels (default 64)")
+    parser.add_argument("--workers", type=int, default=2, help="write_report preview workers (default 2)")
+    parser.add_argument("--per-page", type=int, default=50, help="cards per page (default 50)")
+    parser.add_argument("--repeats", type=int, default=5, help="Chromium loads of each page, interleaved (default 5)")
+    parser.add_argument("--keep", type=Path, help="build in this folder and keep it (default: a temporary folder)")
+    parser.add_argument("--json", type=Path, default=RESULTS, help=f"results file (default {RESULTS})")
+    args = parser.parse_args(argv)
+    if not 0 <= args.rendered <= args.rows:
+        parser.error("--rendered must be in 0..--rows")
+    if not CHROMIUM.exists():
+        raise SystemExit(f"{CHROMIUM} is not installed")
+
+    with tempfile.TemporaryDirectory(prefix="d4d-bench-inspect-") as tmp:
+        work = args.keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        run = work / "run"
+        run.mkdir()
+        t0 = time.perf_counter()
+        built = curation_output(run, args.rows, args.rendered, args.frames, args.size)
+        build_s = time.perf_counter() - t0
+        print(f"input: {built}, built in {build_s:.1f} s (not timed below)")
+
+        out = work / "report" / "report.html"
+        t0 = time.perf_counter()
+        page = write_report(run, out, workers=args.workers, per_page=args.per_page)
+        first_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        write_report(run, out, workers=args.workers, per_page=args.per_page)
+        rerun_s = time.perf_counter() - t0
+        _, media_dir = page_paths(out)
+        html_bytes, preview_bytes = page.stat().st_size, folder_bytes(media_dir)
+        previews = sum(1 for _ in media_dir.iterdir())
+        pages = max(1, math.ceil(args.rows / args.per_page))
+
+        empty = work / "empty.html"
+        empty.write_text("<!doctype html><html><head><meta charset=utf-8><title>empty</title></head><body></body></html>")
+        urls = {"empty page (reference)": empty.as_uri(), "report, page 1": page.as_uri(), f"report, #page={pages}": page.as_uri() + f"#page={pages}"}
+        chromium_load(empty.as_uri(), work / "chromium-profile")  # warm the disk cache and create the profile, untimed
+        walls: dict[str, list[float]] = {name: [] for name in urls}
+        statuses: dict[str, dict | None] = {}
+        for _ in range(args.repeats):
+            for name, url in urls.items():
+                wall, status = chromium_load(url, work / "chromium-profile")
+                walls[name].append(wall)
+                statuses[name] = status
+        for name, status in statuses.items():
+            if name.startswith("report") and (status is None or status.get("ready") != "1" or status.get("errors")):
+                raise SystemExit(f"{name}: page not ready or has errors: {status}")
+
+    ref = walls["empty page (reference)"]
+    ref_best, ref_median = min(ref), statistics.median(ref)
+    browser = {}
+    for name, values in walls.items():
+        best, median = min(values), statistics.median(values)
+        status = statuses[name] or {}
+        browser[name] = {"best_s": best, "median_s": median, "all_s": values, "best_over_reference": best / ref_best,
+                         "median_over_reference": median / ref_median, "page_own_median_s": median - ref_median,
+                         "status": {k: status.get(k) for k in ("ready", "page", "pages", "items", "cards", "first-card", "sprites",
+                                                               "sprites-loaded", "plots", "errors", "layout")}}
+    load = os.getloadavg()
+    results = {
+        "date": date.today().isoformat(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, load average {load[0]:.1f} at the end",
+        "command": " ".join(["python -m benchmarks.inspect_scale", *(argv if argv is not None else sys.argv[1:])]),
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "input": built, "input_build_s": build_s,
+        "write_report": {"first_s": first_s, "rerun_s": rerun_s, "first_over_rerun": first_s / rerun_s,
+                         "first_s_per_preview": first_s / max(previews, 1), "html_bytes": html_bytes, "previews": previews,
+                         "preview_bytes": preview_bytes},
+        "chromium": browser,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+    print(f"\n{results['date']}, {results['machine']}; {args.rows} decision rows, {built['in_shards']} in shards with previews "
+          f"({args.frames} frames, {args.size} px), {args.workers} workers\n")
+    print("| write_report | seconds | vs rerun |\n|---|---|---|")
+    print(f"| first run ({previews} previews made) | {first_s:.2f} | {first_s / rerun_s:.0f}x |")
+    print(f"| rerun (previews reused; reference) | {rerun_s:.2f} | 1x |")
+    print(f"\npage: {html_bytes / 1e3:.0f} KB HTML + {preview_bytes / 1e6:.2f} MB previews ({previews} WebP strips)\n")
+    print(f"| headless Chromium, launch to exit ({args.repeats} loads each, interleaved) | best s | median s | median vs reference | page's own (median - reference) | cards | sprites loaded | errors |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, row in browser.items():
+        s = row["status"]
+        print(f"| {name} | {row['best_s']:.2f} | {row['median_s']:.2f} | {row['median_over_reference']:.2f}x | "
+              f"{row['page_own_median_s']:+.2f} s | {s['cards'] or '-'} | {s['sprites-loaded'] or '-'} | {s['errors'] or '-'} |")
+    print(f"\nresults: {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
