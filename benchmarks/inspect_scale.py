@@ -32,18 +32,17 @@ import math
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import date
-from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from curation.decision import decide
+from inspection.browser import CHROMIUM, load_page
 from inspection.report import page_paths, write_report
 from pipelines.manifest import ManifestState
 from pipelines.tables import run_stats, write_tables
@@ -51,11 +50,7 @@ from rendering.cameras import DEFAULT_FOV_DEG, orbit_azimuths, orbit_c2w
 from shards.from_render import render_uid
 from shards.writer import write_shards
 
-CHROMIUM = Path("/usr/bin/chromium")
 RESULTS = Path(__file__).parent / "results" / "inspect_scale.json"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--hide-scrollbars", "--window-size=1280,2000",
-                  "--virtual-time-budget=5000", "--dump-dom"]
 
 
 # ---------------------------------------------------------------- input: a synthetic curation output
@@ -146,27 +141,12 @@ def curation_output(root: Path, rows: int, rendered: int, frames: int, size: int
 # ---------------------------------------------------------------- Chromium
 
 
-class _StatusParser(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.status: dict | None = None
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if attrs.get("id") == "d4d-status":
-            self.status = {k[5:]: v for k, v in attrs.items() if k.startswith("data-")}
-
-
 def chromium_load(url: str, profile: Path) -> tuple[float, dict | None]:
     """Wall seconds from launching headless Chromium on ``url`` to its exit, and the page's status marker."""
-    start = time.perf_counter()
-    result = subprocess.run([str(CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", url], check=False, capture_output=True, text=True, timeout=300)
-    wall = time.perf_counter() - start
-    if result.returncode != 0:
-        raise SystemExit(f"chromium failed on {url}: {result.stderr[-2000:]}")
-    parser = _StatusParser()
-    parser.feed(result.stdout)
-    return wall, parser.status
+    try:
+        return load_page(url, profile)
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def folder_bytes(path: Path) -> int:

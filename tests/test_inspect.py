@@ -8,9 +8,7 @@ import io
 import json
 import re
 import shutil
-import subprocess
 import time
-from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,7 @@ from PIL import Image
 
 from curation.decision import REASONS, decide
 from inspection import svg
+from inspection.browser import CHROMIUM, load_page
 from inspection.cli import main
 from inspection.curation_data import InspectError
 from inspection.detect import detect_kind
@@ -29,7 +28,6 @@ from inspection.report import write_report
 from rendering.builtin_assets import BUILTIN_ASSETS
 from rendering.contract import load_render
 
-CHROMIUM = Path("/usr/bin/chromium")
 requires_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="headless Chromium (/usr/bin/chromium) is not installed")
 PRE_PASS_REJECTS = 70  # decision rows without renders, so the curation report has two pages of 50
 
@@ -49,32 +47,14 @@ def page_svgs(page: Path) -> dict[str, int]:
     return {label: int(n) for n, label in re.findall(r'<svg class="plot" data-kind="\w+" data-n="(\d+)"[^>]*aria-label="([^"]*)"', page.read_text())}
 
 
-class _StatusParser(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.status: dict | None = None
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if attrs.get("id") == "d4d-status":
-            self.status = {k[5:]: v for k, v in attrs.items() if k.startswith("data-")}
-
-
 def chromium(url: str, tmp_path: Path, *, height: int = 2000, screenshot: Path | None = None) -> dict:
     """Open ``url`` in headless Chromium for 5 s of virtual time; the page's status attributes
     (``data-*`` of #d4d-status after its script ran), or {} when only a screenshot was asked for."""
-    args = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-            f"--user-data-dir={tmp_path / 'chromium-profile'}", f"--window-size=1280,{height}", "--virtual-time-budget=5000"]
-    args += [f"--screenshot={screenshot}"] if screenshot else ["--dump-dom"]
-    result = subprocess.run(args + [url], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
+    _, status = load_page(url, tmp_path / "chromium-profile", height=height, screenshot=screenshot, timeout_s=120)
     if screenshot:
         return {}
-    parser = _StatusParser()
-    parser.feed(result.stdout)
-    assert parser.status is not None, result.stdout[:2000]
-    return parser.status
+    assert status is not None, f"{url}: no #d4d-status in the page"
+    return status
 
 
 def assert_healthy(status: dict) -> None:
@@ -145,8 +125,8 @@ def training_run(tmp_path_factory):
     """A real tiny d4d-train run: TensorBoard logs, checkpoints, validation MP4s, exported model."""
     import torch
     from accelerate.state import AcceleratorState, GradientState
-
     from train_fixtures import make_clips
+
     from training.config import preset
     from training.data import EpochBatches
     from training.train import train
