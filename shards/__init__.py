@@ -5,10 +5,22 @@ Layers: ``schema`` (columns, hash) <- ``video`` (codecs) <- ``from_render`` / ``
 and ``ray_data`` (Ray Data). ``cli`` is the ``d4d-shards`` command.
 """
 
-from shards.dataset import ShardDataset
-from shards.schema import SCHEMA_VERSION, shard_schema
-from shards.tensors import add_tensor_columns
-from shards.verify import verify_shards
-from shards.writer import write_shards
+import importlib
 
-__all__ = ["SCHEMA_VERSION", "ShardDataset", "add_tensor_columns", "shard_schema", "verify_shards", "write_shards"]
+#: Public names and the module each lives in. They load on first use, so importing one
+#: submodule (``shards.video`` for the report, ``shards.cli``) does not pull in torch.
+_EXPORTS = {
+    "SCHEMA_VERSION": "shards.schema",
+    "shard_schema": "shards.schema",
+    "ShardDataset": "shards.dataset",
+    "add_tensor_columns": "shards.tensors",
+    "verify_shards": "shards.verify",
+    "write_shards": "shards.writer",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'shards' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
