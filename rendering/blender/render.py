@@ -101,8 +101,8 @@ def render_in_process(
 
     per_frame = None
     if "dynamic" in cameras and "static" in cameras:
-        load = lambda video: np.stack([read_rgba(out_dir / frame_file(video, i)) for i in range(options.frames)])  # noqa: E731
-        per_frame = motion_magnitude_per_frame(load("dynamic"), load("static"))
+        dynamic, static = (np.stack([read_rgba(out_dir / frame_file(v, i)) for i in range(options.frames)]) for v in ("dynamic", "static"))
+        per_frame = motion_magnitude_per_frame(dynamic, static)
     rendered = sum(len(c["c2w"]) for c in cameras.values())
     render_s = sum(v for k, v in timings.items() if k.startswith("render_"))
     timings["render_per_frame_s"] = render_s / rendered
