@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml Makefile
 	@touch $(STAMP)
 
 demo: setup
-	$(PY) -m pipelines.demo --out $(DEMO_OUT)
+	$(PY) -m d4d.pipelines.demo --out $(DEMO_OUT)
 
 test: setup
 	$(PY) -m pytest -q

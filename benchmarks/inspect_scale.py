@@ -41,14 +41,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from curation.decision import decide
-from inspection.browser import CHROMIUM, load_page
-from inspection.report import page_paths, write_report
-from pipelines.manifest import ManifestState
-from pipelines.tables import run_stats, write_tables
-from rendering.cameras import DEFAULT_FOV_DEG, orbit_azimuths, orbit_c2w
-from shards.from_render import render_uid
-from shards.writer import write_shards
+from d4d.curation.decision import decide
+from d4d.inspection.browser import CHROMIUM, load_page
+from d4d.inspection.report import page_paths, write_report
+from d4d.pipelines.manifest import ManifestState
+from d4d.pipelines.tables import run_stats, write_tables
+from d4d.rendering.cameras import DEFAULT_FOV_DEG, orbit_azimuths, orbit_c2w
+from d4d.shards.from_render import render_uid
+from d4d.shards.writer import write_shards
 
 RESULTS = Path(__file__).parent / "results" / "inspect_scale.json"
 

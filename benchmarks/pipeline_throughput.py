@@ -25,10 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipelines.config import PipelineConfig
-from pipelines.runner import run_curation
-from pipelines.sources import SourceSpec
-from rendering.builtin_assets import ensure_builtin_assets
+from d4d.pipelines.config import PipelineConfig
+from d4d.pipelines.runner import run_curation
+from d4d.pipelines.sources import SourceSpec
+from d4d.rendering.builtin_assets import ensure_builtin_assets
 
 SHARED_ASSETS = Path(__file__).resolve().parents[2] / "shared" / "assets" / "objaverse-xl-test-files"
 RESULTS = Path(__file__).with_name("results")

@@ -29,14 +29,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from curation.cli import decide_render_dir, render_failure
-from curation.config import CurationConfig
-from curation.decision import Decision
-from pipelines.steps import IMAGE_FIDELITY_RULES
-from rendering.api import Renderer
-from rendering.builtin_assets import ensure_builtin_assets
-from rendering.errors import AssetError
-from rendering.options import PREVIEW_PRESET, RenderOptions
+from d4d.curation.cli import decide_render_dir, render_failure
+from d4d.curation.config import CurationConfig
+from d4d.curation.decision import Decision
+from d4d.pipelines.steps import IMAGE_FIDELITY_RULES
+from d4d.rendering.api import Renderer
+from d4d.rendering.builtin_assets import ensure_builtin_assets
+from d4d.rendering.errors import AssetError
+from d4d.rendering.options import PREVIEW_PRESET, RenderOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "assets" / "objaverse-xl-test-files"

@@ -4,7 +4,7 @@
                                            [--target-psnr 25] [--eval-every 50] [--threads 1]
                                            [--device cpu] [--backend auto]
 
-Without --input it renders the synthetic two-sphere scene of tests/recon_fixtures.py (a
+Without --input it renders the synthetic two-sphere scene of d4d/testing/recon_fixtures.py (a
 moving and a resting sphere, dynamic + static 24-view orbits). It trains with held-out
 evaluations every --eval-every steps and prints, as JSON and as a markdown table row, the
 wall and CPU seconds of training (evaluation excluded) until the held-out PSNR first
@@ -23,16 +23,14 @@ from pathlib import Path
 
 import torch
 
-from reconstruction.config import PRESETS, preset
-from reconstruction.trainer import reconstruct
-from reconstruction.views import views_from_sample
-from rendering.contract import load_render
+from d4d.reconstruction.config import PRESETS, preset
+from d4d.reconstruction.trainer import reconstruct
+from d4d.reconstruction.views import views_from_sample
+from d4d.rendering.contract import load_render
+from d4d.testing.recon_fixtures import make_sphere_render
 
 
 def synthetic_render(out: Path, resolution: int) -> Path:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from recon_fixtures import make_sphere_render
-
     return make_sphere_render(out, resolution=resolution, frames=24)
 
 

@@ -30,10 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rendering.api import Renderer
-from rendering.builtin_assets import BUILTIN_ASSETS, ensure_builtin_assets
-from rendering.contract import load_render
-from rendering.options import RenderOptions
+from d4d.rendering.api import Renderer
+from d4d.rendering.builtin_assets import BUILTIN_ASSETS, ensure_builtin_assets
+from d4d.rendering.contract import load_render
+from d4d.rendering.options import RenderOptions
 
 RESULTS = Path(__file__).with_name("results")
 
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             ref_dir, cand_dir = work / f"ref-{name}", work / f"d4d-{name}"
             started = time.perf_counter()
             subprocess.run(
-                [sys.executable, "-m", "rendering.cli", str(assets[name]), "--out", str(ref_dir), "--preset", "paper",
+                [sys.executable, "-m", "d4d.rendering.cli", str(assets[name]), "--out", str(ref_dir), "--preset", "paper",
                  "--open-orbit", "--frames", str(args.frames), "--resolution", str(args.resolution), "--videos", *videos, "-q"],
                 check=True,
             )

@@ -26,12 +26,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from rendering.contract import load_render
-from shards.dataset import ShardDataset
-from shards.decode import frames_to_tensors
-from shards.from_render import read_asset_json, render_uid
-from shards.video import decode_rgba
-from shards.writer import write_shards
+from d4d.rendering.contract import load_render
+from d4d.shards.dataset import ShardDataset
+from d4d.shards.decode import frames_to_tensors
+from d4d.shards.from_render import read_asset_json, render_uid
+from d4d.shards.video import decode_rgba
+from d4d.shards.writer import write_shards
 
 VIDEOS = ("dynamic", "static")
 

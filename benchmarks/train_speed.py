@@ -27,15 +27,14 @@ import torch
 import torch.nn.functional as F
 from diffusers.training_utils import EMAModel
 
-from training import architectures as arch_lib
-from training.backbone import INPUT_CHANNELS, Denoiser
-from training.components import build_components
-from training.config import preset
-from training.data import collate
-from training.objective import batch_inputs, compute_losses, drop_conditions, empty_prompt_embedding
+from d4d.training import architectures as arch_lib
+from d4d.training.backbone import INPUT_CHANNELS, Denoiser
+from d4d.training.components import build_components
+from d4d.training.config import preset
+from d4d.training.data import collate
+from d4d.training.objective import batch_inputs, compute_losses, drop_conditions, empty_prompt_embedding
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from train_fixtures import make_clips  # noqa: E402
+from d4d.testing.train_fixtures import make_clips
 
 
 def peak_rss_mib() -> float:

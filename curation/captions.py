@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from curation.sources.base import AssetRecord
+from d4d.curation.sources.base import AssetRecord
 
 #: The paper prefixes every caption with this at training time, because Cap3D describes
 #: static objects.

@@ -22,14 +22,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from curation.config import CurationConfig
-from curation.decision import Decision, decide
-from curation.rules import failure_reason
+from d4d.curation.config import CurationConfig
+from d4d.curation.decision import Decision, decide
+from d4d.curation.rules import failure_reason
 
 
 def decide_render_dir(root: Path, config: CurationConfig) -> Decision:
     """Decide from an existing render directory (docs/conventions.md); no Blender."""
-    from rendering.contract import RenderContractError, load_render
+    from d4d.rendering.contract import RenderContractError, load_render
 
     try:
         sample = load_render(root)
@@ -55,8 +55,8 @@ def decide_asset_file(path: Path, renderer, config: CurationConfig, resolution: 
     The renderer's AssetError becomes a failed Decision (its ``kind`` decides import_failed
     or render_failed, see ``curation.rules.failure_reason``).
     """
-    from rendering.errors import AssetError
-    from rendering.options import PREVIEW_PRESET, RenderOptions
+    from d4d.rendering.errors import AssetError
+    from d4d.rendering.options import PREVIEW_PRESET, RenderOptions
 
     with tempfile.TemporaryDirectory(prefix="d4d-decide-") as tmp:
         preview = Path(tmp) / "preview"
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                 decision = decide_render_dir(path, config)
             elif path.is_file():
                 if renderer is None:  # one warm Blender worker for every asset file of the run
-                    from rendering.api import Renderer
+                    from d4d.rendering.api import Renderer
 
                     renderer = stack.enter_context(Renderer())
                 decision = decide_asset_file(path, renderer, config, args.resolution, args.frames, args.render_kept)

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from curation import rules
-from curation.config import CurationConfig
+from d4d.curation import rules
+from d4d.curation.config import CurationConfig
 
 #: Reject / failure reasons, in the order the rules run (the first that fires is *the* reason).
 REASONS = {

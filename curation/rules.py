@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from curation.alpha import border_fraction, coverage, empty_frames
-from curation.config import CurationConfig
-from curation.measures import motion_magnitude
-from curation.ssim import WINDOW_SIZE as SSIM_WINDOW
-from curation.ssim import frame_ssim
+from d4d.curation.alpha import border_fraction, coverage, empty_frames
+from d4d.curation.config import CurationConfig
+from d4d.measures import motion_magnitude
+from d4d.curation.ssim import WINDOW_SIZE as SSIM_WINDOW
+from d4d.curation.ssim import frame_ssim
 
 Frames = dict[str, np.ndarray]
 

@@ -7,6 +7,6 @@ of d4d; ``curation_data`` reads decisions, shards and render directories; ``cura
 together; ``cli`` is the ``d4d-inspect`` command.
 """
 
-from inspection.report import write_report
+from d4d.inspection.report import write_report
 
 __all__ = ["write_report"]

@@ -14,10 +14,10 @@ import logging
 import sys
 from pathlib import Path
 
-from inspection.curation_data import InspectError
-from inspection.detect import KINDS
-from inspection.media import PREVIEW_SIZE
-from inspection.report import write_report
+from d4d.inspection.curation_data import InspectError
+from d4d.inspection.detect import KINDS
+from d4d.inspection.media import PREVIEW_SIZE
+from d4d.inspection.report import write_report
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from inspection.media import MediaStore, Sprite, file_key, sprite_sheet
+from d4d.inspection.media import MediaStore, Sprite, file_key, sprite_sheet
 
 log = logging.getLogger("d4d.inspect")
 
@@ -118,7 +118,7 @@ SHARD_SCALARS = ("uid", "caption", "motion_magnitude", "content_sha256", "asset_
 
 def read_shard_records(shard_dir: Path) -> dict[str, AssetRecord]:
     """uid -> a kept record from the shards' scalar columns (no video bytes are read)."""
-    from shards.files import list_shards
+    from d4d.shards.files import list_shards
 
     records: dict[str, AssetRecord] = {}
     for path in list_shards(shard_dir):
@@ -139,7 +139,7 @@ def read_shard_records(shard_dir: Path) -> dict[str, AssetRecord]:
 
 def _shard_rows_with_videos(shard_dir: Path, wanted: set[str]) -> Iterator[tuple[str, dict[str, bytes]]]:
     """(uid, video name -> encoded bytes) for the wanted uids, one row group in memory at a time."""
-    from shards.files import list_shards
+    from d4d.shards.files import list_shards
 
     columns = ["uid"] + [f"{v}_video" for v in VIDEO_NAMES]
     for path in list_shards(shard_dir):
@@ -158,7 +158,7 @@ def _shard_rows_with_videos(shard_dir: Path, wanted: set[str]) -> Iterator[tuple
 
 def _sheets_from_video_bytes(job: tuple[str, dict[str, bytes], int]) -> tuple[str, dict[str, tuple], dict[str, str]]:
     """(uid, video name -> sprite strip, video name -> why it could not be decoded)."""
-    from shards.video import VideoDecodeError, decode_rgba
+    from d4d.shards.video import VideoDecodeError, decode_rgba
 
     uid, videos, size = job
     sheets, errors = {}, {}
@@ -176,9 +176,9 @@ def _decide_render_dir(job: tuple[str, dict | None, int, bool, bool]) -> tuple[s
     ``job`` = (directory, CurationConfig fields, preview size, decide?, make previews?); a
     directory neither decided nor previewed only has its asset.json read.
     """
-    from curation.config import CurationConfig
-    from curation.decision import Decision, decide
-    from rendering.contract import RenderContractError, load_render
+    from d4d.curation.config import CurationConfig
+    from d4d.curation.decision import Decision, decide
+    from d4d.rendering.contract import RenderContractError, load_render
 
     root, config, size, want_decision, want_sheets = job
     if not (want_decision or want_sheets):

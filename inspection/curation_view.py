@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from curation.decision import REASONS
-from inspection import svg
-from inspection.curation_data import (
+from d4d.curation.decision import REASONS
+from d4d.inspection import svg
+from d4d.inspection.curation_data import (
     AssetRecord,
     InspectError,
     add_render_dir_previews,
@@ -19,8 +19,8 @@ from inspection.curation_data import (
     read_render_dirs,
     read_shard_records,
 )
-from inspection.media import MediaStore
-from inspection.model import Group, Item, Plot, Report
+from d4d.inspection.media import MediaStore
+from d4d.inspection.model import Group, Item, Plot, Report
 
 #: Measures shown on each card (the rest are in its "all measures" table).
 HIGHLIGHTS = ("motion_magnitude", "ssim", "geometric_max_displacement", "coverage_median", "border_max_fraction")
@@ -36,9 +36,9 @@ HISTOGRAMS = {
 
 def load_curation(path: Path, store: MediaStore, config: dict | None = None, workers: int = 1) -> tuple[list[AssetRecord], dict, list[str]]:
     """(records, stats.json or {}, notes) for any of the layouts of ``inspection.curation_data``."""
-    from shards.files import SHARD_PATTERN
+    from d4d.shards.files import SHARD_PATTERN
 
-    from curation.config import CurationConfig
+    from d4d.curation.config import CurationConfig
 
     try:
         CurationConfig.from_dict(config or {})

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from inspection.curation_data import InspectError, find_render_dirs
-from inspection.reconstruction_view import find_reconstructions
-from inspection.training_view import is_training_run
+from d4d.inspection.curation_data import InspectError, find_render_dirs
+from d4d.inspection.reconstruction_view import find_reconstructions
+from d4d.inspection.training_view import is_training_run
 
 KINDS = ("curation", "training", "reconstruction")
 

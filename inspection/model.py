@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from inspection.media import Sprite
-from pipelines.manifest import json_safe
+from d4d.inspection.media import Sprite
+from d4d.pipelines.manifest import json_safe
 
 
 @dataclass

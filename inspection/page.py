@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 from html import escape
 
-from inspection.model import Report
-from pipelines.manifest import json_safe
+from d4d.inspection.model import Report
+from d4d.pipelines.manifest import json_safe
 
 CSS = """
 :root { --bg: #f6f6f4; --card: #fff; --ink: #222; --muted: #666; --keep: #2e7d32; --reject: #c62828; --failed: #6a1b9a; }

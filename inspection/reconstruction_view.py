@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from inspection import svg
-from inspection.curation_data import InspectError, read_render_dirs
-from inspection.media import MediaStore, file_key, sprite_sheet
-from inspection.model import Item, Plot, Report
+from d4d.inspection import svg
+from d4d.inspection.curation_data import InspectError, read_render_dirs
+from d4d.inspection.media import MediaStore, file_key, sprite_sheet
+from d4d.inspection.model import Item, Plot, Report
 
 def is_reconstruction(path: Path) -> bool:
     """A d4d-reconstruct output: metrics.json with turntable.mp4 or canonical.ply beside it."""
@@ -34,7 +34,7 @@ def _view_label(view: dict) -> str:
 
 
 def reconstruction_report(path: Path, store: MediaStore, workers: int = 1) -> Report:
-    from shards.video import VideoDecodeError, decode_rgba
+    from d4d.shards.video import VideoDecodeError, decode_rgba
 
     outputs = find_reconstructions(path)
     if not outputs:

@@ -1,6 +1,6 @@
 """write_report(path, out): inspect a curation output, a training run or a reconstruction as one page.
 
-    from inspection.report import write_report
+    from d4d.inspection.report import write_report
     page = write_report("runs/curate-001", "reports/curate.html")
 
 The page is ``out`` (an ``.html`` path; any other path is a folder that gets ``index.html``);
@@ -17,14 +17,14 @@ import os
 import time
 from pathlib import Path
 
-from inspection.curation_view import curation_report
-from inspection.detect import KINDS, detect_kind
-from inspection.curation_data import InspectError
-from inspection.media import PREVIEW_SIZE, MediaStore, write_atomic
-from inspection.model import Report
-from inspection.page import render_html
-from inspection.reconstruction_view import reconstruction_report
-from inspection.training_view import training_report
+from d4d.inspection.curation_view import curation_report
+from d4d.inspection.detect import KINDS, detect_kind
+from d4d.inspection.curation_data import InspectError
+from d4d.inspection.media import PREVIEW_SIZE, MediaStore, write_atomic
+from d4d.inspection.model import Report
+from d4d.inspection.page import render_html
+from d4d.inspection.reconstruction_view import reconstruction_report
+from d4d.inspection.training_view import training_report
 
 log = logging.getLogger("d4d.inspect")
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from inspection import svg
-from inspection.media import MediaStore, file_key, sprite_sheet
-from inspection.model import Item, Plot, Report
+from d4d.inspection import svg
+from d4d.inspection.media import MediaStore, file_key, sprite_sheet
+from d4d.inspection.model import Item, Plot, Report
 
 Series = dict[str, tuple[list[float], list[float]]]
 
@@ -115,7 +115,7 @@ def _value_near(series: Series, tag: str, step: int) -> float | None:
 
 
 def training_report(run: Path, store: MediaStore) -> Report:
-    from shards.video import VideoDecodeError, decode_rgba
+    from d4d.shards.video import VideoDecodeError, decode_rgba
 
     report = Report(kind="training", title=f"Training run: {run.name}", source=str(run))
     series = read_event_scalars(run)

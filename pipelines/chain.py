@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import traceback
 
-from pipelines.work import WorkItem
+from d4d.pipelines.work import WorkItem
 
 
 class StepChain:

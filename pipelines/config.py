@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-from curation.config import CurationConfig
-from rendering.options import ENGINES
+from d4d.curation.config import CurationConfig
+from d4d.rendering.options import ENGINES
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import os
 import sys
 from pathlib import Path
 
-from pipelines.config import PipelineConfig
+from d4d.pipelines.config import PipelineConfig
 
 
 def default_workers() -> int:
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     """Raises ValueError naming the bad flag value."""
-    from curation.config import CurationConfig
+    from d4d.curation.config import CurationConfig
 
     curation = CurationConfig()
     if args.config:
@@ -94,15 +94,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    from pipelines.sources import parse_source
+    from d4d.pipelines.sources import parse_source
 
     try:
         config = config_from_args(args)
         spec = parse_source(args.source, args.out, online=args.online, id_list=args.id_list)
     except ValueError as exc:
         parser.error(str(exc))
-    from pipelines.manifest import RunLocked
-    from pipelines.runner import SourceError, run_curation
+    from d4d.pipelines.manifest import RunLocked
+    from d4d.pipelines.runner import SourceError, run_curation
 
     try:
         run_curation(spec, config, args.out, limit=args.limit, address=args.address, captions_csv=args.captions)

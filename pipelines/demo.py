@@ -1,6 +1,6 @@
 """``make demo``: d4d end to end on its built-in assets, on an embedded local Ray.
 
-    python -m pipelines.demo --out DIR [--frames 24] [--resolution 128] [--engine cycles] [--workers N]
+    python -m d4d.pipelines.demo --out DIR [--frames 24] [--resolution 128] [--engine cycles] [--workers N]
 
 The demo is a list of steps (``STEPS``), each a function of the shared ``DemoContext`` that
 returns the lines to print about what it made: curate the built-in assets into shards (Cycles
@@ -35,9 +35,9 @@ class DemoContext:
 
 def curate(ctx: DemoContext) -> list[str]:
     """The curation job on the built-in assets: shards, decisions, failures, stats."""
-    from pipelines.config import PipelineConfig
-    from pipelines.runner import run_curation
-    from pipelines.sources import parse_source
+    from d4d.pipelines.config import PipelineConfig
+    from d4d.pipelines.runner import run_curation
+    from d4d.pipelines.sources import parse_source
 
     out = ctx.out / "curation"
     config = PipelineConfig(frames=ctx.args.frames, resolution=ctx.args.resolution, engine=ctx.args.engine, workers=ctx.args.workers, shard_batch=4)
@@ -59,7 +59,7 @@ def _check(code: int, what: str) -> None:
 
 def train(ctx: DemoContext) -> list[str]:
     """A tiny randomly initialised text-to-4D model trained on the demo's shards (CPU, seconds)."""
-    from training.train import main as train_main
+    from d4d.training.train import main as train_main
 
     run = ctx.out / "train" / "tiny-text"
     args = ["--shards", str(ctx.outputs["curate"]["shards"]), "--output", str(run), "--config", "tiny-text",
@@ -74,7 +74,7 @@ def train(ctx: DemoContext) -> list[str]:
 
 def sample(ctx: DemoContext) -> list[str]:
     """A 4D orbital video sampled from the tiny model with 3D-aware classifier-free guidance."""
-    from training.sample import main as sample_main
+    from d4d.training.sample import main as sample_main
 
     out = ctx.out / "sample"
     _check(sample_main(["--model", str(ctx.outputs["train"]["run"]), "--out", str(out), "--prompt", "a box sliding and turning", "--steps", "10"]), "d4d-sample")
@@ -84,7 +84,7 @@ def sample(ctx: DemoContext) -> list[str]:
 
 def reconstruct(ctx: DemoContext) -> list[str]:
     """4D Gaussians fitted to the first kept asset's quality render."""
-    from reconstruction.cli import main as reconstruct_main
+    from d4d.reconstruction.cli import main as reconstruct_main
 
     renders = sorted(p for p in (ctx.outputs["curate"]["dir"] / "renders").iterdir() if (p / "asset.json").exists())
     if not renders:
@@ -100,7 +100,7 @@ def reconstruct(ctx: DemoContext) -> list[str]:
 
 def report(ctx: DemoContext) -> list[str]:
     """HTML reports (no server, no network) of the curation output, the training run and the reconstruction."""
-    from inspection.report import write_report
+    from d4d.inspection.report import write_report
 
     pages = {"curation": ctx.outputs["curate"]["dir"], "training": ctx.outputs["train"]["run"]}
     if "reconstruct" in ctx.outputs:
@@ -123,9 +123,9 @@ STEPS = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pipelines.curate import default_workers
+    from d4d.pipelines.curate import default_workers
 
-    p = argparse.ArgumentParser(prog="python -m pipelines.demo", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m d4d.pipelines.demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, type=Path, help="output directory (rerunning resumes)")
     p.add_argument("--frames", type=int, default=24, help="frames per video (default 24)")
     p.add_argument("--resolution", type=int, default=128, help="quality render side, pixels (default 128)")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import ray
 
-from pipelines.chain import StepChain
-from pipelines.steps import Resources, WorkerContext, chain_resources
+from d4d.pipelines.chain import StepChain
+from d4d.pipelines.steps import Resources, WorkerContext, chain_resources
 
 
 class StepsActor:

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import ray
 
-from pipelines.config import PipelineConfig
-from pipelines.manifest import Manifest
-from pipelines.ray_adapter import BatchStepActor, init_ray, start_actor, start_steps_actor
-from pipelines.sources import SourceSpec, open_source, prepare_source
-from pipelines.steps import WriteShards, chain_resources, default_steps
-from pipelines.tables import result_event, run_stats, write_tables
-from pipelines.work import WorkItem
+from d4d.pipelines.config import PipelineConfig
+from d4d.pipelines.manifest import Manifest
+from d4d.pipelines.ray_adapter import BatchStepActor, init_ray, start_actor, start_steps_actor
+from d4d.pipelines.sources import SourceSpec, open_source, prepare_source
+from d4d.pipelines.steps import WriteShards, chain_resources, default_steps
+from d4d.pipelines.tables import result_event, run_stats, write_tables
+from d4d.pipelines.work import WorkItem
 
 #: Seconds between summary lines and table refreshes while the run goes on.
 SUMMARY_EVERY_S = 30.0
@@ -108,7 +108,7 @@ class SourceError(Exception):
 def list_records(spec: SourceSpec, limit: int | None) -> list:
     """The source's records in its order, the first ``limit`` of them; uids must be unique.
     Raises SourceError naming the source."""
-    from curation.sources import FetchError
+    from d4d.curation.sources import FetchError
 
     records = []
     seen = set()
@@ -255,7 +255,7 @@ def record_captions(records: list, captions_csv: str | Path | None) -> dict[str,
     """uid -> Cap3D caption (no prefix: training adds "a dynamic asset, ") for the records that have one."""
     if captions_csv is None:
         return {}
-    from curation.captions import load_cap3d
+    from d4d.curation.captions import load_cap3d
 
     keys = set()
     for r in records:

@@ -62,7 +62,7 @@ def parse_source(text: str, out_dir: Path, online: bool = False, id_list: str | 
 
 def open_source(spec: SourceSpec):
     """The curation source object for ``spec`` (records(), fetch(), missing)."""
-    from curation.sources import LocalFolderSource, ObjaverseV1Source, ObjaverseXLSource, V1Filter, XLFilter, load_id_list
+    from d4d.curation.sources import LocalFolderSource, ObjaverseV1Source, ObjaverseXLSource, V1Filter, XLFilter, load_id_list
 
     if spec.kind in ("local", "builtin"):
         return LocalFolderSource(spec.path)
@@ -76,6 +76,6 @@ def open_source(spec: SourceSpec):
 def prepare_source(spec: SourceSpec) -> None:
     """Driver-side preparation: generate the built-in assets (needs bpy) for ``builtin``."""
     if spec.kind == "builtin":
-        from rendering.builtin_assets import ensure_builtin_assets
+        from d4d.rendering.builtin_assets import ensure_builtin_assets
 
         ensure_builtin_assets(spec.path)

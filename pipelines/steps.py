@@ -16,11 +16,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from curation.decision import Decision, decide
-from curation.rules import failure_reason
-from pipelines.config import PipelineConfig
-from pipelines.sources import SourceSpec, open_source
-from pipelines.work import WorkItem
+from d4d.curation.decision import Decision, decide
+from d4d.curation.rules import failure_reason
+from d4d.pipelines.config import PipelineConfig
+from d4d.pipelines.sources import SourceSpec, open_source
+from d4d.pipelines.work import WorkItem
 
 #: Renderer failure kinds worth another try (the same file may well succeed next time).
 RETRYABLE_RENDER_KINDS = ("crashed", "timeout", "render_failed")
@@ -50,7 +50,7 @@ class WorkerContext:
     @property
     def renderer(self):
         if self._renderer is None:
-            from rendering.api import Renderer
+            from d4d.rendering.api import Renderer
 
             self.log_dir.mkdir(parents=True, exist_ok=True)
             self._renderer = Renderer(log_dir=self.log_dir)
@@ -105,7 +105,7 @@ class Fetch:
         self.source = open_source(self.spec)
 
     def process(self, item: WorkItem) -> WorkItem:
-        from curation.sources import ChecksumMismatch, FetchError, InvalidAsset, MissingFromCache
+        from d4d.curation.sources import ChecksumMismatch, FetchError, InvalidAsset, MissingFromCache
 
         try:
             item.record = self.source.fetch(item.record)
@@ -137,8 +137,8 @@ class GeometricPrecheck:
         self.context = context
 
     def process(self, item: WorkItem) -> WorkItem:
-        from rendering.errors import AssetError
-        from rendering.options import PREVIEW_PRESET, RenderOptions
+        from d4d.rendering.errors import AssetError
+        from d4d.rendering.options import PREVIEW_PRESET, RenderOptions
 
         options = RenderOptions(
             **PREVIEW_PRESET, resolution=self.config.precheck_resolution, frames=self.config.frames, videos=("front",), timeout_s=self.config.prepass_timeout_s
@@ -179,9 +179,9 @@ class Prepass:
         self.context = context
 
     def process(self, item: WorkItem) -> WorkItem:
-        from rendering.contract import RenderContractError, load_render
-        from rendering.errors import AssetError
-        from rendering.options import PREVIEW_PRESET, RenderOptions
+        from d4d.rendering.contract import RenderContractError, load_render
+        from d4d.rendering.errors import AssetError
+        from d4d.rendering.options import PREVIEW_PRESET, RenderOptions
 
         options = RenderOptions(**PREVIEW_PRESET, resolution=self.config.prepass_resolution, frames=self.config.frames, timeout_s=self.config.prepass_timeout_s)
         out = self.context.scratch_dir / f"{item.uid}-prepass"
@@ -238,7 +238,7 @@ class QualityRender:
         self.context = context
 
     def options(self):
-        from rendering.options import RenderOptions
+        from d4d.rendering.options import RenderOptions
 
         extra = {} if self.config.samples is None else {"samples": self.config.samples}
         if self.config.engine == "workbench":
@@ -248,8 +248,8 @@ class QualityRender:
         return RenderOptions(frames=self.config.frames, resolution=self.config.resolution, engine=self.config.engine, timeout_s=self.config.render_timeout_s, **extra)
 
     def process(self, item: WorkItem) -> WorkItem:
-        from rendering.contract import RenderContractError, load_render
-        from rendering.errors import AssetError
+        from d4d.rendering.contract import RenderContractError, load_render
+        from d4d.rendering.errors import AssetError
 
         out = self.renders_dir / item.uid
         try:
@@ -306,7 +306,7 @@ class WriteShards:
         self.shard_dir.mkdir(parents=True, exist_ok=True)
 
     def process(self, render_dirs: list[str]) -> dict:
-        from shards import write_shards
+        from d4d.shards import write_shards
 
         report = write_shards(render_dirs, self.shard_dir, codec=self.codec, max_shard_mb=self.max_shard_mb)
         uid = lambda path: Path(path).name  # noqa: E731

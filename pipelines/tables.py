@@ -19,8 +19,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.manifest import ManifestState
-from pipelines.work import WorkItem
+from d4d.pipelines.manifest import ManifestState
+from d4d.pipelines.work import WorkItem
 
 STAGES = ("fetch", "precheck", "prepass", "quality", "motion")
 #: Columns copied as they are from a result event.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from curation.sources import AssetRecord
+from d4d.curation.sources import AssetRecord
 
 #: Reasons of a ``failed`` outcome that come from the pipeline rather than from
 #: ``curation.decision`` (whose failure reasons are import_failed and render_failed).

@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reconstruction.config import PRESETS, preset
-from reconstruction.inputs import load_input
-from reconstruction.outputs import write_outputs
-from reconstruction.rasterize import BACKENDS
-from reconstruction.trainer import reconstruct
-from reconstruction.views import views_from_sample
+from d4d.reconstruction.config import PRESETS, preset
+from d4d.reconstruction.inputs import load_input
+from d4d.reconstruction.outputs import write_outputs
+from d4d.reconstruction.rasterize import BACKENDS
+from d4d.reconstruction.trainer import reconstruct
+from d4d.reconstruction.views import views_from_sample
 
 log = logging.getLogger("d4d-reconstruct")
 

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reconstruction.config import DeformationConfig
+from d4d.reconstruction.config import DeformationConfig
 
 #: Axis pairs of the six planes; axis 3 is time.
 PLANE_AXES = tuple(itertools.combinations(range(4), 2))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rendering.contract import RenderSample, VideoFrames, load_render
+from d4d.rendering.contract import RenderSample, VideoFrames, load_render
 
 
 def parse_shard_spec(spec: str) -> tuple[Path, int | str] | None:
@@ -32,7 +32,7 @@ def load_shard_row(path: Path, key: int | str, videos: tuple[str, ...]) -> Rende
     """One shard row as a RenderSample (uint8 RGBA frames, cameras, times); ValueError naming the row otherwise."""
     import pyarrow.parquet as pq
 
-    from shards.video import decode_rgba
+    from d4d.shards.video import decode_rgba
 
     if not path.is_file():
         raise ValueError(f"{path}: shard file not found")

@@ -42,11 +42,11 @@ def resolve_backend(backend: str, device: torch.device | str) -> str:
 def get_rasterizer(backend: str) -> Callable:
     """The ``rasterization`` function of a concrete backend ("torch" or "gsplat")."""
     if backend == "torch":
-        from reconstruction.rasterize_torch import rasterization
+        from d4d.reconstruction.rasterize_torch import rasterization
 
         return rasterization
     if backend == "gsplat":
-        from reconstruction.rasterize_gsplat import rasterization
+        from d4d.reconstruction.rasterize_gsplat import rasterization
 
         return rasterization
     raise ValueError(f"backend must be 'torch' or 'gsplat' here, got {backend!r}")

@@ -15,7 +15,7 @@ import torch
 try:
     from gsplat import rasterization as _gsplat_rasterization
 except ImportError as exc:  # pragma: no cover - exercised only without gsplat
-    raise ImportError("reconstruction.rasterize_gsplat needs gsplat: pip install 'd4d[cuda]' (gsplat==1.5.3, CUDA)") from exc
+    raise ImportError("d4d.reconstruction.rasterize_gsplat needs gsplat: pip install 'd4d[cuda]' (gsplat==1.5.3, CUDA)") from exc
 
 
 def rasterization(

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
-from reconstruction.config import DensifyConfig
-from reconstruction.rasterize_torch import quat_to_rotmat
+from d4d.reconstruction.config import DensifyConfig
+from d4d.reconstruction.rasterize_torch import quat_to_rotmat
 
 log = logging.getLogger(__name__)
 

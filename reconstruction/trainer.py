@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from reconstruction.config import ReconstructConfig
-from reconstruction.deformation import DeformationField
-from reconstruction.gaussians import create_params, sh0_to_rgb
-from reconstruction.initialize import initial_points
-from reconstruction.losses import photometric_loss, psnr, ssim
-from reconstruction.rasterize import get_rasterizer, resolve_backend
-from reconstruction.strategy import DensifyStrategy
-from reconstruction.views import Views, split_views
+from d4d.reconstruction.config import ReconstructConfig
+from d4d.reconstruction.deformation import DeformationField
+from d4d.reconstruction.gaussians import create_params, sh0_to_rgb
+from d4d.reconstruction.initialize import initial_points
+from d4d.reconstruction.losses import photometric_loss, psnr, ssim
+from d4d.reconstruction.rasterize import get_rasterizer, resolve_backend
+from d4d.reconstruction.strategy import DensifyStrategy
+from d4d.reconstruction.views import Views, split_views
 
 log = logging.getLogger(__name__)
 

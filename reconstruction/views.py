@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from rendering.cameras import opengl_to_opencv
-from rendering.contract import RenderSample
+from d4d.rendering.cameras import opengl_to_opencv
+from d4d.rendering.contract import RenderSample
 
 
 @dataclass

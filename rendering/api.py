@@ -26,9 +26,9 @@ import time
 import uuid
 from pathlib import Path
 
-from rendering.blender.importers import SUPPORTED_EXTENSIONS
-from rendering.errors import AssetError
-from rendering.options import RenderOptions
+from d4d.rendering.blender.importers import SUPPORTED_EXTENSIONS
+from d4d.rendering.errors import AssetError
+from d4d.rendering.options import RenderOptions
 
 #: Seconds a new worker may take to load Blender before it counts as broken.
 WORKER_START_TIMEOUT_S = 120.0
@@ -98,7 +98,7 @@ class Renderer:
         log = open(self._log_path, "wb")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "rendering.worker"],
+            [sys.executable, "-m", "d4d.rendering.worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log,

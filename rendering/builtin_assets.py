@@ -10,7 +10,7 @@ go through the same importer as real data:
   so a renderer that plays frames 0..23 sees nothing move;
 - ``static``: a coloured monkey head with no animation at all.
 
-``python -m rendering.builtin_assets --out DIR`` (or ``d4d-make-assets``) writes them;
+``python -m d4d.rendering.builtin_assets --out DIR`` (or ``d4d-make-assets``) writes them;
 ``ensure_builtin_assets(DIR)`` does so in a subprocess, only for missing files.
 """
 
@@ -163,7 +163,7 @@ def ensure_builtin_assets(directory: str | Path, timeout_s: float = 300.0) -> di
     if not all(p.exists() for p in paths.values()):
         Path(directory).mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            [sys.executable, "-m", "rendering.builtin_assets", "--out", str(directory)],
+            [sys.executable, "-m", "d4d.rendering.builtin_assets", "--out", str(directory)],
             check=True,
             timeout=timeout_s,
             stdout=subprocess.DEVNULL,

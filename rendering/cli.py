@@ -14,9 +14,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from rendering.api import Renderer
-from rendering.errors import AssetError
-from rendering.options import ENGINES, PRESETS, VIDEOS, RenderOptions
+from d4d.rendering.api import Renderer
+from d4d.rendering.errors import AssetError
+from d4d.rendering.options import ENGINES, PRESETS, VIDEOS, RenderOptions
 
 
 def build_parser() -> argparse.ArgumentParser:

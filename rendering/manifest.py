@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from rendering.cameras import focal_from_fov, orbit_azimuths, orbit_c2w
-from rendering.options import RenderOptions
+from d4d.rendering.cameras import focal_from_fov, orbit_azimuths, orbit_c2w
+from d4d.rendering.options import RenderOptions
 
 ASSET_SCHEMA_VERSION = 1
 CONVENTION = "nerf-synthetic: camera-to-world, camera +X right, +Y up, looks along -Z; world +Z up"

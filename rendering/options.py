@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from rendering.cameras import DEFAULT_FOV_DEG
+from d4d.rendering.cameras import DEFAULT_FOV_DEG
 
 ENGINES = ("cycles", "workbench", "eevee")
 VIDEOS = ("dynamic", "static", "front")

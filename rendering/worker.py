@@ -32,9 +32,9 @@ def main() -> int:
     os.dup2(2, 1)  # everything Blender (or anyone) prints goes to stderr
     import bpy
 
-    from rendering.blender.render import render_in_process
-    from rendering.errors import AssetError
-    from rendering.options import RenderOptions
+    from d4d.rendering.blender.render import render_in_process
+    from d4d.rendering.errors import AssetError
+    from d4d.rendering.options import RenderOptions
 
     def send(message: dict) -> None:
         replies.write(json.dumps(message) + "\n")

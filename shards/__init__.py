@@ -10,12 +10,12 @@ import importlib
 #: Public names and the module each lives in. They load on first use, so importing one
 #: submodule (``shards.video`` for the report, ``shards.cli``) does not pull in torch.
 _EXPORTS = {
-    "SCHEMA_VERSION": "shards.schema",
-    "shard_schema": "shards.schema",
-    "ShardDataset": "shards.dataset",
-    "add_tensor_columns": "shards.tensors",
-    "verify_shards": "shards.verify",
-    "write_shards": "shards.writer",
+    "SCHEMA_VERSION": "d4d.shards.schema",
+    "shard_schema": "d4d.shards.schema",
+    "ShardDataset": "d4d.shards.dataset",
+    "add_tensor_columns": "d4d.shards.tensors",
+    "verify_shards": "d4d.shards.verify",
+    "write_shards": "d4d.shards.writer",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -15,11 +15,11 @@ import argparse
 import logging
 import sys
 
-from shards.captions import load_captions
-from shards.schema import SCHEMA_VERSION
-from shards.verify import verify_shards
-from shards.video import CODECS, DEFAULT_CRF
-from shards.writer import write_shards
+from d4d.shards.captions import load_captions
+from d4d.shards.schema import SCHEMA_VERSION
+from d4d.shards.verify import verify_shards
+from d4d.shards.video import CODECS, DEFAULT_CRF
+from d4d.shards.writer import write_shards
 
 log = logging.getLogger("d4d-shards")
 

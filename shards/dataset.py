@@ -29,10 +29,10 @@ import pyarrow.parquet as pq
 import torch.distributed as dist
 from torch.utils.data import IterableDataset, get_worker_info
 
-from shards.decode import decode_row, row_columns
-from shards.files import list_shards
-from shards.order import epoch_order, rank_share, worker_share
-from shards.schema import SCALAR_COLUMNS, schema_problems, tensors_in
+from d4d.shards.decode import decode_row, row_columns
+from d4d.shards.files import list_shards
+from d4d.shards.order import epoch_order, rank_share, worker_share
+from d4d.shards.schema import SCALAR_COLUMNS, schema_problems, tensors_in
 
 STATE_VERSION = 1
 
@@ -100,7 +100,7 @@ def distributed_rank_world(rank: int | None, world_size: int | None) -> tuple[in
 
 
 class ShardDataset(IterableDataset):
-    """Stream decoded samples from shards.
+    """Stream decoded samples from d4d.shards.
 
     Args:
         shards: a shard directory, a shard file, or a list of them.

@@ -26,9 +26,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from shards.schema import VIDEO_NAMES
-from shards.tensors import tensor_from_columns
-from shards.video import decode_rgba
+from d4d.shards.schema import VIDEO_NAMES
+from d4d.shards.tensors import tensor_from_columns
+from d4d.shards.video import decode_rgba
 
 
 def row_columns(videos: Sequence[str], tensors: Sequence[str]) -> list[str]:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shards.schema import HASH_COLUMN, VIDEO_COLUMNS, TENSOR_COLUMNS
+from d4d.shards.schema import HASH_COLUMN, VIDEO_COLUMNS, TENSOR_COLUMNS
 
 SHARD_PATTERN = re.compile(r"^part-(\d{5,})\.parquet$")
 LOCK_NAME = ".d4d-shards.lock"

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from curation.measures import MOTION_MAGNITUDE_VERSION, motion_magnitude_per_frame
-from rendering.contract import RenderContractError, load_render
-from shards.schema import CONTENT_COLUMNS, HASH_COLUMN, VIDEO_NAMES, content_hash, shard_schema
-from shards.video import CODECS, DEFAULT_CRF, encode_rgba
+from d4d.measures import MOTION_MAGNITUDE_VERSION, motion_magnitude_per_frame
+from d4d.rendering.contract import RenderContractError, load_render
+from d4d.shards.schema import CONTENT_COLUMNS, HASH_COLUMN, VIDEO_NAMES, content_hash, shard_schema
+from d4d.shards.video import CODECS, DEFAULT_CRF, encode_rgba
 
 
 def read_asset_json(render_dir: Path) -> dict:

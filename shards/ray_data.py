@@ -20,9 +20,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
-from shards.dataset import build_filter, open_shards, resolve_tensors
-from shards.decode import decode_row, row_columns
-from shards.schema import SCALAR_COLUMNS
+from d4d.shards.dataset import build_filter, open_shards, resolve_tensors
+from d4d.shards.decode import decode_row, row_columns
+from d4d.shards.schema import SCALAR_COLUMNS
 
 
 def _to_numpy(value) -> np.ndarray | str:

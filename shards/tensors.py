@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from shards.files import AtomicParquetFile, list_shards, writer_lock
-from shards.schema import TENSOR_DTYPES, schema_problems, shard_schema, tensor_fields, tensors_in
+from d4d.shards.files import AtomicParquetFile, list_shards, writer_lock
+from d4d.shards.schema import TENSOR_DTYPES, schema_problems, shard_schema, tensor_fields, tensors_in
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from shards.files import list_shards
-from shards.schema import CONTENT_COLUMNS, HASH_COLUMN, VIDEO_NAMES, content_hash, schema_problems, tensors_in
-from shards.tensors import tensor_from_columns
-from shards.video import VideoDecodeError, decode_rgba
+from d4d.shards.files import list_shards
+from d4d.shards.schema import CONTENT_COLUMNS, HASH_COLUMN, VIDEO_NAMES, content_hash, schema_problems, tensors_in
+from d4d.shards.tensors import tensor_from_columns
+from d4d.shards.video import VideoDecodeError, decode_rgba
 
 log = logging.getLogger(__name__)
 

@@ -18,11 +18,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rendering.contract import RenderContractError
-from shards.files import FOOTER_BYTES_PER_GROUP, AtomicParquetFile, list_shards, next_shard_index, shard_name, writer_lock
-from shards.from_render import read_asset_json, render_uid, row_from_render
-from shards.schema import shard_schema
-from shards.video import CODECS, DEFAULT_CRF
+from d4d.rendering.contract import RenderContractError
+from d4d.shards.files import FOOTER_BYTES_PER_GROUP, AtomicParquetFile, list_shards, next_shard_index, shard_name, writer_lock
+from d4d.shards.from_render import read_asset_json, render_uid, row_from_render
+from d4d.shards.schema import shard_schema
+from d4d.shards.video import CODECS, DEFAULT_CRF
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ def builtin_assets(tmp_path_factory) -> dict[str, Path]:
     """name -> .glb path of every built-in animated asset (generated with Blender)."""
     if not HAS_BPY:
         pytest.skip("bpy is not installed")
-    from rendering.builtin_assets import ensure_builtin_assets
+    from d4d.rendering.builtin_assets import ensure_builtin_assets
 
     return ensure_builtin_assets(tmp_path_factory.mktemp("builtin_assets"))
 
@@ -31,7 +31,7 @@ def renderer():
     """One warm Blender worker shared by the session's render tests."""
     if not HAS_BPY:
         pytest.skip("bpy is not installed")
-    from rendering.api import Renderer
+    from d4d.rendering.api import Renderer
 
     with Renderer() as r:
         yield r
@@ -43,7 +43,7 @@ def render_builtin(builtin_assets, renderer, tmp_path_factory):
 
     Renders a built-in asset with real Blender once per distinct argument set and session.
     """
-    from rendering.options import RenderOptions
+    from d4d.rendering.options import RenderOptions
 
     root = tmp_path_factory.mktemp("builtin_renders")
     cache: dict[tuple, Path] = {}
@@ -61,10 +61,10 @@ def render_builtin(builtin_assets, renderer, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def exported_formats(builtin_assets, tmp_path_factory) -> Path:
-    """The rigid built-in exported by Blender to every supported format, plus broken inputs (tests/blender_fixtures.py)."""
+    """The rigid built-in exported by Blender to every supported format, plus broken inputs (d4d/testing/blender_scenes.py)."""
     out = tmp_path_factory.mktemp("formats")
     subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("blender_fixtures.py")), str(builtin_assets["rigid"]), str(out)],
+        [sys.executable, "-m", "d4d.testing.blender_scenes", str(builtin_assets["rigid"]), str(out)],
         check=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

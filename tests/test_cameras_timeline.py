@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from rendering.cameras import (
+from d4d.rendering.cameras import (
     DEFAULT_FOV_DEG,
     intrinsics,
     look_at,
@@ -15,9 +15,9 @@ from rendering.cameras import (
     orbit_position,
     project,
 )
-from rendering.manifest import transforms_json, video_cameras
-from rendering.options import RenderOptions
-from rendering.timeline import fcurve_active_span, sample_timeline, trim_still_ends, union_span
+from d4d.rendering.manifest import transforms_json, video_cameras
+from d4d.rendering.options import RenderOptions
+from d4d.rendering.timeline import fcurve_active_span, sample_timeline, trim_still_ends, union_span
 
 
 def test_orbit_front_camera_looks_at_origin_along_plus_y():

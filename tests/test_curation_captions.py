@@ -2,8 +2,8 @@
 
 import pytest
 
-from curation.captions import DYNAMIC_PREFIX, caption, join_captions, load_cap3d
-from curation.sources import AssetRecord
+from d4d.curation.captions import DYNAMIC_PREFIX, caption, join_captions, load_cap3d
+from d4d.curation.sources import AssetRecord
 
 V1 = "0123456789abcdef0123456789abcdef"
 SHA = "ab" * 32

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from curation.cli import main
-from curation_render_dirs import make_render_dir
+from d4d.curation.cli import main
+from d4d.testing.curation_render_dirs import make_render_dir
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from curation.config import CurationConfig
-from curation.decision import REASONS, Decision, decide
-from curation_render_dirs import disc_frame
+from d4d.curation.config import CurationConfig
+from d4d.curation.decision import REASONS, Decision, decide
+from d4d.testing.curation_render_dirs import disc_frame
 
 T, SIZE = 8, 48
 

@@ -12,7 +12,7 @@ import objaverse
 import objaverse.xl as oxl
 from objaverse.utils import get_uid_from_str
 
-from curation.sources import (
+from d4d.curation.sources import (
     AssetRecord,
     ChecksumMismatch,
     IdIndex,
@@ -27,7 +27,7 @@ from curation.sources import (
     load_id_list,
     save_uid,
 )
-from objaverse_cache import animated_triangle_glb, build_v1_cache, v1_annotation, write_xl_parquet
+from d4d.testing.objaverse_cache import animated_triangle_glb, build_v1_cache, v1_annotation, write_xl_parquet
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "assets" / "objaverse-xl-test-files"
 
@@ -316,8 +316,8 @@ def test_online_mode_gives_up_fast_when_the_host_is_unreachable(v1_cache, monkey
     """Online, what the cache lacks (here a metadata group, then a glb) needs the network; an
     unreachable host is a one-line FetchError within the timeout, never a hang. (Port 443 on
     localhost is closed on test machines.)"""
-    from curation.sources import FetchError
-    from curation.sources import objaverse_v1
+    from d4d.curation.sources import FetchError
+    from d4d.curation.sources import objaverse_v1
 
     monkeypatch.undo()  # this test needs a real (local) socket
     base, _ = v1_cache

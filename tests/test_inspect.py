@@ -15,18 +15,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from curation.decision import REASONS, decide
-from inspection import svg
-from inspection.browser import CHROMIUM, load_page
-from inspection.cli import main
-from inspection.curation_data import InspectError
-from inspection.detect import detect_kind
-from inspection.media import MAX_FRAMES, MediaStore, sprite_sheet
-from inspection.model import Item, Report
-from inspection.page import render_html
-from inspection.report import write_report
-from rendering.builtin_assets import BUILTIN_ASSETS
-from rendering.contract import load_render
+from d4d.curation.decision import REASONS, decide
+from d4d.inspection import svg
+from d4d.inspection.browser import CHROMIUM, load_page
+from d4d.inspection.cli import main
+from d4d.inspection.curation_data import InspectError
+from d4d.inspection.detect import detect_kind
+from d4d.inspection.media import MAX_FRAMES, MediaStore, sprite_sheet
+from d4d.inspection.model import Item, Report
+from d4d.inspection.page import render_html
+from d4d.inspection.report import write_report
+from d4d.rendering.builtin_assets import BUILTIN_ASSETS
+from d4d.rendering.contract import load_render
 
 requires_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="headless Chromium (/usr/bin/chromium) is not installed")
 PRE_PASS_REJECTS = 70  # decision rows without renders, so the curation report has two pages of 50
@@ -80,10 +80,10 @@ def curation_output(render_builtin, tmp_path_factory):
     """A curation output laid out as d4d-curate writes it, its tables written by the pipeline's own
     ``write_tables``: real renders of the built-ins decided with curation.decision.decide, the kept
     ones in real shards, rejects linking their render directory, render-free pre-pass rejects."""
-    from pipelines.manifest import ManifestState
-    from pipelines.tables import run_stats, write_tables
-    from shards.from_render import read_asset_json, render_uid
-    from shards.writer import write_shards
+    from d4d.pipelines.manifest import ManifestState
+    from d4d.pipelines.tables import run_stats, write_tables
+    from d4d.shards.from_render import read_asset_json, render_uid
+    from d4d.shards.writer import write_shards
 
     root = tmp_path_factory.mktemp("curation") / "run"
     root.mkdir()
@@ -125,11 +125,11 @@ def training_run(tmp_path_factory):
     """A real tiny d4d-train run: TensorBoard logs, checkpoints, validation MP4s, exported model."""
     import torch
     from accelerate.state import AcceleratorState, GradientState
-    from train_fixtures import make_clips
+    from d4d.testing.train_fixtures import make_clips
 
-    from training.config import preset
-    from training.data import EpochBatches
-    from training.train import train
+    from d4d.training.config import preset
+    from d4d.training.data import EpochBatches
+    from d4d.training.train import train
 
     run = tmp_path_factory.mktemp("train") / "run"
     threads = torch.get_num_threads()
@@ -148,7 +148,7 @@ def reconstruction_output(render_builtin, tmp_path_factory):
     """A real d4d-reconstruct output of the rigid built-in's render (a few steps)."""
     import torch
 
-    from reconstruction.cli import main as reconstruct
+    from d4d.reconstruction.cli import main as reconstruct
 
     out = tmp_path_factory.mktemp("recon") / "rigid"
     threads = torch.get_num_threads()

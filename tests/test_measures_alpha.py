@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from curation.alpha import border_fraction, border_mask, coverage, empty_frames
+from d4d.curation.alpha import border_fraction, border_mask, coverage, empty_frames
 
 
 def frames_with_square(size, top, left, side, alpha=255, t=1):

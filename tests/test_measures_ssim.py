@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from curation.ssim import composite, frame_ssim, gaussian_window, ssim, ssim_map
+from d4d.curation.ssim import composite, frame_ssim, gaussian_window, ssim, ssim_map
 
 
 def ssim_map_slow(x, y, data_range=255.0, size=11, sigma=1.5):

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from curation.sources import AssetRecord
-from pipelines.curate import build_parser, config_from_args, main
-from pipelines.runner import record_captions
-from pipelines.sources import SourceSpec, parse_source
+from d4d.curation.sources import AssetRecord
+from d4d.pipelines.curate import build_parser, config_from_args, main
+from d4d.pipelines.runner import record_captions
+from d4d.pipelines.sources import SourceSpec, parse_source
 
 
 def test_source_specs(tmp_path):
@@ -34,7 +34,7 @@ def test_bad_source_specs_name_the_input(text, kwargs, message, tmp_path):
 
 
 def test_flags_map_onto_the_config(tmp_path):
-    curation = tmp_path / "curation.json"
+    curation = tmp_path / "d4d.curation.json"
     curation.write_text('{"ssim_too_static": 0.9}')
     args = build_parser().parse_args(
         ["--source", "builtin", "--out", str(tmp_path), "--frames", "12", "--resolution", "64", "--engine", "workbench", "--workers", "3",

@@ -8,10 +8,10 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from curation.sources import AssetRecord
-from pipelines.manifest import Manifest, RunLocked
-from pipelines.tables import DECISIONS_SCHEMA, FAILURES_SCHEMA, result_event, run_stats, write_tables
-from pipelines.work import WorkItem
+from d4d.curation.sources import AssetRecord
+from d4d.pipelines.manifest import Manifest, RunLocked
+from d4d.pipelines.tables import DECISIONS_SCHEMA, FAILURES_SCHEMA, result_event, run_stats, write_tables
+from d4d.pipelines.work import WorkItem
 
 
 def item(uid: str, decision: str, reason: str | None = None, **measures) -> WorkItem:

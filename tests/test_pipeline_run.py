@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import SHARED_ASSETS, requires_bpy
-from curation.sources import LocalFolderSource
+from d4d.curation.sources import LocalFolderSource
 
 pytestmark = [requires_bpy, pytest.mark.blender, pytest.mark.slow]
 
@@ -73,7 +73,7 @@ class Runs:
         self.env.pop("RAY_ADDRESS", None)
 
     def start(self, args: list[str], log: Path) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "pipelines.curate", *args], cwd=REPO, env=self.env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+        return subprocess.Popen([sys.executable, "-m", "d4d.pipelines.curate", *args], cwd=REPO, env=self.env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
 
     def run(self, args: list[str], log: Path, timeout: float = 240) -> str:
         proc = self.start(args, log)
@@ -155,7 +155,7 @@ def test_crash_and_hang_are_recorded_as_failed_while_the_rest_finish(builtin_ass
     kept = {r["uid"] for r in rows.values() if r["decision"] == "keep"}
     assert sorted(shard_uids(out)) == sorted(kept)
     assert all(rows[n]["in_shards"] == (rows[n]["decision"] == "keep") for n in rows)
-    from shards import verify_shards
+    from d4d.shards import verify_shards
 
     checked, problems = verify_shards(out / "shards")
     assert checked == len(kept) and not problems
@@ -232,7 +232,7 @@ def ray_cluster():
     # listens on this machine only, so the test opts out (RAY_AUTH_MODE, as Ray's warning says).
     runs.env["RAY_AUTH_MODE"] = "disabled"
     port, dashboard = free_port(), free_port()
-    from pipelines.ray_adapter import dashboard_available
+    from d4d.pipelines.ray_adapter import dashboard_available
 
     command = [
         str(Path(sys.executable).with_name("ray")), "start", "--head", "--port", str(port), "--num-cpus", "2",
@@ -260,7 +260,7 @@ def test_driver_joins_a_running_cluster(how, builtin_assets, ray_cluster, tmp_pa
     if how == "env":
         env["RAY_ADDRESS"] = ray_cluster["address"]
     proc = subprocess.run(
-        [sys.executable, "-m", "pipelines.curate", "--source", f"local:{assets}", "--out", str(out), *join, *SMALL],
+        [sys.executable, "-m", "d4d.pipelines.curate", "--source", f"local:{assets}", "--out", str(out), *join, *SMALL],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=240,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -284,7 +284,7 @@ def test_ray_job_submit_runs_the_same_job(builtin_assets, ray_cluster, tmp_path)
     ray = str(Path(sys.executable).with_name("ray"))
     proc = subprocess.run(
         [ray, "job", "submit", "--address", ray_cluster["dashboard"], "--working-dir", ".", "--",
-         "python", "-m", "pipelines.curate", "--source", f"local:{assets}", "--out", str(out), *SMALL],
+         "python", "-m", "d4d.pipelines.curate", "--source", f"local:{assets}", "--out", str(out), *SMALL],
         cwd=REPO, env=ray_cluster["runs"].env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     output = proc.stdout + proc.stderr

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from conftest import SHARED_ASSETS, requires_bpy
-from curation.sources import LocalFolderSource
-from pipelines.chain import StepChain
-from pipelines.config import PipelineConfig
-from pipelines.sources import SourceSpec
-from pipelines.steps import Resources, WorkerContext, chain_resources, default_steps
-from pipelines.work import WorkItem
+from d4d.curation.sources import LocalFolderSource
+from d4d.pipelines.chain import StepChain
+from d4d.pipelines.config import PipelineConfig
+from d4d.pipelines.sources import SourceSpec
+from d4d.pipelines.steps import Resources, WorkerContext, chain_resources, default_steps
+from d4d.pipelines.work import WorkItem
 
 pytestmark = [requires_bpy, pytest.mark.blender]
 
@@ -67,7 +67,7 @@ def test_animated_asset_is_kept_with_a_quality_render_named_by_uid(chain, record
 
 
 def test_static_asset_is_rejected_by_the_precheck_keeping_only_its_preview(chain, records):
-    from rendering.contract import load_render
+    from d4d.rendering.contract import load_render
 
     item = chain.process(WorkItem(records["static.glb"]))
     assert (item.decision, item.reason, item.stage) == ("reject", "no_animation", "precheck")
@@ -123,12 +123,12 @@ def test_worker_reserves_the_largest_need_of_its_steps(folder):
 
 
 def test_objaverse_source_fetches_from_the_offline_cache_and_records_what_it_lacks(tmp_path):
-    from objaverse_cache import build_v1_cache, v1_annotation
+    from d4d.testing.objaverse_cache import build_v1_cache, v1_annotation
 
     cached, uncached = "a" * 32, "c" * 32
     build_v1_cache(tmp_path, {u: v1_annotation(u, 1) for u in (cached, uncached)}, {cached: "000-000", uncached: "000-001"}, cached={cached})
     spec = SourceSpec("objaverse", str(tmp_path))
-    from pipelines.sources import open_source
+    from d4d.pipelines.sources import open_source
 
     records = {r.uid: r for r in open_source(spec).records()}
     chain = StepChain(default_steps(spec, CONFIG, tmp_path / "renders"), WorkerContext(tmp_path / "logs", scratch_dir=tmp_path))
@@ -151,10 +151,10 @@ MORPH_CUBE = Path("/usr/share/assimp/models/glTF2/glTF-Sample-Models/AnimatedMor
 def test_prepass_defers_image_fidelity_rejects_to_the_quality_render(tmp_path):
     # At 64 px, glTF's AnimatedMorphCube reads as "distorted" by front-view SSIM; at 256 px it does
     # not (benchmarks/RESULTS.md). The pre-pass must not reject it on that alone.
-    from curation.decision import decide
-    from rendering.api import Renderer
-    from rendering.contract import load_render
-    from rendering.options import PREVIEW_PRESET, RenderOptions
+    from d4d.curation.decision import decide
+    from d4d.rendering.api import Renderer
+    from d4d.rendering.contract import load_render
+    from d4d.rendering.options import PREVIEW_PRESET, RenderOptions
 
     # SSIM's 11-pixel window makes the rule resolution-dependent: this cube scores 0.19 at 64 px and
     # 0.60 at 256 px, the paper's size, where the final decision is made (Workbench keeps it quick).
@@ -182,7 +182,7 @@ def test_prepass_defers_image_fidelity_rejects_to_the_quality_render(tmp_path):
 def test_reject_previews_can_be_turned_off(chain, records, folder, tmp_path):
     from dataclasses import replace
 
-    from pipelines.steps import GeometricPrecheck
+    from d4d.pipelines.steps import GeometricPrecheck
 
     (step,) = [s for s in default_steps(SourceSpec("local", str(folder)), replace(CONFIG, reject_previews=False), tmp_path / "renders") if isinstance(s, GeometricPrecheck)]
     step.setup(chain.context)

@@ -7,12 +7,12 @@ import math
 import pytest
 import torch
 
-from reconstruction.config import DeformationConfig, DensifyConfig, ReconstructConfig, preset
-from reconstruction.deformation import DeformationField
-from reconstruction.gaussians import create_params, sh0_to_rgb
-from reconstruction.losses import psnr, ssim
-from reconstruction.rasterize_torch import rasterization
-from reconstruction.strategy import DensifyStrategy, duplicate, remove, split
+from d4d.reconstruction.config import DeformationConfig, DensifyConfig, ReconstructConfig, preset
+from d4d.reconstruction.deformation import DeformationField
+from d4d.reconstruction.gaussians import create_params, sh0_to_rgb
+from d4d.reconstruction.losses import psnr, ssim
+from d4d.reconstruction.rasterize_torch import rasterization
+from d4d.reconstruction.strategy import DensifyStrategy, duplicate, remove, split
 
 SMALL = DeformationConfig(feature_dim=4, resolution=(8, 8, 8, 6), multires=(1, 2), hidden_width=16)
 

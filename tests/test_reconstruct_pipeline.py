@@ -1,4 +1,4 @@
-"""d4d-reconstruct end to end on synthetic contract-conforming renders (tests/recon_fixtures.py).
+"""d4d-reconstruct end to end on synthetic contract-conforming renders (d4d/testing/recon_fixtures.py).
 
 When the lead's ``render_builtin`` fixture lands, test_reconstruction_reaches_target_psnr
 should also run on ``render_builtin("rigid", resolution=64, frames=24)``.
@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 import torch
 
-from recon_fixtures import make_sphere_render
-from reconstruction.cli import main
-from reconstruction.config import preset
-from reconstruction.export import PLY_FIELDS
-from reconstruction.inputs import load_input
-from reconstruction.outputs import load_reconstruction, write_outputs
-from reconstruction.trainer import reconstruct
-from reconstruction.views import views_from_sample
-from rendering.contract import load_render
+from d4d.testing.recon_fixtures import make_sphere_render
+from d4d.reconstruction.cli import main
+from d4d.reconstruction.config import preset
+from d4d.reconstruction.export import PLY_FIELDS
+from d4d.reconstruction.inputs import load_input
+from d4d.reconstruction.outputs import load_reconstruction, write_outputs
+from d4d.reconstruction.trainer import reconstruct
+from d4d.reconstruction.views import views_from_sample
+from d4d.rendering.contract import load_render
 
 #: Honest bar for the small CPU case: 64x64, 24-frame orbit, 600 steps (benchmarks/RECONSTRUCT_RESULTS.md).
 TARGET_PSNR_DB = 25.0
@@ -121,7 +121,7 @@ def test_cli_reports_bad_inputs(tmp_path, capsys):
 
 
 def test_shard_row_input_matches_the_render(tmp_path):
-    from shards import write_shards
+    from d4d.shards import write_shards
 
     render = make_sphere_render(tmp_path / "render", resolution=32, frames=6)
     report = write_shards([render], tmp_path / "shards", codec="lossless")

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from reconstruction.rasterize import gsplat_available, resolve_backend
-from reconstruction.rasterize_torch import project_gaussians, rasterization
+from d4d.reconstruction.rasterize import gsplat_available, resolve_backend
+from d4d.reconstruction.rasterize_torch import project_gaussians, rasterization
 
 W = H = 32
 FOCAL = 40.0
@@ -127,7 +127,7 @@ def test_backend_selection():
 @pytest.mark.skipif(not (torch.cuda.is_available() and gsplat_available()), reason="needs CUDA and gsplat")
 @pytest.mark.parametrize("n_cameras", [1, 3])
 def test_torch_matches_gsplat(n_cameras):
-    from reconstruction.rasterize_gsplat import rasterization as gsplat_rasterization
+    from d4d.reconstruction.rasterize_gsplat import rasterization as gsplat_rasterization
 
     torch.manual_seed(0)
     device = "cuda"

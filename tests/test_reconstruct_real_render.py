@@ -6,10 +6,10 @@ import pytest
 import torch
 from conftest import requires_bpy
 
-from reconstruction.config import preset
-from reconstruction.trainer import reconstruct
-from reconstruction.views import views_from_sample
-from rendering.contract import load_render
+from d4d.reconstruction.config import preset
+from d4d.reconstruction.trainer import reconstruct
+from d4d.reconstruction.views import views_from_sample
+from d4d.rendering.contract import load_render
 
 pytestmark = [requires_bpy, pytest.mark.blender, pytest.mark.slow]
 

@@ -20,7 +20,7 @@ pytestmark = [requires_bpy, pytest.mark.blender]
 
 
 def _alpha(render_dir: Path, video: str) -> np.ndarray:
-    from rendering.contract import load_render
+    from d4d.rendering.contract import load_render
 
     return load_render(render_dir, videos=(video,)).videos[video].rgba[..., 3]
 
@@ -33,8 +33,8 @@ def _no_leftovers(parent: Path) -> list[str]:
 
 
 def test_render_directory_follows_the_contract(render_builtin):
-    from curation.measures import motion_magnitude
-    from rendering.contract import load_render
+    from d4d.measures import motion_magnitude
+    from d4d.rendering.contract import load_render
 
     out = render_builtin("skinned")
     sample = load_render(out)
@@ -94,8 +94,8 @@ def test_late_start_motion_is_found_where_frames_0_to_23_show_nothing(render_bui
 
 
 def test_normalisation_keeps_moving_object_in_frame(render_builtin):
-    from rendering.cameras import project
-    from rendering.contract import load_render
+    from d4d.rendering.cameras import project
+    from d4d.rendering.contract import load_render
 
     out = render_builtin("rigid", resolution=96)
     asset = json.loads((out / "asset.json").read_text())
@@ -122,7 +122,7 @@ def test_normalisation_keeps_moving_object_in_frame(render_builtin):
 def test_camera_handedness_plus_x_appears_on_the_right_of_the_front_view(render_builtin):
     # The rigid box's +X half is orange-red, its -X half blue (rendering/builtin_assets.py). At
     # time 0 it has not turned, so the front camera (on -Y, looking +Y) sees red right, blue left.
-    from rendering.contract import load_render
+    from d4d.rendering.contract import load_render
 
     rgba = load_render(render_builtin("rigid", resolution=96), videos=("front",)).videos["front"].rgba[0].astype(float)
     mask = rgba[..., 3] > 128
@@ -134,8 +134,8 @@ def test_camera_handedness_plus_x_appears_on_the_right_of_the_front_view(render_
 
 
 def test_cycles_engine_renders_and_is_deterministic(builtin_assets, renderer, tmp_path):
-    from rendering.contract import load_render
-    from rendering.options import RenderOptions
+    from d4d.rendering.contract import load_render
+    from d4d.rendering.options import RenderOptions
 
     opts = RenderOptions(engine="cycles", samples=2, resolution=32, frames=3, videos=("dynamic", "static"))
     first = renderer.render(builtin_assets["shapekeys"], tmp_path / "a", opts)
@@ -155,7 +155,7 @@ IMPORTER_NAMES = {"glb": "gltf", "gltf": "gltf", "fbx": "fbx", "dae": "collada",
 
 @pytest.mark.parametrize("fmt", ANIMATED_FORMATS + STATIC_FORMATS)
 def test_every_format_imports_and_animation_survives_where_the_format_keeps_it(exported_formats, renderer, tmp_path, fmt):
-    from rendering.options import RenderOptions
+    from d4d.rendering.options import RenderOptions
 
     asset = renderer.render(exported_formats / f"rigid.{fmt}", tmp_path / fmt, RenderOptions(engine="workbench", resolution=32, frames=4))
     assert asset["importer"] == IMPORTER_NAMES[fmt]
@@ -172,7 +172,7 @@ def test_every_format_imports_and_animation_survives_where_the_format_keeps_it(e
 @pytest.mark.skipif(not SHARED_ASSETS.exists(), reason="../shared/assets is not present")
 @pytest.mark.parametrize("name", sorted(p.name for p in SHARED_ASSETS.glob("*.*")) if SHARED_ASSETS.exists() else [])
 def test_objaverse_xl_test_files_render_and_are_static(renderer, tmp_path, name):
-    from rendering.options import RenderOptions
+    from d4d.rendering.options import RenderOptions
 
     asset = renderer.render(SHARED_ASSETS / name, tmp_path / "out", RenderOptions(engine="workbench", resolution=32, frames=4))
     assert asset["counts"]["vertices"] > 0
@@ -202,7 +202,7 @@ ASSIMP_BROKEN = {
 @pytest.mark.skipif(not ASSIMP_MODELS.exists(), reason="Debian's assimp-testmodels is not installed")
 @pytest.mark.parametrize("rel", ASSIMP_ANIMATED + ASSIMP_STATIC)
 def test_assimp_models_render_with_the_right_animation_verdict(renderer, tmp_path, rel):
-    from rendering.options import RenderOptions
+    from d4d.rendering.options import RenderOptions
 
     if not (ASSIMP_MODELS / rel).exists():
         pytest.skip(f"{rel} not in this assimp-testmodels version")
@@ -215,7 +215,7 @@ def test_assimp_models_render_with_the_right_animation_verdict(renderer, tmp_pat
 @pytest.mark.skipif(not ASSIMP_MODELS.exists(), reason="Debian's assimp-testmodels is not installed")
 @pytest.mark.parametrize("rel, kind", sorted(ASSIMP_BROKEN.items()))
 def test_assimp_broken_files_fail_with_their_reason(renderer, tmp_path, rel, kind):
-    from rendering.errors import AssetError
+    from d4d.rendering.errors import AssetError
 
     if not (ASSIMP_MODELS / rel).exists():
         pytest.skip(f"{rel} not in this assimp-testmodels version")
@@ -250,7 +250,7 @@ def _make_bad_inputs(tmp: Path, builtin_assets: dict, exported: Path) -> dict[st
 
 @pytest.mark.parametrize("case", ["missing", "directory", "empty", "unsupported", "truncated", "corrupt", "missing_bin", "missing_texture", "no_geometry"])
 def test_bad_input_fails_cleanly_with_one_line(renderer, builtin_assets, exported_formats, tmp_path, case):
-    from rendering.errors import AssetError
+    from d4d.rendering.errors import AssetError
 
     inputs = tmp_path / "inputs"
     inputs.mkdir()
@@ -267,12 +267,12 @@ def test_bad_input_fails_cleanly_with_one_line(renderer, builtin_assets, exporte
 
 def test_missing_texture_can_be_allowed(renderer, exported_formats, tmp_path):
     asset = renderer.render(exported_formats / "broken" / "missing_texture.obj", tmp_path / "out", allow_missing_files=True,
-                            options=__import__("rendering.options", fromlist=["RenderOptions"]).RenderOptions(engine="workbench", resolution=32, frames=2))
+                            options=__import__("d4d.rendering.options", fromlist=["RenderOptions"]).RenderOptions(engine="workbench", resolution=32, frames=2))
     assert asset["missing_linked_files"] == ["gone.png"]
 
 
 def test_blend_scripts_never_auto_run(renderer, exported_formats, tmp_path, monkeypatch):
-    from rendering.options import RenderOptions
+    from d4d.rendering.options import RenderOptions
 
     marker = tmp_path / "marker"
     monkeypatch.setenv("D4D_AUTORUN_MARKER", str(marker))
@@ -290,8 +290,8 @@ def test_blend_scripts_never_auto_run(renderer, exported_formats, tmp_path, monk
 
 
 def test_hang_times_out_and_the_next_asset_renders(renderer, builtin_assets, exported_formats, tmp_path):
-    from rendering.errors import AssetError
-    from rendering.options import RenderOptions
+    from d4d.rendering.errors import AssetError
+    from d4d.rendering.options import RenderOptions
 
     started = renderer.workers_started
     with pytest.raises(AssetError) as err:
@@ -302,8 +302,8 @@ def test_hang_times_out_and_the_next_asset_renders(renderer, builtin_assets, exp
 
 
 def test_crash_inside_blender_becomes_an_error_for_that_asset(renderer, builtin_assets, exported_formats, tmp_path):
-    from rendering.errors import AssetError
-    from rendering.options import RenderOptions
+    from d4d.rendering.errors import AssetError
+    from d4d.rendering.options import RenderOptions
 
     renderer.render(builtin_assets["static"], tmp_path / "warm", RenderOptions(engine="workbench", resolution=32, frames=2))
     pid = renderer.worker_pid
@@ -324,7 +324,7 @@ def test_crash_inside_blender_becomes_an_error_for_that_asset(renderer, builtin_
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rendering.cli", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "d4d.rendering.cli", *args], capture_output=True, text=True, timeout=300)
 
 
 def test_cli_renders_and_refuses_to_overwrite(builtin_assets, tmp_path):
@@ -352,7 +352,7 @@ def test_cli_bad_asset_and_bad_arguments(tmp_path):
 
 
 def test_progress_is_reported_per_frame(renderer, builtin_assets, tmp_path):
-    from rendering.options import RenderOptions
+    from d4d.rendering.options import RenderOptions
 
     seen: list[dict] = []
     renderer.on_progress = seen.append
@@ -367,7 +367,7 @@ def test_progress_is_reported_per_frame(renderer, builtin_assets, tmp_path):
 def test_worker_dies_with_its_parent_even_mid_render(builtin_assets, exported_formats, tmp_path):
     # A parent killed while Blender is busy must not leave it running (the worker has its own session).
     script = (
-        "import sys; from rendering.api import Renderer; from rendering.options import RenderOptions\n"
+        "import sys; from d4d.rendering.api import Renderer; from d4d.rendering.options import RenderOptions\n"
         "r = Renderer(); r.render(sys.argv[1], sys.argv[2], RenderOptions(engine='workbench', resolution=16, frames=2))\n"
         "print(r.worker_pid, flush=True); r.render(sys.argv[3], sys.argv[4], RenderOptions(engine='workbench', resolution=16, frames=2))\n"
     )
@@ -394,8 +394,8 @@ def test_worker_dies_with_its_parent_even_mid_render(builtin_assets, exported_fo
 
 @pytest.mark.skipif(os.path.exists("/dev/nvidia0"), reason="this machine has a GPU")
 def test_gpu_device_without_a_gpu_fails_with_a_clear_reason(renderer, builtin_assets, tmp_path):
-    from rendering.errors import AssetError
-    from rendering.options import RenderOptions
+    from d4d.rendering.errors import AssetError
+    from d4d.rendering.options import RenderOptions
 
     with pytest.raises(AssetError) as err:
         renderer.render(builtin_assets["static"], tmp_path / "out", RenderOptions(engine="cycles", device="gpu", resolution=16, frames=2))
@@ -404,8 +404,8 @@ def test_gpu_device_without_a_gpu_fails_with_a_clear_reason(renderer, builtin_as
 
 
 def test_each_action_of_a_multi_animation_asset_renders_as_its_own_clip(renderer, exported_formats, tmp_path):
-    from rendering.errors import AssetError
-    from rendering.options import RenderOptions
+    from d4d.rendering.errors import AssetError
+    from d4d.rendering.options import RenderOptions
 
     path = exported_formats / "two_actions.glb"
     opts = dict(engine="workbench", resolution=32, frames=4, videos=("dynamic", "static"))

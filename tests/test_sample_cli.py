@@ -10,13 +10,13 @@ import pytest
 import torch
 from accelerate.state import AcceleratorState, GradientState
 
-from rendering.contract import load_render
-from train_fixtures import make_clips, single_thread
-from training.config import preset
-from training.data import EpochBatches
-from training.pipeline import Diffusion4DPipeline
-from training.sample import main
-from training.train import train
+from d4d.rendering.contract import load_render
+from d4d.testing.train_fixtures import make_clips, single_thread
+from d4d.training.config import preset
+from d4d.training.data import EpochBatches
+from d4d.training.pipeline import Diffusion4DPipeline
+from d4d.training.sample import main
+from d4d.training.train import train
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -40,7 +40,7 @@ def runs(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def static_render(tmp_path_factory):
-    from shards_helpers import make_shard_render
+    from d4d.testing.shards_helpers import make_shard_render
 
     return make_shard_render(tmp_path_factory.mktemp("renders"), "ball", frames=4, size=32)
 

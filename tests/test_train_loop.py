@@ -9,13 +9,13 @@ import torch
 from accelerate.state import AcceleratorState, GradientState
 from safetensors.torch import load_file
 
-from train_fixtures import make_clips, single_thread
-from training.backbone import Denoiser
-from training.components import build_components
-from training.config import preset
-from training.data import Batch, EpochBatches, collate
-from training.objective import batch_inputs, compute_losses
-from training.train import main, train
+from d4d.testing.train_fixtures import make_clips, single_thread
+from d4d.training.backbone import Denoiser
+from d4d.training.components import build_components
+from d4d.training.config import preset
+from d4d.training.data import Batch, EpochBatches, collate
+from d4d.training.objective import batch_inputs, compute_losses
+from d4d.training.train import main, train
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -97,10 +97,10 @@ def test_resume_refuses_a_run_started_with_other_settings(tmp_path):
 
 def test_cli_trains_from_shards_with_cached_latents(tmp_path):
     """d4d-train on real shards (shards.writer), caching latents and text embeddings into them."""
-    from shards.writer import write_shards
-    from shards_helpers import make_shard_render
+    from d4d.shards.writer import write_shards
+    from d4d.testing.shards_helpers import make_shard_render
 
-    from training.latent_cache import producers, usable_cached_columns
+    from d4d.training.latent_cache import producers, usable_cached_columns
 
     renders = [make_shard_render(tmp_path / "renders", f"ball{i}", frames=4, size=16, caption=f"ball {i}")
                for i in range(3)]
@@ -133,8 +133,8 @@ def test_cli_reports_bad_arguments_in_one_line(tmp_path, caplog):
 
 def test_cli_fine_tunes_a_local_pretrained_text_to_video_folder(tmp_path):
     """--pretrained: a stock diffusers text-to-video folder (no motion_embedding/, as ModelScope ships)."""
-    from shards.writer import write_shards
-    from shards_helpers import make_shard_render
+    from d4d.shards.writer import write_shards
+    from d4d.testing.shards_helpers import make_shard_render
 
     source = build_components("text", "tiny-text", seed=3)
     folder = tmp_path / "t2v"

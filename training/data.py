@@ -134,7 +134,7 @@ class EpochBatches:
 
 
 class ShardBatches:
-    """This process's micro-batches from shards (shards.dataset.ShardDataset), resumable like EpochBatches.
+    """This process's micro-batches from d4d.shards (shards.dataset.ShardDataset), resumable like EpochBatches.
 
     The shard reader owns the order (seeded by seed and epoch, split over ranks with
     ``drop_last``); ``batches(epoch, start)`` restarts it ``start * batch_size`` samples into
@@ -143,7 +143,7 @@ class ShardBatches:
 
     def __init__(self, shard_dir, videos: Sequence[str], tensors: Sequence[str], batch_size: int, seed: int,
                  background: float, rank: int = 0, world_size: int = 1, num_workers: int = 0):
-        from shards.dataset import ShardDataset
+        from d4d.shards.dataset import ShardDataset
 
         self.dataset = ShardDataset(shard_dir, videos=videos, tensors=tuple(tensors), shuffle=True, seed=seed,
                                     rank=rank, world_size=world_size, batch_size=batch_size, drop_last=True,

@@ -18,9 +18,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import torch
 
-from shards.dataset import ShardDataset, open_shards
-from shards.schema import tensors_in
-from shards.tensors import add_tensor_columns
+from d4d.shards.dataset import ShardDataset, open_shards
+from d4d.shards.schema import tensors_in
+from d4d.shards.tensors import add_tensor_columns
 
 from .components import Components, encode_text, encode_video
 from .config import TrainConfig

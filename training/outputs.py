@@ -18,7 +18,7 @@ import imageio.v2 as imageio
 import numpy as np
 from PIL import Image
 
-from rendering.cameras import DEFAULT_FOV_DEG, focal_from_fov, orbit_azimuths, orbit_c2w
+from d4d.rendering.cameras import DEFAULT_FOV_DEG, focal_from_fov, orbit_azimuths, orbit_c2w
 
 ORBIT_DISTANCE = 2.0
 ORBIT_ELEVATION_DEG = 0.0

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from rendering.contract import RenderContractError, load_render
+from d4d.rendering.contract import RenderContractError, load_render
 
 from .guidance import DEFAULT_W1, DEFAULT_W2
 from .outputs import write_orbit_render

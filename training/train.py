@@ -1,7 +1,7 @@
 """d4d-train: fine-tune a video diffusion UNet into a 4D-aware one (the paper's Sec. 3), on accelerate.
 
     d4d-train --shards DIR --output RUN --config paper-text --pretrained MODELSCOPE_DIR
-    accelerate launch -m training.train --shards DIR --output RUN --config paper-image --pretrained SVD_DIR
+    accelerate launch -m d4d.training.train --shards DIR --output RUN --config paper-image --pretrained SVD_DIR
     d4d-train --shards DIR --output RUN --resume latest          # continue a run exactly
 
 The loop, per micro-batch: latents of the dynamic and static orbits (cached or encoded), the

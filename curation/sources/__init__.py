@@ -5,7 +5,7 @@ already cached), ``fetch_many(records)`` / ``fetch(record)`` (make the file loca
 it), and ``missing`` (one line per thing an offline cache lacked).
 """
 
-from curation.sources.base import (
+from d4d.curation.sources.base import (
     ASSET_EXTENSIONS,
     AssetRecord,
     ChecksumMismatch,
@@ -15,10 +15,10 @@ from curation.sources.base import (
     sha256_file,
     verify_asset_file,
 )
-from curation.sources.ids import IdIndex, identifier_kind, load_id_list, save_uid
-from curation.sources.local import LocalFolderSource
-from curation.sources.objaverse_v1 import ObjaverseV1Source, V1Filter
-from curation.sources.objaverse_xl import ObjaverseXLSource, XLFilter
+from d4d.curation.sources.ids import IdIndex, identifier_kind, load_id_list, save_uid
+from d4d.curation.sources.local import LocalFolderSource
+from d4d.curation.sources.objaverse_v1 import ObjaverseV1Source, V1Filter
+from d4d.curation.sources.objaverse_xl import ObjaverseXLSource, XLFilter
 
 __all__ = [
     "ASSET_EXTENSIONS",

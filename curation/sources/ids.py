@@ -26,7 +26,7 @@ import uuid
 from pathlib import Path
 from typing import Iterable
 
-from curation.sources.base import AssetRecord
+from d4d.curation.sources.base import AssetRecord
 
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from curation.sources.base import ASSET_EXTENSIONS, AssetRecord, AssetSource, FetchError, sha256_file, verify_asset_file
+from d4d.curation.sources.base import ASSET_EXTENSIONS, AssetRecord, AssetSource, FetchError, sha256_file, verify_asset_file
 
 log = logging.getLogger(__name__)
 

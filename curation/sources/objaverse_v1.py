@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from curation.sources.base import (
+from d4d.curation.sources.base import (
     AssetRecord,
     AssetSource,
     FetchError,

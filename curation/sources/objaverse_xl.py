@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from curation.sources.base import (
+from d4d.curation.sources.base import (
     AssetRecord,
     AssetSource,
     FetchError,
@@ -35,8 +35,8 @@ from curation.sources.base import (
     require_reachable,
     verify_asset_file,
 )
-from curation.sources.ids import save_uid
-from curation.sources.objaverse_v1 import ObjaverseV1Source
+from d4d.curation.sources.ids import save_uid
+from d4d.curation.sources.objaverse_v1 import ObjaverseV1Source
 
 log = logging.getLogger(__name__)
 

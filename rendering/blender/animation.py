@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rendering.errors import AssetError
-from rendering.timeline import Span, fcurve_active_span, union_span
+from d4d.rendering.errors import AssetError
+from d4d.rendering.timeline import Span, fcurve_active_span, union_span
 
 
 def _fcurves(action) -> list:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rendering.errors import AssetError
+from d4d.rendering.errors import AssetError
 
 #: Extension -> (importer name, bpy operator path).
 IMPORTERS = {

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from curation.measures import MOTION_MAGNITUDE_VERSION, motion_magnitude_per_frame
-from rendering.blender import animation, geometry, importers, scene
-from rendering.contract import read_rgba
-from rendering.errors import AssetError
-from rendering.manifest import ASSET_SCHEMA_VERSION, frame_file, transforms_json, video_cameras
-from rendering.options import RenderOptions
-from rendering.timeline import sample_timeline, trim_still_ends
+from d4d.measures import MOTION_MAGNITUDE_VERSION, motion_magnitude_per_frame
+from d4d.rendering.blender import animation, geometry, importers, scene
+from d4d.rendering.contract import read_rgba
+from d4d.rendering.errors import AssetError
+from d4d.rendering.manifest import ASSET_SCHEMA_VERSION, frame_file, transforms_json, video_cameras
+from d4d.rendering.options import RenderOptions
+from d4d.rendering.timeline import sample_timeline, trim_still_ends
 
 #: Largest vertex displacement (normalised-scene units) below which an "animated" asset is still.
 STILL_DISPLACEMENT = 1e-5

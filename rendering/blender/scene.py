@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rendering.blender.geometry import renderable_objects
-from rendering.errors import AssetError
-from rendering.options import RenderOptions
+from d4d.rendering.blender.geometry import renderable_objects
+from d4d.rendering.errors import AssetError
+from d4d.rendering.options import RenderOptions
 
 #: Directions (azimuth, elevation in degrees) the four sun lights shine from, as in the released
 #: script's four suns; their energies are drawn from LIGHT_ENERGY_RANGE with the render seed.

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from rendering.cameras import DEFAULT_FOV_DEG, orbit_azimuths, orbit_c2w
+from d4d.rendering.cameras import DEFAULT_FOV_DEG, orbit_azimuths, orbit_c2w
 
 
 def disc_frame(size: int, centre_x: float, radius: float, phase: float, centre_y: float = 0.5) -> np.ndarray:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from rendering.cameras import DEFAULT_FOV_DEG, focal_from_fov, orbit_azimuths, orbit_c2w
+from d4d.rendering.cameras import DEFAULT_FOV_DEG, focal_from_fov, orbit_azimuths, orbit_c2w
 
 LIGHT = np.array([0.4, -0.5, 0.75]) / np.linalg.norm([0.4, -0.5, 0.75])
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from curation.measures import motion_magnitude
+from d4d.measures import motion_magnitude
 
 CAPTIONS = ("a red ball rolling", "a blue cube spinning", "a green frog jumping", "a yellow star waving")
 COLOURS = ((220, 40, 40), (40, 60, 220), (40, 180, 60), (230, 200, 40))

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from curation.measures import MOTION_MAGNITUDE_VERSION, motion_magnitude_per_frame
-from rendering.cameras import DEFAULT_FOV_DEG, orbit_azimuths, orbit_c2w
+from d4d.measures import MOTION_MAGNITUDE_VERSION, motion_magnitude_per_frame
+from d4d.rendering.cameras import DEFAULT_FOV_DEG, orbit_azimuths, orbit_c2w
 
 
 def ball_frame(size: int, time: float, azimuth_deg: float, hue: float) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Test inputs made with real Blender exporters; run as a script in its own process.
 
-    python tests/blender_fixtures.py SOURCE.glb OUT_DIR
+    python -m d4d.testing.blender_scenes SOURCE.glb OUT_DIR
 
 writes OUT_DIR/rigid.<ext> for every format d4d imports (exported from the animated SOURCE),
 plus special cases: a glTF with two animations, a glTF whose .bin is gone, an OBJ whose texture is gone, a scene with no
