@@ -23,6 +23,7 @@ demo: setup
 	$(PY) -m d4d.pipelines.demo --out $(DEMO_OUT)
 
 test: setup
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
 bench: setup

@@ -19,22 +19,19 @@ from __future__ import annotations
 import argparse
 import resource
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from diffusers.training_utils import EMAModel
 
+from d4d.testing.train_fixtures import make_clips
 from d4d.training import architectures as arch_lib
 from d4d.training.backbone import INPUT_CHANNELS, Denoiser
 from d4d.training.components import build_components
 from d4d.training.config import preset
 from d4d.training.data import collate
 from d4d.training.objective import batch_inputs, compute_losses, drop_conditions, empty_prompt_embedding
-
-from d4d.testing.train_fixtures import make_clips
 
 
 def peak_rss_mib() -> float:

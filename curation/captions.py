@@ -9,9 +9,9 @@ commas and doubled quotes). A 32-character identifier is an Objaverse 1.0 uid, a
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from d4d.curation.sources.base import AssetRecord
 

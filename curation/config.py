@@ -111,7 +111,7 @@ class CurationConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "CurationConfig":
+    def from_dict(cls, d: dict) -> CurationConfig:
         """Inverse of ``to_dict``; unknown keys raise ValueError naming them."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)

@@ -14,9 +14,9 @@ import numpy as np
 
 from d4d.curation.alpha import border_fraction, coverage, empty_frames
 from d4d.curation.config import CurationConfig
-from d4d.measures import motion_magnitude
 from d4d.curation.ssim import WINDOW_SIZE as SSIM_WINDOW
 from d4d.curation.ssim import frame_ssim
+from d4d.measures import motion_magnitude
 
 Frames = dict[str, np.ndarray]
 

@@ -259,7 +259,7 @@ def read_render_dirs(dirs: list[Path], store: MediaStore, config: dict | None, w
         cached[d] = found if names and all(found.values()) else None
     jobs = [(str(d), config, store.size, decide_them, cached[d] is None) for d in dirs]
     records = []
-    for done, (d, (root, decision, asset, sheets)) in enumerate(zip(dirs, _run(_decide_render_dir, jobs, workers)), start=1):
+    for done, (d, (_root, decision, asset, sheets)) in enumerate(zip(dirs, _run(_decide_render_dir, jobs, workers)), start=1):
         record = AssetRecord(
             uid=d.name, decision=decision.get("decision", "keep"), reason=decision.get("reason"), detail=decision.get("detail", ""),
             measures=decision.get("measures", {}), caption=asset.get("caption"), timings=asset.get("timings") or {}, render_dir=d,

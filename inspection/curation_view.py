@@ -36,9 +36,8 @@ HISTOGRAMS = {
 
 def load_curation(path: Path, store: MediaStore, config: dict | None = None, workers: int = 1) -> tuple[list[AssetRecord], dict, list[str]]:
     """(records, stats.json or {}, notes) for any of the layouts of ``inspection.curation_data``."""
-    from d4d.shards.files import SHARD_PATTERN
-
     from d4d.curation.config import CurationConfig
+    from d4d.shards.files import SHARD_PATTERN
 
     try:
         CurationConfig.from_dict(config or {})

@@ -17,6 +17,7 @@ from d4d.inspection.curation_data import InspectError, read_render_dirs
 from d4d.inspection.media import MediaStore, file_key, sprite_sheet
 from d4d.inspection.model import Item, Plot, Report
 
+
 def is_reconstruction(path: Path) -> bool:
     """A d4d-reconstruct output: metrics.json with turntable.mp4 or canonical.ply beside it."""
     return (path / "metrics.json").is_file() and ((path / "turntable.mp4").is_file() or (path / "canonical.ply").is_file())

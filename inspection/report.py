@@ -17,9 +17,9 @@ import os
 import time
 from pathlib import Path
 
+from d4d.inspection.curation_data import InspectError
 from d4d.inspection.curation_view import curation_report
 from d4d.inspection.detect import KINDS, detect_kind
-from d4d.inspection.curation_data import InspectError
 from d4d.inspection.media import PREVIEW_SIZE, MediaStore, write_atomic
 from d4d.inspection.model import Report
 from d4d.inspection.page import render_html

@@ -157,7 +157,7 @@ class Manifest:
                 os.close(fd)  # closing the lock file releases the flock
                 setattr(self, name, None)
 
-    def __enter__(self) -> "Manifest":
+    def __enter__(self) -> Manifest:
         self.open()
         return self
 

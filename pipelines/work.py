@@ -69,11 +69,11 @@ class WorkItem:
     def open(self) -> bool:
         return self.decision is None
 
-    def close(self, stage: str, decision: str, reason: str | None = None, detail: str = "") -> "WorkItem":
+    def close(self, stage: str, decision: str, reason: str | None = None, detail: str = "") -> WorkItem:
         self.stage, self.decision, self.reason, self.detail = stage, decision, reason, detail
         return self
 
-    def fail(self, stage: str, reason: str, kind: str, detail: str, retryable: bool) -> "WorkItem":
+    def fail(self, stage: str, reason: str, kind: str, detail: str, retryable: bool) -> WorkItem:
         """Close as failed; ``kind`` is machine-readable, ``detail`` one line."""
         self.error_kind, self.retryable = kind, retryable
         return self.close(stage, "failed", reason, detail)

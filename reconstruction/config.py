@@ -175,7 +175,7 @@ class ReconstructConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ReconstructConfig":
+    def from_dict(cls, d: dict) -> ReconstructConfig:
         d = dict(d)
         d["densify"] = DensifyConfig(**d.get("densify", {}))
         deformation = dict(d.get("deformation", {}))

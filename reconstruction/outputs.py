@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from d4d.rendering.cameras import orbit_c2w
 from d4d.reconstruction.config import ReconstructConfig
 from d4d.reconstruction.deformation import DeformationField
 from d4d.reconstruction.export import load_deformation, ply_bytes, read_ply, save_deformation, write_bytes_atomic, write_json_atomic, write_video
 from d4d.reconstruction.trainer import Reconstruction, gaussians_at
 from d4d.reconstruction.views import viewmats_from_c2w
+from d4d.rendering.cameras import orbit_c2w
 
 LPIPS_REASON = "LPIPS needs pretrained network weights (AlexNet/VGG) that are not available offline in this environment"
 

@@ -34,11 +34,11 @@ class Views:
     def __len__(self) -> int:
         return len(self.videos)
 
-    def subset(self, keep: list[int]) -> "Views":
+    def subset(self, keep: list[int]) -> Views:
         idx = torch.as_tensor(keep, dtype=torch.long)
         return Views(self.rgba[idx], self.viewmats[idx], self.Ks[idx], self.times[idx], [self.videos[i] for i in keep], [self.indices[i] for i in keep])
 
-    def to(self, device: torch.device | str) -> "Views":
+    def to(self, device: torch.device | str) -> Views:
         return Views(self.rgba.to(device), self.viewmats.to(device), self.Ks.to(device), self.times.to(device), self.videos, self.indices)
 
 

@@ -140,7 +140,7 @@ class Renderer:
         if self._own_log_dir:
             shutil.rmtree(self.log_dir, ignore_errors=True)
 
-    def __enter__(self) -> "Renderer":
+    def __enter__(self) -> Renderer:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -148,7 +148,7 @@ class Renderer:
 
     def _log_tail(self) -> str:
         try:
-            lines = [l.strip() for l in self._log_path.read_text(errors="replace").splitlines() if l.strip()]
+            lines = [line.strip() for line in self._log_path.read_text(errors="replace").splitlines() if line.strip()]
         except OSError:
             return ""
         return lines[-1][:200] if lines else ""

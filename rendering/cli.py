@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         mm = asset["motion_magnitude"]
         print(
             f"{args.asset} -> {args.out}: {asset['importer']} import, "
-            f"{'frames %g..%g' % tuple(anim['frame_range']) if anim['has_animation'] else 'no animation'}, "
+            f"{'frames {:g}..{:g}'.format(*tuple(anim['frame_range'])) if anim['has_animation'] else 'no animation'}, "
             f"motion magnitude {'n/a' if mm is None else f'{mm:.2f}'}, "
             f"{asset['timings']['total_s']:.1f} s ({asset['timings']['render_per_frame_s']:.2f} s/frame)"
         )

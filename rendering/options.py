@@ -92,7 +92,7 @@ class RenderOptions:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "RenderOptions":
+    def from_dict(cls, d: dict) -> RenderOptions:
         d = dict(d)
         if "videos" in d:
             d["videos"] = tuple(d["videos"])

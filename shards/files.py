@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from d4d.shards.schema import HASH_COLUMN, VIDEO_COLUMNS, TENSOR_COLUMNS
+from d4d.shards.schema import HASH_COLUMN, TENSOR_COLUMNS, VIDEO_COLUMNS
 
 SHARD_PATTERN = re.compile(r"^part-(\d{5,})\.parquet$")
 LOCK_NAME = ".d4d-shards.lock"
@@ -115,7 +115,7 @@ class AtomicParquetFile:
             self.writer.close()
         self.temp.unlink(missing_ok=True)
 
-    def __enter__(self) -> "AtomicParquetFile":
+    def __enter__(self) -> AtomicParquetFile:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

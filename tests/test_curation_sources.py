@@ -6,10 +6,9 @@ import json
 import socket
 from pathlib import Path
 
-import pytest
-
 import objaverse
 import objaverse.xl as oxl
+import pytest
 from objaverse.utils import get_uid_from_str
 
 from d4d.curation.sources import (
@@ -316,8 +315,7 @@ def test_online_mode_gives_up_fast_when_the_host_is_unreachable(v1_cache, monkey
     """Online, what the cache lacks (here a metadata group, then a glb) needs the network; an
     unreachable host is a one-line FetchError within the timeout, never a hang. (Port 443 on
     localhost is closed on test machines.)"""
-    from d4d.curation.sources import FetchError
-    from d4d.curation.sources import objaverse_v1
+    from d4d.curation.sources import FetchError, objaverse_v1
 
     monkeypatch.undo()  # this test needs a real (local) socket
     base, _ = v1_cache

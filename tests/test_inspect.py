@@ -125,8 +125,8 @@ def training_run(tmp_path_factory):
     """A real tiny d4d-train run: TensorBoard logs, checkpoints, validation MP4s, exported model."""
     import torch
     from accelerate.state import AcceleratorState, GradientState
-    from d4d.testing.train_fixtures import make_clips
 
+    from d4d.testing.train_fixtures import make_clips
     from d4d.training.config import preset
     from d4d.training.data import EpochBatches
     from d4d.training.train import train

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from d4d.curation.sources import AssetRecord

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import SHARED_ASSETS, requires_bpy
+
 from d4d.curation.sources import LocalFolderSource
 
 pytestmark = [requires_bpy, pytest.mark.blender, pytest.mark.slow]

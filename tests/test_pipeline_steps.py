@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import SHARED_ASSETS, requires_bpy
+
 from d4d.curation.sources import LocalFolderSource
 from d4d.pipelines.chain import StepChain
 from d4d.pipelines.config import PipelineConfig

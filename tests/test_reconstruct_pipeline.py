@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import torch
 
-from d4d.testing.recon_fixtures import make_sphere_render
 from d4d.reconstruction.cli import main
 from d4d.reconstruction.config import preset
 from d4d.reconstruction.export import PLY_FIELDS
@@ -24,6 +23,7 @@ from d4d.reconstruction.outputs import load_reconstruction, write_outputs
 from d4d.reconstruction.trainer import reconstruct
 from d4d.reconstruction.views import views_from_sample
 from d4d.rendering.contract import load_render
+from d4d.testing.recon_fixtures import make_sphere_render
 
 #: Honest bar for the small CPU case: 64x64, 24-frame orbit, 600 steps (benchmarks/RECONSTRUCT_RESULTS.md).
 TARGET_PSNR_DB = 25.0

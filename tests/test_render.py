@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import ASSIMP_MODELS, SHARED_ASSETS, requires_bpy
 
 pytestmark = [requires_bpy, pytest.mark.blender]
@@ -344,7 +343,7 @@ def test_cli_bad_asset_and_bad_arguments(tmp_path):
     bad.write_bytes(b"glTF\x02\x00\x00\x00garbage")
     done = _cli(str(bad), "--out", str(tmp_path / "out"))
     assert done.returncode == 1
-    lines = [l for l in done.stderr.splitlines() if l.strip()]
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and str(bad) in lines[0] and "gltf importer failed" in lines[0]
     assert not (tmp_path / "out").exists()
     assert _cli(str(bad), "--out", str(tmp_path / "o"), "--engine", "povray").returncode == 2

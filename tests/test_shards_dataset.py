@@ -5,13 +5,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import torch
-from d4d.testing.shards_helpers import make_shard_render
 from torch.utils.data import DataLoader
 
 from d4d.rendering.contract import load_render
 from d4d.shards.dataset import ShardDataset
 from d4d.shards.order import buffer_shuffle, epoch_order, rank_share, worker_share
 from d4d.shards.writer import write_shards
+from d4d.testing.shards_helpers import make_shard_render
 
 N = 10
 

@@ -3,10 +3,10 @@
 import duckdb
 import pandas as pd
 import pytest
-from d4d.testing.shards_helpers import make_shard_render
 
 from d4d.shards.video import decode_rgba
 from d4d.shards.writer import write_shards
+from d4d.testing.shards_helpers import make_shard_render
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import torch
-from d4d.testing.shards_helpers import make_shard_render
 
 from d4d.shards.dataset import ShardDataset
 from d4d.shards.ray_data import DecodeBatch, read_shards_ray, torch_collate
 from d4d.shards.writer import write_shards
+from d4d.testing.shards_helpers import make_shard_render
 
 
 @pytest.fixture(scope="module")

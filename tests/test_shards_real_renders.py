@@ -6,11 +6,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from conftest import requires_bpy
-from d4d.testing.shards_helpers import LOSSY_MAX_ALPHA_MEAN_ERROR, LOSSY_MIN_PSNR_DB, premultiplied_psnr
 
 from d4d.rendering.contract import load_render
 from d4d.shards.video import decode_rgba
 from d4d.shards.writer import write_shards
+from d4d.testing.shards_helpers import LOSSY_MAX_ALPHA_MEAN_ERROR, LOSSY_MIN_PSNR_DB, premultiplied_psnr
 
 pytestmark = [requires_bpy, pytest.mark.blender]
 

@@ -3,13 +3,13 @@
 import pyarrow.parquet as pq
 import pytest
 import torch
-from d4d.testing.shards_helpers import make_shard_render
 
 from d4d.shards.dataset import ShardDataset
 from d4d.shards.schema import HASH_COLUMN, tensors_in
 from d4d.shards.tensors import add_tensor_columns, tensor_from_columns, tensor_to_columns
 from d4d.shards.verify import verify_shards
 from d4d.shards.writer import write_shards
+from d4d.testing.shards_helpers import make_shard_render
 
 PRODUCER = {"latents_dynamic": "tiny random VAE, scale 0.18215", "text_embedding": "random text encoder"}
 

@@ -5,12 +5,12 @@ import shutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from d4d.testing.shards_helpers import make_shard_render
 
 from d4d.shards.cli import main
 from d4d.shards.schema import HASH_COLUMN, META_VERSION, content_hash, shard_schema
 from d4d.shards.verify import verify_shards
 from d4d.shards.writer import write_shards
+from d4d.testing.shards_helpers import make_shard_render
 
 
 @pytest.fixture(scope="module")

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-from d4d.testing.shards_helpers import LOSSY_MAX_ALPHA_ERROR, LOSSY_MAX_ALPHA_MEAN_ERROR, LOSSY_MIN_PSNR_DB, ball_frame, premultiplied_psnr
 
 from d4d.shards.video import VideoDecodeError, decode_rgba, encode_rgba
+from d4d.testing.shards_helpers import LOSSY_MAX_ALPHA_ERROR, LOSSY_MAX_ALPHA_MEAN_ERROR, LOSSY_MIN_PSNR_DB, ball_frame, premultiplied_psnr
 
 
 def clip(size: int, hue: float, frames: int = 8) -> np.ndarray:

@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from d4d.testing.shards_helpers import LOSSY_MAX_ALPHA_MEAN_ERROR, LOSSY_MIN_PSNR_DB, make_shard_render, premultiplied_psnr
 
 from d4d.measures import motion_magnitude_per_frame
 from d4d.rendering.contract import load_render
@@ -15,6 +14,7 @@ from d4d.shards.files import TEMP_PREFIX
 from d4d.shards.schema import META_VERSION, SCHEMA_VERSION
 from d4d.shards.video import decode_rgba
 from d4d.shards.writer import write_shards
+from d4d.testing.shards_helpers import LOSSY_MAX_ALPHA_MEAN_ERROR, LOSSY_MIN_PSNR_DB, make_shard_render, premultiplied_psnr
 
 
 def read_rows(shard_dir):

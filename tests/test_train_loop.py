@@ -99,7 +99,6 @@ def test_cli_trains_from_shards_with_cached_latents(tmp_path):
     """d4d-train on real shards (shards.writer), caching latents and text embeddings into them."""
     from d4d.shards.writer import write_shards
     from d4d.testing.shards_helpers import make_shard_render
-
     from d4d.training.latent_cache import producers, usable_cached_columns
 
     renders = [make_shard_render(tmp_path / "renders", f"ball{i}", frames=4, size=16, caption=f"ball {i}")

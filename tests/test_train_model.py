@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from diffusers import UNetSpatioTemporalConditionModel
+
+from d4d.testing.train_fixtures import single_thread
 from d4d.training import architectures as arch_lib
 from d4d.training.backbone import Conditions, Denoiser, assert_materialised, widen_conv_in
 from d4d.training.components import build_components, load_components
@@ -13,7 +14,7 @@ from d4d.training.config import preset
 from d4d.training.guidance import guided_prediction
 from d4d.training.motion import MotionEmbedding, latent_motion_magnitude, motion_reconstruction_loss
 from d4d.training.objective import drop_conditions, predicted_clean_latents
-from d4d.testing.train_fixtures import single_thread
+
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():

@@ -17,9 +17,8 @@ from __future__ import annotations
 import string
 from dataclasses import dataclass
 
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, CLIPVisionConfig, CLIPVisionModelWithProjection
-
 from diffusers import AutoencoderKL, UNet3DConditionModel, UNetSpatioTemporalConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, CLIPVisionConfig, CLIPVisionModelWithProjection
 
 #: Latent channels of every VAE d4d uses (Stable Diffusion's).
 LATENT_CHANNELS = 4

@@ -22,9 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import torch
-from torch import nn
-
 from diffusers import UNet3DConditionModel, UNetSpatioTemporalConditionModel
+from torch import nn
 
 from .architectures import LATENT_CHANNELS
 from .motion import MotionEmbedding
@@ -60,7 +59,7 @@ class Conditions:
     image_latents: torch.Tensor | None = None
     static_latents: torch.Tensor | None = None
 
-    def select(self, keep: torch.Tensor, null: "Conditions") -> "Conditions":
+    def select(self, keep: torch.Tensor, null: Conditions) -> Conditions:
         """Per clip, these conditions where ``keep`` (bool [B]) is True, else ``null``'s."""
         def pick(a, b):
             if a is None:
@@ -69,14 +68,14 @@ class Conditions:
             return torch.where(mask, a, b.to(a.dtype).expand_as(a))
         return Conditions(**{name: pick(getattr(self, name), getattr(null, name)) for name in self.__dataclass_fields__})
 
-    def cat(self, *others: "Conditions") -> "Conditions":
+    def cat(self, *others: Conditions) -> Conditions:
         """Concatenate along the batch axis."""
         def join(name):
             values = [getattr(c, name) for c in (self, *others)]
             return None if values[0] is None else torch.cat(values)
         return Conditions(**{name: join(name) for name in self.__dataclass_fields__})
 
-    def null(self, text_null: torch.Tensor | None) -> "Conditions":
+    def null(self, text_null: torch.Tensor | None) -> Conditions:
         """The dropped version of every condition: motion 0, the empty-prompt text embedding
         ``text_null`` ([1, L, D]) broadcast, zeros for image embeddings/latents and static latents."""
         zeros = lambda x: None if x is None else torch.zeros_like(x)  # noqa: E731
@@ -89,7 +88,7 @@ class Conditions:
                           image_embeddings=zeros(self.image_embeddings), image_latents=zeros(self.image_latents),
                           static_latents=zeros(self.static_latents))
 
-    def without_motion(self) -> "Conditions":
+    def without_motion(self) -> Conditions:
         return replace(self, motion=torch.zeros_like(self.motion))
 
 

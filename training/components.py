@@ -16,9 +16,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from transformers import CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
-
 from diffusers import AutoencoderKL, AutoencoderKLTemporalDecoder, DDPMScheduler
+from transformers import CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
 
 from . import architectures as arch_lib
 from .backbone import INPUT_CHANNELS, TASK_BACKBONE, assert_materialised, widen_conv_in

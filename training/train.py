@@ -29,7 +29,7 @@ from diffusers.training_utils import EMAModel
 
 from . import config as config_lib
 from .backbone import Denoiser
-from .checkpoints import (TrainState, checkpoint_dir, prune_checkpoints, publish_dir, resolve_resume, staging_dir)
+from .checkpoints import TrainState, checkpoint_dir, prune_checkpoints, publish_dir, resolve_resume, staging_dir
 from .components import Components, build_components, load_components
 from .config import TrainConfig
 from .data import ShardBatches, collate

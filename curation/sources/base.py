@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import logging
 import json
+import logging
 import socket
 import struct
 from dataclasses import asdict, dataclass, field

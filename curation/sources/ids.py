@@ -23,8 +23,8 @@ import ast
 import csv
 import re
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from d4d.curation.sources.base import AssetRecord
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from d4d.curation.sources.base import ASSET_EXTENSIONS, AssetRecord, AssetSource, FetchError, sha256_file, verify_asset_file
 

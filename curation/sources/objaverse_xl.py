@@ -22,9 +22,9 @@ import dataclasses
 import json
 import logging
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from d4d.curation.sources.base import (
     AssetRecord,
@@ -209,8 +209,8 @@ class ObjaverseXLSource(AssetSource):
     def _download(self, records: list[AssetRecord]) -> None:
         if not records:
             return
-        import pandas as pd
         import objaverse.xl as oxl
+        import pandas as pd
 
         for source in sorted({r.source.split("/", 1)[1] for r in records}):
             require_reachable(HOSTS[source], self.timeout_s)

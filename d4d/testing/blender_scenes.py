@@ -102,7 +102,7 @@ def main(source: Path, out: Path) -> None:
     bpy.ops.mesh.primitive_cube_add()
     text = bpy.data.texts.new("autorun.py")
     text.use_module = True
-    text.write("import os, pathlib\npathlib.Path(os.environ['%s']).write_text('ran')\n" % AUTORUN_MARKER_ENV)
+    text.write(f"import os, pathlib\npathlib.Path(os.environ['{AUTORUN_MARKER_ENV}']).write_text('ran')\n")
     bpy.ops.wm.save_as_mainfile(filepath=str(out / "autorun.blend"), copy=True)
 
     # A .blend too heavy to evaluate quickly: 6 million faces from a subdivided cube.
