@@ -3,80 +3,72 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from typing import Literal
+
+from d4d.rendering.contract import VIDEO_NAMES
 
 QUANTIFIERS = ("all", "any")
 STATISTICS = ("min", "median", "mean", "max")
-VIDEOS = ("dynamic", "static", "front")
 
 
 @dataclass(frozen=True)
 class CurationConfig:
-    """Thresholds of ``curation.decision.decide``; docs/curation.md explains each rule.
-
-    Attributes:
-        require_animation: reject with "no_animation" when asset.json says the asset has no
-            animation (the paper's rule 1: keep assets labelled as animated).
-        min_animation_frames: reject with "too_short" when the animated range covers fewer
-            Blender frames than this (``end - start + 1``). The paper has no such rule;
-            other 4D datasets skip clips shorter than about 10 frames. 0 disables.
-        min_geometric_max_displacement: render-free motion test: reject with "too_static"
-            when ``animation.geometric_motion.max_displacement`` (the largest distance any
-            sampled vertex moves from its time-0 position, in normalised scene units: the
-            scene's largest side is 1) is below this. 0.01 is 1% of the scene, about
-            1.4 pixels at 256x256 with the default camera. None disables.
-        min_geometric_mean_displacement: as above for ``mean_displacement`` (mean over
-            vertices and frames); None (default) disables.
-        ssim_too_static: the paper's rule 2 upper bound: front-view SSIM above it means too
-            little motion (0.95).
-        ssim_distorted: the paper's lower bound: SSIM below it means distortion, not motion (0.4).
-        ssim_pairs: the frame pairs compared, as fractions of T: frame index ``floor(f * T)``.
-            Default (t0, T/4) and (t0, T/2): the paper's "t0, T/4 and T/2" read as two SSIMs
-            against the first frame.
-        too_static_when: "all": reject when every pair's SSIM > ssim_too_static (the paper's
-            "both exceed"); "any": when at least one does.
-        distorted_when: "any" (default): reject when at least one pair's SSIM <
-            ssim_distorted; "all": only when every pair's does.
-        ssim_static_unless_geometric: the whole-frame SSIM rule misses motion of a small part
-            of a small object (a bending limb covering a few percent of the image scores
-            SSIM > 0.95 on the empty background). When the render-free geometric max
-            displacement is at least this (scene units; 0.1 = 10% of the scene), a
-            "too_static" SSIM verdict is overruled and recorded as such. None applies the
-            paper's rule alone.
-        ssim_channels: "luma" (BT.601 luma, default) or "rgb" (mean of per-channel SSIMs).
-        ssim_background: grey level in [0, 1] frames are composited over before SSIM (0: black).
-        frame_videos: the videos whose alpha the framing rules (leaves_frame, too_small) read;
-            default the two orbits, the paper's rule 3 ("the 24-view orbit"). Absent videos
-            are skipped.
-        alpha_threshold: a pixel counts as covered when alpha >= this fraction of opaque.
-        border_px: width in pixels of the image-edge band that must stay clear.
-        border_tolerance: a frame "leaves the frame" when more than this fraction of the
-            border band's pixels is covered; 0 means any covered border pixel.
-        min_coverage: reject with "too_small" when ``coverage_statistic`` over the framing
-            videos' per-frame covered fractions is below this (0.01: 1% of the image).
-        coverage_statistic: "min", "median" (default), "mean" or "max" over frames.
-        min_motion_magnitude: reject with "too_static" when the paper's motion magnitude m
-            (curation.measures, version-1 scale) is below this; None (default) disables.
-    """
+    """Thresholds of ``curation.decision.decide``; docs/curation.md explains each rule."""
 
     require_animation: bool = True
+    """Reject with "no_animation" when asset.json says the asset has no animation (the paper's rule 1:
+    keep assets labelled as animated)."""
     min_animation_frames: float = 10.0
+    """Reject with "too_short" when the animated range covers fewer Blender frames than this (``end -
+    start + 1``). The paper has no such rule; other 4D datasets skip clips shorter than about 10 frames.
+    0 disables."""
     min_geometric_max_displacement: float | None = 0.01
+    """Render-free motion test: reject with "too_static" when
+    ``animation.geometric_motion.max_displacement`` (the largest distance any sampled vertex moves from
+    its time-0 position, in normalised scene units: the scene's largest side is 1) is below this. 0.01
+    is 1% of the scene, about 1.4 pixels at 256x256 with the default camera. None disables."""
     min_geometric_mean_displacement: float | None = None
+    """As above for ``mean_displacement`` (mean over vertices and frames); None (default) disables."""
     ssim_too_static: float = 0.95
+    """The paper's rule 2 upper bound: front-view SSIM above it means too little motion (0.95)."""
     ssim_distorted: float = 0.4
+    """The paper's lower bound: SSIM below it means distortion, not motion (0.4)."""
     ssim_pairs: tuple[tuple[float, float], ...] = ((0.0, 0.25), (0.0, 0.5))
-    too_static_when: str = "all"
-    distorted_when: str = "any"
+    """The frame pairs compared, as fractions of T: frame index ``floor(f * T)``. Default (t0, T/4) and
+    (t0, T/2): the paper's "t0, T/4 and T/2" read as two SSIMs against the first frame."""
+    too_static_when: Literal["all", "any"] = "all"
+    """"all": reject when every pair's SSIM > ssim_too_static (the paper's "both exceed"); "any": when
+    at least one does."""
+    distorted_when: Literal["all", "any"] = "any"
+    """"any" (default): reject when at least one pair's SSIM < ssim_distorted; "all": only when every
+    pair's does."""
     ssim_static_unless_geometric: float | None = 0.1
-    ssim_channels: str = "luma"
+    """The whole-frame SSIM rule misses motion of a small part of a small object (a bending limb
+    covering a few percent of the image scores SSIM > 0.95 on the empty background). When the
+    render-free geometric max displacement is at least this (scene units; 0.1 = 10% of the scene), a
+    "too_static" SSIM verdict is overruled and recorded as such. None applies the paper's rule alone."""
+    ssim_channels: Literal["luma", "rgb"] = "luma"
+    """"luma" (BT.601 luma, default) or "rgb" (mean of per-channel SSIMs)."""
     ssim_background: float = 0.0
-    frame_videos: tuple[str, ...] = ("dynamic", "static")
+    """Grey level in [0, 1] frames are composited over before SSIM (0: black)."""
+    frame_videos: tuple[Literal["dynamic", "static", "front"], ...] = ("dynamic", "static")
+    """The videos whose alpha the framing rules (leaves_frame, too_small) read; default the two orbits,
+    the paper's rule 3 ("the 24-view orbit"). Absent videos are skipped."""
     alpha_threshold: float = 0.5
+    """A pixel counts as covered when alpha >= this fraction of opaque."""
     border_px: int = 1
+    """Width in pixels of the image-edge band that must stay clear."""
     border_tolerance: float = 0.0
+    """A frame "leaves the frame" when more than this fraction of the border band's pixels is covered; 0
+    means any covered border pixel."""
     min_coverage: float = 0.01
-    coverage_statistic: str = "median"
+    """Reject with "too_small" when ``coverage_statistic`` over the framing videos' per-frame covered
+    fractions is below this (0.01: 1% of the image)."""
+    coverage_statistic: Literal["min", "median", "mean", "max"] = "median"
+    """"min", "median" (default), "mean" or "max" over frames."""
     min_motion_magnitude: float | None = None
+    """Reject with "too_static" when the paper's motion magnitude m (d4d.measures, version-1 scale)
+    is below this; None (default) disables."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.ssim_distorted <= self.ssim_too_static <= 1.0:
@@ -92,9 +84,9 @@ class CurationConfig:
             raise ValueError(f"ssim_channels must be 'luma' or 'rgb', got {self.ssim_channels!r}")
         if self.coverage_statistic not in STATISTICS:
             raise ValueError(f"coverage_statistic must be one of {STATISTICS}, got {self.coverage_statistic!r}")
-        bad = [v for v in self.frame_videos if v not in VIDEOS]
+        bad = [v for v in self.frame_videos if v not in VIDEO_NAMES]
         if bad:
-            raise ValueError(f"frame_videos: unknown {bad}, valid: {VIDEOS}")
+            raise ValueError(f"frame_videos: unknown {bad}, valid: {VIDEO_NAMES}")
         if not 0.0 < self.alpha_threshold <= 1.0:
             raise ValueError(f"alpha_threshold must be in (0, 1], got {self.alpha_threshold}")
         if self.border_px < 1:

@@ -1,6 +1,6 @@
 """One decision per asset: keep, reject (with a machine-readable reason) or failed.
 
-``decide`` is pure: it reads an asset.json dict (docs/conventions.md) and, optionally, the
+``decide`` is pure: it reads a render's asset.json (docs/conventions.md) and, optionally, the
 rendered frames, runs the rules of ``curation.rules`` in a fixed order, and returns every
 measure it took, the first reason that fired and the list of all that fired.
 """
@@ -13,6 +13,7 @@ import numpy as np
 
 from d4d.curation import rules
 from d4d.curation.config import CurationConfig
+from d4d.rendering.contract import AssetInfo
 
 #: Reject / failure reasons, in the order the rules run (the first that fires is *the* reason).
 REASONS = {
@@ -64,11 +65,11 @@ class Decision:
         return {"decision": self.decision, "reason": self.reason, "detail": self.detail, "measures": self.measures}
 
 
-def decide(asset_json: dict, frames: dict[str, np.ndarray] | None = None, config: CurationConfig | None = None) -> Decision:
-    """Judge one asset.
+def decide(asset: AssetInfo, frames: dict[str, np.ndarray] | None = None, config: CurationConfig | None = None) -> Decision:
+    """Judge one clip.
 
     Args:
-        asset_json: the render's asset.json as a dict (only ``error``, ``animation`` and
+        asset: the render's parsed asset.json (only ``error``, ``animation`` and
             ``motion_magnitude`` are read).
         frames: video name ("dynamic", "static", "front") -> uint8 RGBA [T, H, W, 4]
             (straight alpha), or None for the render-free pre-pass (only the asset.json rules
@@ -82,19 +83,19 @@ def decide(asset_json: dict, frames: dict[str, np.ndarray] | None = None, config
     fires gives ``reason``.
     """
     config = config or CurationConfig()
-    results: list[tuple[str, rules.RuleResult]] = [("failure", rules.failure(asset_json))]
+    results: list[tuple[str, rules.RuleResult]] = [("failure", rules.failure(asset))]
     if results[0][1].reason is None:
         results += [
-            ("animation", rules.animation(asset_json, config)),
-            ("duration", rules.duration(asset_json, config)),
-            ("geometric_motion", rules.geometric_motion(asset_json, config)),
+            ("animation", rules.animation(asset, config)),
+            ("duration", rules.duration(asset, config)),
+            ("geometric_motion", rules.geometric_motion(asset, config)),
         ]
         if frames:
             results += [
                 ("empty_render", rules.empty_render(frames)),
                 ("front_ssim", rules.front_ssim(frames, config, dict(results)["geometric_motion"].measures.get("geometric_max_displacement"))),
                 ("framing", rules.framing(frames, config)),
-                ("motion_magnitude", rules.motion(frames, asset_json, config)),
+                ("motion_magnitude", rules.motion(frames, asset, config)),
             ]
     measures: dict = {}
     fired: list[tuple[str, str, str]] = []

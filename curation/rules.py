@@ -17,6 +17,7 @@ from d4d.curation.config import CurationConfig
 from d4d.curation.ssim import WINDOW_SIZE as SSIM_WINDOW
 from d4d.curation.ssim import frame_ssim
 from d4d.measures import motion_magnitude
+from d4d.rendering.contract import AssetInfo
 
 Frames = dict[str, np.ndarray]
 
@@ -52,10 +53,10 @@ def failure_reason(kind: str | None) -> str:
     return "import_failed" if kind in IMPORT_FAILURE_KINDS else "render_failed"
 
 
-def failure(asset_json: dict) -> RuleResult:
+def failure(asset: AssetInfo) -> RuleResult:
     """``import_failed`` / ``render_failed`` from asset.json's ``error``: the renderer's
     ``AssetError.to_dict()`` ({"kind", "reason", "asset"}) or a plain string (a render failure)."""
-    error = asset_json.get("error")
+    error = asset.error
     if not error:
         return RuleResult()
     kind = error.get("kind") if isinstance(error, dict) else None
@@ -63,25 +64,24 @@ def failure(asset_json: dict) -> RuleResult:
     return RuleResult({"error_kind": kind or "render_failed"}, failure_reason(kind), f"{kind or 'render_failed'}: {message}")
 
 
-def animation(asset_json: dict, config: CurationConfig) -> RuleResult:
+def animation(asset: AssetInfo, config: CurationConfig) -> RuleResult:
     """Rule 1 (the paper's): the asset must be animated (``animation.has_animation``)."""
-    anim = asset_json.get("animation")
-    if not isinstance(anim, dict) or "has_animation" not in anim:
+    anim = asset.animation
+    if anim.has_animation is None:
         return _skip("asset.json has no animation.has_animation")
-    has = bool(anim["has_animation"])
-    result = RuleResult({"has_animation": has})
-    if config.require_animation and not has:
+    result = RuleResult({"has_animation": anim.has_animation})
+    if config.require_animation and not anim.has_animation:
         result.reason = "no_animation"
-        result.detail = f"no animation ({anim.get('reason', 'no reason given')})"
+        result.detail = f"no animation ({anim.reason or 'no reason given'})"
     return result
 
 
-def duration(asset_json: dict, config: CurationConfig) -> RuleResult:
+def duration(asset: AssetInfo, config: CurationConfig) -> RuleResult:
     """d4d's rule: the animated range must cover at least ``min_animation_frames`` Blender
     frames, counted ``end - start + 1`` over ``animation.frame_range``."""
-    anim = asset_json.get("animation") or {}
-    frame_range = anim.get("frame_range")
-    if not anim.get("has_animation") or not frame_range:
+    anim = asset.animation
+    frame_range = anim.frame_range
+    if not anim.has_animation or not frame_range:
         return _skip("no animated frame range")
     start, end = float(frame_range[0]), float(frame_range[1])
     n = end - start + 1.0
@@ -92,20 +92,20 @@ def duration(asset_json: dict, config: CurationConfig) -> RuleResult:
     return result
 
 
-def geometric_motion(asset_json: dict, config: CurationConfig) -> RuleResult:
+def geometric_motion(asset: AssetInfo, config: CurationConfig) -> RuleResult:
     """Render-free motion test over ``animation.geometric_motion`` (normalised scene units,
     largest side 1): too static when max_displacement < min_geometric_max_displacement or
     mean_displacement < min_geometric_mean_displacement (each when set). A missing or
     non-finite number is recorded as None and tests nothing."""
-    gm = (asset_json.get("animation") or {}).get("geometric_motion")
-    if not isinstance(gm, dict):
+    gm = asset.animation.geometric_motion
+    if gm is None:
         return _skip("asset.json has no animation.geometric_motion")
-    def number(key: str) -> float | None:
-        value = gm.get(key)
-        return float(value) if value is not None and math.isfinite(float(value)) else None
 
-    max_d, mean_d = number("max_displacement"), number("mean_displacement")
-    rms = [float(r) for r in gm.get("per_frame_rms") or []]
+    def finite(value: float | None) -> float | None:
+        return float(value) if value is not None and math.isfinite(value) else None
+
+    max_d, mean_d = finite(gm.max_displacement), finite(gm.mean_displacement)
+    rms = [float(r) for r in gm.per_frame_rms or []]
     result = RuleResult(
         {
             "geometric_max_displacement": max_d,
@@ -217,11 +217,11 @@ def framing(frames: Frames, config: CurationConfig) -> RuleResult:
     return result
 
 
-def motion(frames: Frames, asset_json: dict, config: CurationConfig) -> RuleResult:
+def motion(frames: Frames, asset: AssetInfo, config: CurationConfig) -> RuleResult:
     """The paper's motion magnitude m (version 1 scale): taken from asset.json when recorded,
     else computed from the dynamic and static orbits. "too_static" when below
     ``min_motion_magnitude`` (if set)."""
-    m = asset_json.get("motion_magnitude")
+    m = asset.motion_magnitude
     if m is None:
         if "dynamic" not in frames or "static" not in frames:
             return _skip("no motion magnitude in asset.json and no dynamic+static orbits")

@@ -89,7 +89,10 @@ def _flag(path: str) -> str:
 
 
 def _help(doc: str, default) -> str:
-    shown = "none" if default is None else (" ".join(map(str, default)) if isinstance(default, tuple) else default)
+    def show(value) -> str:
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    shown = "none" if default is None else (" ".join(map(show, default)) if isinstance(default, tuple) else show(default))
     return (doc + f" (default: {shown})").replace("%", "%%")
 
 
@@ -134,13 +137,15 @@ def add_options(parser, cls: type, *, prefix: str = "", exclude: tuple[str, ...]
         if kind is bool:
             parser.add_argument(*flags, action=argparse.BooleanOptionalAction, **common)
         elif typing.get_origin(kind) is typing.Literal:
-            parser.add_argument(*flags, choices=typing.get_args(kind), **common)
+            choices = typing.get_args(kind)
+            parser.add_argument(*flags, choices=choices, type=type(choices[0]), **common)
         elif typing.get_origin(kind) is tuple:
             args = typing.get_args(kind)
             item = args[0]
             nargs = "+" if len(args) == 2 and args[1] is Ellipsis else len(args)
             if typing.get_origin(item) is typing.Literal:
-                parser.add_argument(*flags, nargs=nargs, choices=typing.get_args(item), **common)
+                choices = typing.get_args(item)
+                parser.add_argument(*flags, nargs=nargs, choices=choices, type=type(choices[0]), **common)
             elif (parse := _scalar_parser(item, False, flag)) is not None and (nargs == "+" or len(set(args)) == 1):
                 parser.add_argument(*flags, nargs=nargs, type=parse, **common)
         elif (parse := _scalar_parser(kind, optional, flag)) is not None:

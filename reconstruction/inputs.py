@@ -6,18 +6,15 @@ Accepted forms:
   render contract (docs/conventions.md) and are read with ``rendering.contract.load_render``;
 - a shard row, ``SHARD.parquet#N`` (row N, 0-based, of that shard file) or
   ``SHARD.parquet#UID`` (the row whose ``uid`` column is UID). Only the row group holding
-  the row is read; its videos are decoded with the shards package's
-  ``shards.video.decode_rgba`` (PyAV).
+  the row is read, and ``shards.from_render.sample_from_row`` turns it back into a render sample.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import numpy as np
-
-from d4d.rendering.contract import RenderSample, VideoFrames, load_render
+from d4d.rendering.contract import RenderSample, load_render
+from d4d.shards.from_render import sample_from_row
 
 
 def parse_shard_spec(spec: str) -> tuple[Path, int | str] | None:
@@ -31,8 +28,6 @@ def parse_shard_spec(spec: str) -> tuple[Path, int | str] | None:
 def load_shard_row(path: Path, key: int | str, videos: tuple[str, ...]) -> RenderSample:
     """One shard row as a RenderSample (uint8 RGBA frames, cameras, times); ValueError naming the row otherwise."""
     import pyarrow.parquet as pq
-
-    from d4d.shards.video import decode_rgba
 
     if not path.is_file():
         raise ValueError(f"{path}: shard file not found")
@@ -50,36 +45,10 @@ def load_shard_row(path: Path, key: int | str, videos: tuple[str, ...]) -> Rende
     while offset >= shard.metadata.row_group(group).num_rows:
         offset -= shard.metadata.row_group(group).num_rows
         group += 1
-    columns = ["uid", "width", "height", "camera_angle_x", "K", "asset_json"]
+    columns = ["uid", "width", "height", "camera_angle_x", "asset_json"]
     columns += [f"{v}_{suffix}" for v in videos for suffix in ("video", "c2w", "times", "azimuth_deg")]
     row = shard.read_row_group(group, columns=columns).slice(offset, 1).to_pylist()[0]
-    where = f"{path}#{key} (uid {row['uid']})"
-    sample = RenderSample(
-        root=Path(f"{path}#{key}"),
-        width=row["width"],
-        height=row["height"],
-        camera_angle_x=row["camera_angle_x"],
-        K=np.asarray(row["K"], dtype=np.float64).reshape(3, 3),
-        asset=json.loads(row["asset_json"]) if row["asset_json"] else {},
-    )
-    for video in videos:
-        if row[f"{video}_video"] is None:
-            continue
-        rgba = decode_rgba(row[f"{video}_video"])
-        times = np.asarray(row[f"{video}_times"], dtype=np.float64)
-        if rgba.shape[:3] != (len(times), sample.height, sample.width):
-            raise ValueError(f"{where}: {video} video decodes to {list(rgba.shape[:3])}, expected {[len(times), sample.height, sample.width]}")
-        sample.videos[video] = VideoFrames(
-            name=video,
-            rgba=rgba,
-            c2w=np.asarray(row[f"{video}_c2w"], dtype=np.float64).reshape(-1, 4, 4),
-            times=times,
-            azimuths_deg=np.asarray(row[f"{video}_azimuth_deg"] or [np.nan] * len(times), dtype=np.float64),
-            files=[f"{video}#{i}" for i in range(len(times))],
-        )
-    if not sample.videos:
-        raise ValueError(f"{where}: none of the videos {videos} is present")
-    return sample
+    return sample_from_row(row, videos, Path(f"{path}#{key}"))
 
 
 def load_input(spec: str, videos: tuple[str, ...] = ("dynamic", "static")) -> RenderSample:

@@ -7,11 +7,15 @@ FAILURE_KINDS = (
     "missing_file",
     "empty_file",
     "unsupported_format",
+    "too_large",
     "import_failed",
     "missing_linked_files",
+    "linked_file_outside_asset",
+    "unreadable_texture",
     "no_geometry",
     "render_failed",
     "timeout",
+    "memory_exceeded",
     "crashed",
 )
 

@@ -32,7 +32,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from d4d.shards.decode import decode_row, row_columns
 from d4d.shards.files import list_shards
 from d4d.shards.order import epoch_order, rank_share, worker_share
-from d4d.shards.schema import SCALAR_COLUMNS, schema_problems, tensors_in
+from d4d.shards.schema import SCALAR_COLUMNS, schema_problems, tensors_in, upgrade_table
 
 STATE_VERSION = 1
 
@@ -79,7 +79,9 @@ def sample_index(paths: list[Path], filter: pc.Expression | None) -> dict[str, n
         sizes = [parquet.metadata.row_group(g).num_rows for g in range(parquet.num_row_groups)]
         group = np.repeat(np.arange(len(sizes)), sizes)
         row = np.arange(len(group)) - np.repeat(np.cumsum([0] + sizes[:-1]), sizes)
-        table = parquet.read(columns=list(SCALAR_COLUMNS)).append_column("_group", pa.array(group)).append_column("_row", pa.array(row))
+        present = [c for c in SCALAR_COLUMNS if c in parquet.schema_arrow.names]  # older shards lack some
+        table = upgrade_table(parquet.read(columns=present)).select(list(SCALAR_COLUMNS))
+        table = table.append_column("_group", pa.array(group)).append_column("_row", pa.array(row))
         if filter is not None:
             table = table.filter(filter)
         kept_group = table.column("_group").to_numpy()
@@ -214,9 +216,10 @@ class ShardDataset(IterableDataset):
             if (f, g, r) not in waiting:
                 if f not in parquet_files:
                     parquet_files[f] = pq.ParquetFile(self.paths[f])
-                table = parquet_files[f].read_row_group(g, columns=self.columns)
+                names = parquet_files[f].schema_arrow.names
+                table = parquet_files[f].read_row_group(g, columns=[c for c in self.columns if c in names])
                 for needed in set(remaining[(f, g)]):
-                    waiting[(f, g, needed)] = table.slice(needed, 1).to_pylist()[0]
+                    waiting[(f, g, needed)] = {c: None for c in self.columns} | table.slice(needed, 1).to_pylist()[0]
             row = waiting[(f, g, r)]
             remaining[(f, g)].remove(r)
             if r not in remaining[(f, g)]:  # a padded epoch can repeat a sample

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from d4d.shards.schema import VIDEO_NAMES
+from d4d.rendering.contract import VIDEO_NAMES
 from d4d.shards.tensors import tensor_from_columns
 from d4d.shards.video import decode_rgba
 
@@ -78,7 +78,7 @@ def decode_row(row: dict, videos: Sequence[str], tensors: Sequence[str] = (), ba
         "motion_magnitude_per_frame": _floats(row["motion_magnitude_per_frame"], frames),
     }
     for video in videos:
-        data = row[f"{video}_video"]
+        data = row.get(f"{video}_video")
         if data is None:
             raise ValueError(f"row {uid}: has no {video} video")
         rgba = decode_rgba(data)

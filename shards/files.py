@@ -23,9 +23,10 @@ from d4d.shards.schema import HASH_COLUMN, TENSOR_COLUMNS, VIDEO_COLUMNS
 SHARD_PATTERN = re.compile(r"^part-(\d{5,})\.parquet$")
 LOCK_NAME = ".d4d-shards.lock"
 TEMP_PREFIX = ".tmp-"
-#: Upper estimate of the Parquet footer's growth per row group (about 5 KiB measured for the
-#: version-1 schema's 31 columns with statistics), used to keep shards under their size bound.
-FOOTER_BYTES_PER_GROUP = 8 * 1024
+#: Upper estimate of the Parquet footer's growth per row group and column (about 5 KiB was
+#: measured for the version-1 schema's 31 columns with statistics, ~170 B a column), used to
+#: keep shards under their size bound.
+FOOTER_BYTES_PER_GROUP_COLUMN = 256
 
 
 def shard_name(index: int) -> str:
@@ -85,6 +86,7 @@ class AtomicParquetFile:
     def __init__(self, path: Path, schema: pa.Schema):
         self.path = Path(path)
         self.temp = self.path.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex[:8]}-{self.path.name}")
+        self.schema = schema
         self.writer = pq.ParquetWriter(self.temp, schema, **writer_options(schema))
         self.rows = 0
         self.groups = 0
@@ -96,7 +98,7 @@ class AtomicParquetFile:
 
     def size(self) -> int:
         """Bytes the file will have if published now: written so far plus the footer to come."""
-        return self.temp.stat().st_size + FOOTER_BYTES_PER_GROUP * (self.groups + 1)
+        return self.temp.stat().st_size + FOOTER_BYTES_PER_GROUP_COLUMN * len(self.schema) * (self.groups + 1)
 
     def publish(self) -> Path:
         self.writer.close()

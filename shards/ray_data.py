@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import torch
 
 from d4d.shards.dataset import build_filter, open_shards, resolve_tensors
@@ -78,7 +79,8 @@ def read_shards_ray(
 
     paths = open_shards(shards)
     tensors = resolve_tensors(paths, tensors)
-    columns = list(dict.fromkeys([*SCALAR_COLUMNS, *row_columns(videos, tensors)]))
+    in_every_shard = set.intersection(*(set(pq.read_schema(p).names) for p in paths))  # older shards lack some columns
+    columns = [c for c in dict.fromkeys([*SCALAR_COLUMNS, *row_columns(videos, tensors)]) if c in in_every_shard]
     dataset = ray.data.read_parquet([str(p) for p in paths]).select_columns(columns)
     expression = build_filter(filter, min_motion_magnitude)
     if expression is not None:

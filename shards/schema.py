@@ -1,8 +1,13 @@
-"""The shard schema (version 1): one Parquet row per clip. Described in full in docs/shards.md.
+"""The shard schema (version 2): one Parquet row per clip. Described in full in docs/shards.md.
 
 This module is the single definition of the columns, their Arrow types, which of them the
 content hash covers, and the Parquet key-value metadata keys. Everything else in ``shards``
 (writer, verifier, readers) takes its column lists from here.
+
+Version 2 adds the clip's identity (``asset_uid``, ``action``, ``window_start_s``,
+``window_end_s``) and the second orbit's videos (``dynamic2``, ``static2``). Version-1 shards
+stay readable: their rows read with those columns null (``upgrade_table``), and they verify
+against the version-1 column list.
 """
 
 from __future__ import annotations
@@ -13,14 +18,19 @@ import struct
 
 import pyarrow as pa
 
+from d4d.rendering.contract import VIDEO_NAMES
+
 #: Bumped with any change to the columns, their types or meaning, or the content hash.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Versions this code reads.
+READABLE_VERSIONS = (1, 2)
 
 #: Parquet key-value metadata keys (schema metadata of every shard).
 META_VERSION = b"d4d.shards.schema_version"
 META_TENSORS = b"d4d.shards.tensors"  # JSON {column: producer} for the optional tensor columns present
 
-VIDEO_NAMES = ("dynamic", "static", "front")
+#: Videos of a version-1 shard; version 2 has every video of the render contract.
+VIDEO_NAMES_V1 = ("dynamic", "static", "front")
 
 #: Optional precomputed tensors (VAE latents, text embeddings). Each NAME has three columns:
 #: NAME (binary, C-order raw bytes), NAME_shape (list<int64>), NAME_dtype (string, see TENSOR_DTYPES).
@@ -49,6 +59,13 @@ SCALAR_FIELDS = [
     pa.field("motion_magnitude_version", pa.int32()),
     pa.field("video_codec", pa.string(), nullable=False),
 ]
+#: Scalar columns version 2 adds: the clip's identity.
+CLIP_FIELDS = [
+    pa.field("asset_uid", pa.string()),
+    pa.field("action", pa.string()),
+    pa.field("window_start_s", pa.float64()),
+    pa.field("window_end_s", pa.float64()),
+]
 
 
 def video_fields(name: str) -> list[pa.Field]:
@@ -61,14 +78,25 @@ def video_fields(name: str) -> list[pa.Field]:
     ]
 
 
-CONTENT_FIELDS = (
-    SCALAR_FIELDS
-    + [pa.field("K", f64_list, nullable=False), pa.field("motion_magnitude_per_frame", f64_list)]
-    + [f for name in VIDEO_NAMES for f in video_fields(name)]
-    + [pa.field("asset_json", pa.string())]
-)
-CONTENT_COLUMNS = tuple(f.name for f in CONTENT_FIELDS)
-SCALAR_COLUMNS = tuple(f.name for f in SCALAR_FIELDS)
+def content_fields(version: int = SCHEMA_VERSION) -> list[pa.Field]:
+    """The columns a row's content hash covers, in hash order, for a shard ``version``."""
+    if version not in READABLE_VERSIONS:
+        raise ValueError(f"shard schema version {version} is not one of {READABLE_VERSIONS}")
+    videos = VIDEO_NAMES_V1 if version == 1 else VIDEO_NAMES
+    return (
+        SCALAR_FIELDS + (CLIP_FIELDS if version >= 2 else [])
+        + [pa.field("K", f64_list, nullable=False), pa.field("motion_magnitude_per_frame", f64_list)]
+        + [f for name in videos for f in video_fields(name)]
+        + [pa.field("asset_json", pa.string())]
+    )
+
+
+def content_columns(version: int = SCHEMA_VERSION) -> tuple[str, ...]:
+    return tuple(f.name for f in content_fields(version))
+
+
+CONTENT_COLUMNS = content_columns()
+SCALAR_COLUMNS = tuple(f.name for f in SCALAR_FIELDS + CLIP_FIELDS)
 HASH_COLUMN = "content_sha256"
 VIDEO_COLUMNS = tuple(f"{name}_video" for name in VIDEO_NAMES)
 
@@ -79,22 +107,23 @@ def tensor_fields(name: str) -> list[pa.Field]:
     return [pa.field(name, pa.binary()), pa.field(f"{name}_shape", pa.list_(pa.int64())), pa.field(f"{name}_dtype", pa.string())]
 
 
-def shard_schema(tensors: dict[str, str] | None = None) -> pa.Schema:
+def shard_schema(tensors: dict[str, str] | None = None, version: int = SCHEMA_VERSION) -> pa.Schema:
     """The Arrow schema of a shard.
 
     Args:
         tensors: optional tensor columns present, name -> producer (free text naming the model
             and settings that computed them, e.g. "vae=stabilityai/sd-vae-ft-mse scale=0.18215").
+        version: the schema version (older versions for reading and verifying old shards).
     """
     tensors = tensors or {}
-    fields = list(CONTENT_FIELDS) + [pa.field(HASH_COLUMN, pa.string(), nullable=False)]
+    fields = content_fields(version) + [pa.field(HASH_COLUMN, pa.string(), nullable=False)]
     for name in TENSOR_COLUMNS:  # fixed order whatever order the caller gives
         if name in tensors:
             fields += tensor_fields(name)
     unknown = set(tensors) - set(TENSOR_COLUMNS)
     if unknown:
         raise ValueError(f"tensor columns {sorted(unknown)} are not among {', '.join(TENSOR_COLUMNS)}")
-    metadata = {META_VERSION: str(SCHEMA_VERSION).encode()}
+    metadata = {META_VERSION: str(version).encode()}
     if tensors:
         metadata[META_TENSORS] = json.dumps(tensors, sort_keys=True).encode()
     return pa.schema(fields, metadata=metadata)
@@ -106,16 +135,25 @@ def tensors_in(schema: pa.Schema) -> dict[str, str]:
     return json.loads(raw) if raw else {}
 
 
-def schema_problems(schema: pa.Schema) -> list[str]:
-    """Why ``schema`` is not a version-1 shard schema (empty list when it is)."""
-    metadata = schema.metadata or {}
-    version = metadata.get(META_VERSION)
-    if version is None:
-        return [f"no {META_VERSION.decode()} in the Parquet key-value metadata (not a d4d shard?)"]
-    if version != str(SCHEMA_VERSION).encode():
-        return [f"schema version {version.decode()!r}, this reader knows {SCHEMA_VERSION}"]
+def schema_version(schema: pa.Schema) -> int | None:
+    """The version a shard's schema declares (None when it declares none or an unreadable one)."""
+    raw = (schema.metadata or {}).get(META_VERSION)
     try:
-        expected = shard_schema(tensors_in(schema))
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def schema_problems(schema: pa.Schema) -> list[str]:
+    """Why ``schema`` is not a shard schema this code reads (empty list when it is)."""
+    raw = (schema.metadata or {}).get(META_VERSION)
+    if raw is None:
+        return [f"no {META_VERSION.decode()} in the Parquet key-value metadata (not a d4d shard?)"]
+    version = schema_version(schema)
+    if version not in READABLE_VERSIONS:
+        return [f"schema version {raw.decode(errors='replace')!r}, this reader knows {', '.join(map(str, READABLE_VERSIONS))}"]
+    try:
+        expected = shard_schema(tensors_in(schema), version)
     except ValueError as exc:
         return [str(exc)]
     problems = []
@@ -139,17 +177,27 @@ def _hash_value(value) -> bytes:
     return b"J" + json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=True).encode()
 
 
-def content_hash(row: dict) -> str:
+def upgrade_table(table: pa.Table) -> pa.Table:
+    """A table read from an older shard with the current version's columns it lacks added as nulls
+    (only the columns it has of the current schema are kept in their place)."""
+    current = shard_schema()
+    for field in current:
+        if field.name not in table.column_names and field.nullable:
+            table = table.append_column(field, pa.nulls(len(table), field.type))
+    return table
+
+
+def content_hash(row: dict, version: int = SCHEMA_VERSION) -> str:
     """sha256 (hex) of a row's content columns, as a reader of the Parquet file sees them.
 
-    For each column of CONTENT_COLUMNS, in that order: the 8-byte little-endian length of the
+    For each column of ``content_columns(version)``, in that order: the 8-byte little-endian length of the
     UTF-8 name, the name, then the 8-byte length of the encoded value and the value, encoded as
     b"N" for null, b"B" + raw bytes for binary, and b"J" + compact JSON (Python's float repr,
     which round-trips float64) for everything else. Optional tensor columns are not covered, so
     adding latents to a shard keeps every row's hash.
     """
     digest = hashlib.sha256()
-    for name in CONTENT_COLUMNS:
+    for name in content_columns(version):
         encoded_name = name.encode()
         value = _hash_value(row[name])
         digest.update(struct.pack("<Q", len(encoded_name)) + encoded_name)

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from d4d.rendering.contract import VIDEO_NAMES
 from d4d.shards.files import list_shards
-from d4d.shards.schema import CONTENT_COLUMNS, HASH_COLUMN, VIDEO_NAMES, content_hash, schema_problems, tensors_in
+from d4d.shards.schema import HASH_COLUMN, VIDEO_NAMES_V1, content_columns, content_hash, schema_problems, schema_version, tensors_in
 from d4d.shards.tensors import tensor_from_columns
 from d4d.shards.video import VideoDecodeError, decode_rgba
 
@@ -31,17 +32,17 @@ class Problem:
         return f"{where}: {self.message}"
 
 
-def row_problems(row: dict, tensors: dict[str, str]) -> list[str]:
-    """What is wrong with one row read back from a shard (empty when nothing is)."""
+def row_problems(row: dict, tensors: dict[str, str], version: int) -> list[str]:
+    """What is wrong with one row read back from a shard of schema ``version`` (empty when nothing is)."""
     problems = []
-    if content_hash({k: row[k] for k in CONTENT_COLUMNS}) != row[HASH_COLUMN]:
+    if content_hash({k: row[k] for k in content_columns(version)}, version) != row[HASH_COLUMN]:
         problems.append(f"{HASH_COLUMN} does not match the row's content")
     frames = row["num_frames"]
     if len(row["K"]) != 9:
         problems.append(f"K has {len(row['K'])} values, expected 9")
     if row["motion_magnitude_per_frame"] is not None and len(row["motion_magnitude_per_frame"]) != frames:
         problems.append(f"motion_magnitude_per_frame has {len(row['motion_magnitude_per_frame'])} values, expected {frames}")
-    present = [v for v in VIDEO_NAMES if row[f"{v}_video"] is not None]
+    present = [v for v in (VIDEO_NAMES_V1 if version == 1 else VIDEO_NAMES) if row[f"{v}_video"] is not None]
     if not present:
         problems.append("no video")
     for video in present:
@@ -84,6 +85,7 @@ def verify_shards(shard_dir: str | Path, progress: Callable[[Path, int], None] |
         if schema_issues:
             continue
         tensors = tensors_in(parquet.schema_arrow)
+        version = schema_version(parquet.schema_arrow)
         index = 0
         for group in range(parquet.num_row_groups):
             try:
@@ -94,7 +96,7 @@ def verify_shards(shard_dir: str | Path, progress: Callable[[Path, int], None] |
                 index += count
                 continue
             for row in rows:
-                problems += [Problem(path, issue, index, row["uid"]) for issue in row_problems(row, tensors)]
+                problems += [Problem(path, issue, index, row["uid"]) for issue in row_problems(row, tensors, version)]
                 if row["uid"] in first_seen:
                     other, other_index = first_seen[row["uid"]]
                     problems.append(Problem(path, f"duplicate uid, also {other} row {other_index}", index, row["uid"]))

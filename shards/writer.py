@@ -18,9 +18,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from d4d.rendering.contract import RenderContractError
-from d4d.shards.files import FOOTER_BYTES_PER_GROUP, AtomicParquetFile, list_shards, next_shard_index, shard_name, writer_lock
-from d4d.shards.from_render import read_asset_json, render_uid, row_from_render
+from d4d.rendering.contract import RenderContractError, read_asset
+from d4d.shards.files import FOOTER_BYTES_PER_GROUP_COLUMN, AtomicParquetFile, list_shards, next_shard_index, shard_name, writer_lock
+from d4d.shards.from_render import render_uid, row_from_render
 from d4d.shards.schema import shard_schema
 from d4d.shards.video import CODECS, DEFAULT_CRF
 
@@ -68,7 +68,7 @@ class ShardSink:
             return
         table = pa.Table.from_pylist(self.pending, schema=self.schema)
         self.pending = []
-        if self.current is not None and self.current.size() + table.nbytes + FOOTER_BYTES_PER_GROUP > self.max_shard_bytes:
+        if self.current is not None and self.current.size() + table.nbytes + FOOTER_BYTES_PER_GROUP_COLUMN * len(self.schema) > self.max_shard_bytes:
             self._publish()
         if self.current is None:
             self.current = AtomicParquetFile(self.shard_dir / shard_name(next_shard_index(self.shard_dir)), self.schema)
@@ -122,7 +122,7 @@ def write_shards(
             for number, render_dir in enumerate(map(Path, render_dirs), start=1):
                 key = str(render_dir)
                 try:
-                    uid = render_uid(render_dir, read_asset_json(render_dir))
+                    uid = render_uid(render_dir, read_asset(render_dir))
                     if uid in this_run:
                         raise ValueError(f"duplicate uid {uid}, already written from {this_run[uid]} in this run")
                     if uid in done:

@@ -41,7 +41,9 @@ def renderer():
 def render_builtin(builtin_assets, renderer, tmp_path_factory):
     """render_builtin(asset, resolution=64, frames=8, engine="workbench", **options) -> render directory.
 
-    Renders a built-in asset with real Blender once per distinct argument set and session.
+    Renders a built-in asset with real Blender once per distinct argument set and session. The
+    whole animated span is squeezed into the few frames (``max_sample_step_s=None``) unless the
+    test asks otherwise: windows have tests of their own.
     """
     from d4d.rendering.options import RenderOptions
 
@@ -49,6 +51,7 @@ def render_builtin(builtin_assets, renderer, tmp_path_factory):
     cache: dict[tuple, Path] = {}
 
     def render(asset: str, resolution: int = 64, frames: int = 8, engine: str = "workbench", **options) -> Path:
+        options.setdefault("max_sample_step_s", None)
         key = (asset, resolution, frames, engine, tuple(sorted(options.items())))
         if key not in cache:
             out = root / f"{asset}-{len(cache)}"

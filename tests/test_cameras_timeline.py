@@ -15,8 +15,9 @@ from d4d.rendering.cameras import (
     orbit_position,
     project,
 )
-from d4d.rendering.manifest import transforms_json, video_cameras
+from d4d.rendering.contract import AssetInfo, transforms_json
 from d4d.rendering.options import RenderOptions
+from d4d.rendering.orbits import layout_sample
 from d4d.rendering.timeline import fcurve_active_span, sample_timeline, trim_still_ends, union_span
 
 
@@ -93,17 +94,17 @@ def test_sample_timeline_covers_span_inclusively():
 
 def test_trim_still_ends_finds_the_moving_part():
     probe = np.arange(10.0)
-    still, moved = np.zeros((4, 3)), np.ones((4, 3))
-    tracks = [still] * 4 + [still + 0.3, moved] + [moved] * 4
-    assert trim_still_ends(probe, tracks) == (3.0, 5.0)
-    assert trim_still_ends(probe, [still] * 10) is None
-    assert trim_still_ends(probe[:3], [still, None, still]) == (0.0, 2.0)
+    steps = [0, 0, 0, 0.3, 0.7, 0, 0, 0, 0]  # motion between probes 3-4 and 4-5
+    assert trim_still_ends(probe, steps) == (3.0, 5.0)
+    assert trim_still_ends(probe, [0.0] * 9) is None
+    assert trim_still_ends(probe[:3], [0.0, 1.0]) == (1.0, 2.0)
 
 
 def test_transforms_json_layout():
     options = RenderOptions(frames=6, resolution=64, videos=("dynamic", "static"))
-    cams = video_cameras(options)
-    doc = transforms_json(options, cams, np.linspace(0, 1, 6))
+    empty = np.zeros((6, 0, 0, 4), np.uint8)
+    sample = layout_sample("unused", options.layout(), 64, {"dynamic": empty, "static": empty}, np.linspace(0, 1, 6), AssetInfo())
+    doc = transforms_json(sample)
     assert doc["w"] == doc["h"] == 64
     assert math.isclose(doc["fl_x"], 32 / math.tan(doc["camera_angle_x"] / 2))
     dynamic = [f for f in doc["frames"] if f["video"] == "dynamic"]

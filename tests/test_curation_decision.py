@@ -1,5 +1,6 @@
 """decide(): one decision per asset from asset.json and frames, with reasons and measures."""
 
+import dataclasses
 import json
 import math
 
@@ -8,12 +9,14 @@ import pytest
 
 from d4d.curation.config import CurationConfig
 from d4d.curation.decision import REASONS, Decision, decide
+from d4d.rendering.contract import AssetInfo, GeometricMotion
 from d4d.testing.curation_render_dirs import disc_frame
 
 T, SIZE = 8, 48
 
 
-def asset_json(has_animation=True, frame_range=(1, 48), max_disp=0.2, mean_disp=0.1, error=None):
+def asset_json(has_animation=True, frame_range=(1, 48), max_disp=0.2, mean_disp=0.1, error=None) -> AssetInfo:
+    """A parsed asset.json with the fields the rules read."""
     a = {
         "animation": {
             "has_animation": has_animation,
@@ -24,7 +27,7 @@ def asset_json(has_animation=True, frame_range=(1, 48), max_disp=0.2, mean_disp=
     }
     if error is not None:
         a["error"] = error
-    return a
+    return AssetInfo.parse(a, "test asset.json")
 
 
 def videos(slide=0.3, radius=0.2, x0=None, front_noise=False):
@@ -161,15 +164,15 @@ def test_motion_magnitude_threshold_is_optional():
     m = d.measures["motion_magnitude"]
     assert m > 0
     assert decide(asset_json(), frames, CurationConfig(min_motion_magnitude=m * 2, ssim_too_static=1.0)).reason == "too_static"
-    assert decide({**asset_json(), "motion_magnitude": 1e9}, frames).measures["motion_magnitude"] == 1e9
+    assert decide(dataclasses.replace(asset_json(), motion_magnitude=1e9), frames).measures["motion_magnitude"] == 1e9
 
 
 def test_missing_or_nan_geometry_tests_nothing():
     a = asset_json()
-    a["animation"]["geometric_motion"] = {"max_displacement": math.nan, "mean_displacement": None}
+    a.animation.geometric_motion = GeometricMotion(max_displacement=math.nan, mean_displacement=None)
     d = decide(a, None)
     assert d.kept and d.measures["geometric_max_displacement"] is None
-    del a["animation"]["geometric_motion"]
+    a.animation.geometric_motion = None
     assert "geometric_motion" in decide(a, None).measures["rules_skipped"]
 
 

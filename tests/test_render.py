@@ -139,7 +139,7 @@ def test_cycles_engine_renders_and_is_deterministic(builtin_assets, renderer, tm
     opts = RenderOptions(engine="cycles", samples=2, resolution=32, frames=3, videos=("dynamic", "static"))
     first = renderer.render(builtin_assets["shapekeys"], tmp_path / "a", opts)
     renderer.render(builtin_assets["shapekeys"], tmp_path / "b", opts)
-    assert first["render"]["engine"] == "cycles" and first["motion_magnitude"] > 0
+    assert first.render["engine"] == "cycles" and first.motion_magnitude > 0
     a, b = load_render(tmp_path / "a").videos["dynamic"].rgba, load_render(tmp_path / "b").videos["dynamic"].rgba
     np.testing.assert_array_equal(a, b)
 
@@ -156,16 +156,16 @@ IMPORTER_NAMES = {"glb": "gltf", "gltf": "gltf", "fbx": "fbx", "dae": "collada",
 def test_every_format_imports_and_animation_survives_where_the_format_keeps_it(exported_formats, renderer, tmp_path, fmt):
     from d4d.rendering.options import RenderOptions
 
-    asset = renderer.render(exported_formats / f"rigid.{fmt}", tmp_path / fmt, RenderOptions(engine="workbench", resolution=32, frames=4))
-    assert asset["importer"] == IMPORTER_NAMES[fmt]
-    assert asset["source"]["format"] == fmt
+    asset = renderer.render(exported_formats / f"rigid.{fmt}", tmp_path / fmt, RenderOptions(engine="workbench", resolution=32, frames=4, max_sample_step_s=None))
+    assert asset.importer == IMPORTER_NAMES[fmt]
+    assert asset.source.format == fmt
     if fmt in ANIMATED_FORMATS:
-        assert asset["animation"]["has_animation"], asset["animation"]["reason"]
-        assert asset["animation"]["frame_range"][0] == pytest.approx(1, abs=0.01)
-        assert 47.9 <= asset["animation"]["frame_range"][1] <= 52  # caches are probed in 65 steps
-        assert asset["motion_magnitude"] > 50
+        assert asset.animation.has_animation, asset.animation.reason
+        assert asset.animation.frame_range[0] == pytest.approx(1, abs=0.01)
+        assert 47.9 <= asset.animation.frame_range[1] <= 52  # caches are probed in 65 steps
+        assert asset.motion_magnitude > 50
     else:
-        assert not asset["animation"]["has_animation"] and asset["motion_magnitude"] == 0.0
+        assert not asset.animation.has_animation and asset.motion_magnitude == 0.0
 
 
 @pytest.mark.skipif(not SHARED_ASSETS.exists(), reason="../shared/assets is not present")
@@ -174,9 +174,9 @@ def test_objaverse_xl_test_files_render_and_are_static(renderer, tmp_path, name)
     from d4d.rendering.options import RenderOptions
 
     asset = renderer.render(SHARED_ASSETS / name, tmp_path / "out", RenderOptions(engine="workbench", resolution=32, frames=4))
-    assert asset["counts"]["vertices"] > 0
-    assert asset["motion_magnitude"] == pytest.approx(0.0, abs=1e-6)
-    assert not asset["animation"]["has_animation"]
+    assert asset.counts["vertices"] > 0
+    assert asset.motion_magnitude == pytest.approx(0.0, abs=1e-6)
+    assert not asset.animation.has_animation
 
 
 ASSIMP_ANIMATED = [
@@ -207,8 +207,8 @@ def test_assimp_models_render_with_the_right_animation_verdict(renderer, tmp_pat
         pytest.skip(f"{rel} not in this assimp-testmodels version")
     asset = renderer.render(ASSIMP_MODELS / rel, tmp_path / "out", RenderOptions(engine="workbench", resolution=32, frames=6))
     animated = rel in ASSIMP_ANIMATED
-    assert asset["animation"]["has_animation"] is animated, asset["animation"]["reason"]
-    assert (asset["motion_magnitude"] > 1.0) is animated
+    assert asset.animation.has_animation is animated, asset.animation.reason
+    assert (asset.motion_magnitude > 1.0) is animated
 
 
 @pytest.mark.skipif(not ASSIMP_MODELS.exists(), reason="Debian's assimp-testmodels is not installed")
@@ -265,9 +265,12 @@ def test_bad_input_fails_cleanly_with_one_line(renderer, builtin_assets, exporte
 
 
 def test_missing_texture_can_be_allowed(renderer, exported_formats, tmp_path):
-    asset = renderer.render(exported_formats / "broken" / "missing_texture.obj", tmp_path / "out", allow_missing_files=True,
-                            options=__import__("d4d.rendering.options", fromlist=["RenderOptions"]).RenderOptions(engine="workbench", resolution=32, frames=2))
-    assert asset["missing_linked_files"] == ["gone.png"]
+    from d4d.rendering.api import AssetPolicy
+    from d4d.rendering.options import RenderOptions
+
+    asset = renderer.render(exported_formats / "broken" / "missing_texture.obj", tmp_path / "out", RenderOptions(engine="workbench", resolution=32, frames=2),
+                            policy=AssetPolicy(allow_missing_files=True))
+    assert asset.missing_linked_files == ["gone.png"]
 
 
 def test_blend_scripts_never_auto_run(renderer, exported_formats, tmp_path, monkeypatch):
@@ -297,7 +300,7 @@ def test_hang_times_out_and_the_next_asset_renders(renderer, builtin_assets, exp
         renderer.render(exported_formats / "heavy.blend", tmp_path / "heavy", RenderOptions(engine="workbench", resolution=32, frames=2, timeout_s=2))
     assert err.value.kind == "timeout" and not (tmp_path / "heavy").exists() and not _no_leftovers(tmp_path)
     asset = renderer.render(builtin_assets["static"], tmp_path / "next", RenderOptions(engine="workbench", resolution=32, frames=2))
-    assert asset["counts"]["vertices"] > 0 and renderer.workers_started == started + 1
+    assert asset.counts["vertices"] > 0 and renderer.workers_started == started + 1
 
 
 def test_crash_inside_blender_becomes_an_error_for_that_asset(renderer, builtin_assets, exported_formats, tmp_path):
@@ -316,7 +319,7 @@ def test_crash_inside_blender_becomes_an_error_for_that_asset(renderer, builtin_
         renderer.render(exported_formats / "heavy.blend", tmp_path / "heavy", RenderOptions(engine="workbench", resolution=32, frames=2, timeout_s=60))
     assert err.value.kind == "crashed" and "SIGSEGV" in err.value.reason
     assert not (tmp_path / "heavy").exists() and not _no_leftovers(tmp_path)
-    assert renderer.render(builtin_assets["static"], tmp_path / "after", RenderOptions(engine="workbench", resolution=32, frames=2))["motion_magnitude"] == 0.0
+    assert renderer.render(builtin_assets["static"], tmp_path / "after", RenderOptions(engine="workbench", resolution=32, frames=2)).motion_magnitude == 0.0
 
 
 # -- command line ----------------------------------------------------------------------------
@@ -407,13 +410,13 @@ def test_each_action_of_a_multi_animation_asset_renders_as_its_own_clip(renderer
     from d4d.rendering.options import RenderOptions
 
     path = exported_formats / "two_actions.glb"
-    opts = dict(engine="workbench", resolution=32, frames=4, videos=("dynamic", "static"))
+    opts = dict(engine="workbench", resolution=32, frames=4, videos=("dynamic", "static"), max_sample_step_s=None)
     played = renderer.render(path, tmp_path / "default", RenderOptions(**opts))
-    assert played["animation"]["actions"] == ["slide", "spin"] and played["animation"]["action"] is None
-    assert played["animation"]["frame_range"] == [1.0, 30.0]  # glTF import plays the first animation
+    assert played.animation.actions == ["slide", "spin"] and played.animation.action == "slide"
+    assert played.animation.frame_range == [1.0, 30.0]  # glTF import plays the first animation
     spin = renderer.render(path, tmp_path / "spin", RenderOptions(**opts, action="spin"))
-    assert spin["animation"]["action"] == "spin" and spin["animation"]["frame_range"] == [1.0, 60.0]
-    assert [s["name"] for s in spin["animation"]["sources"] if s["plays"]] == ["spin"]
-    assert spin["motion_magnitude"] > 10 and spin["motion_magnitude"] != pytest.approx(played["motion_magnitude"])
-    with pytest.raises(AssetError, match="no object plays an action named 'jump'.*slide, spin"):
+    assert spin.animation.action == "spin" and spin.animation.frame_range == [1.0, 60.0]
+    assert [s["name"] for s in spin.animation.sources if s["plays"]] == ["spin"]
+    assert spin.motion_magnitude > 10 and spin.motion_magnitude != pytest.approx(played.motion_magnitude)
+    with pytest.raises(AssetError, match="no animation named 'jump'.*'slide', 'spin'"):
         renderer.render(path, tmp_path / "jump", RenderOptions(**opts, action="jump"))

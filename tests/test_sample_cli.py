@@ -57,7 +57,7 @@ def test_text_sample_is_a_render_directory_d4d_reconstruct_can_read(runs, tmp_pa
     assert np.allclose(np.linalg.norm(video.c2w[:, :3, 3], axis=1), 2.0)
     assert np.allclose(video.c2w[:, 2, 3], 0.0)  # elevation 0
     assert math.degrees(render.camera_angle_x) == pytest.approx(49.13, abs=0.01)
-    assert render.asset["generated"]["motion_magnitude"] == 400
+    assert render.asset.generated["motion_magnitude"] == 400
     assert iio.imread(out / "dynamic.mp4", plugin="pyav").shape[0] == 4
 
 

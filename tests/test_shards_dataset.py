@@ -22,7 +22,7 @@ def data(tmp_path_factory):
     renders = {}
     for i in range(N):
         path = make_shard_render(root / "r", f"asset{i}", caption=f"ball {i}")
-        renders[load_render(path).asset["source"]["sha256"]] = path
+        renders[load_render(path).asset.source.sha256] = path
     write_shards(list(renders.values()), root / "s", codec="lossless", rows_per_group=2, max_shard_mb=0.1)
     assert len(list((root / "s").glob("part-*.parquet"))) >= 2
     return root / "s", renders
@@ -40,9 +40,9 @@ def test_samples_have_documented_shapes_dtypes_and_values(data):
     shard_dir, renders = data
     sample = next(iter(ShardDataset(shard_dir, videos=("dynamic", "static", "front"), shuffle=False)))
     render = load_render(renders[sample["uid"]])
-    assert sample["caption"] == render.asset["caption"] and sample["position"] == 0
+    assert sample["caption"] == render.asset.caption and sample["position"] == 0
     assert sample["K"].dtype == torch.float32 and torch.allclose(sample["K"], torch.tensor(render.K, dtype=torch.float32))
-    assert sample["motion_magnitude"].shape == () and sample["motion_magnitude"].item() == pytest.approx(render.asset["motion_magnitude"])
+    assert sample["motion_magnitude"].shape == () and sample["motion_magnitude"].item() == pytest.approx(render.asset.motion_magnitude)
     assert sample["motion_magnitude_per_frame"].shape == (8,)
     for name, video in render.videos.items():
         frames, alpha = sample[f"{name}_video"], sample[f"{name}_alpha"]

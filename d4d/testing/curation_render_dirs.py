@@ -1,5 +1,5 @@
-"""Test helper: synthetic render directories that follow the render contract
-(docs/conventions.md): numpy-drawn RGBA PNGs of a striped disc + transforms.json + asset.json.
+"""Test helper: synthetic render directories written through the render contract's
+``write_render`` (docs/conventions.md): numpy-drawn RGBA frames of a striped disc.
 
 The disc stands for the object. In the dynamic orbit and the front video it slides
 horizontally with time; the orbit's camera rotation is imitated by turning the stripe
@@ -9,14 +9,13 @@ animation differs between them (as in a real render).
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from d4d.rendering.cameras import DEFAULT_FOV_DEG, orbit_azimuths, orbit_c2w
+from d4d.rendering.contract import AnimationInfo, AssetInfo, GeometricMotion, SourceInfo, write_render
+from d4d.rendering.orbits import OrbitLayout, layout_sample
 
 
 def disc_frame(size: int, centre_x: float, radius: float, phase: float, centre_y: float = 0.5) -> np.ndarray:
@@ -74,80 +73,44 @@ def make_render_dir(
             instead of the disc (a distorted render).
         error: written as asset.json "error" (a failed render, as rendering.errors.AssetError.to_dict()).
     """
-    root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     slide = slide if animated else 0.0
     x0 = 0.5 - slide / 2 if start_x is None else start_x
     times = np.arange(frames) / (frames - 1)
-    azimuths = orbit_azimuths(frames)
-    c2w = orbit_c2w(azimuths, 0.0, 2.0)
-    front_c2w = orbit_c2w(np.zeros(frames), 0.0, 2.0)
-    entries = []
 
     def draw(t: float, phase: float) -> np.ndarray:
         if empty:
             return np.zeros((size, size, 4), dtype=np.uint8)
         return disc_frame(size, x0 + slide * t, radius, phase)
 
-    for video in videos:
-        (root / video).mkdir(exist_ok=True)
+    geometric = slide if geometric_max is None else geometric_max
+    asset = AssetInfo(
+        source=SourceInfo(path="synthetic.glb", sha256="0" * 64, format="glb", size_bytes=0),
+        animation=AnimationInfo(
+            has_animation=animated,
+            reason="action 'slide'" if animated else "no actions, NLA strips, shape keys or caches",
+            frame_range=list(frame_range) if animated else None,
+            sampled_frames=[frame_range[0] + (frame_range[1] - frame_range[0]) * t for t in times],
+            fps=24.0,
+            geometric_motion=GeometricMotion(max_displacement=geometric, mean_displacement=geometric / 2,
+                                             per_frame_rms=[float(geometric * t) for t in times]),
+        ),
+        render={"engine": "workbench", "resolution": size, "frames": frames},
+        error=error,
+    )
+    empty_frames = {v: np.zeros((frames, 0, 0, 4), np.uint8) for v in videos}
+    sample = layout_sample(root, OrbitLayout(frames=frames), size, empty_frames, times if animated else np.zeros(frames), asset)
+    for name, video in sample.videos.items():
+        images = []
         for i in range(frames):
-            if video == "front":
-                image, t, matrix, az = draw(times[i], 0.0), times[i], front_c2w[i], 0.0
+            if name == "front":
+                image = draw(video.times[i], 0.0)
                 if noise_after_start and i > 0:
                     image = rng.integers(0, 256, size=(size, size, 4), dtype=np.uint8)
                     image[..., 3] = 255
             else:
-                t = times[i] if video == "dynamic" else 0.0
-                image, matrix, az = draw(t, math.radians(azimuths[i])), c2w[i], float(azimuths[i])
-            name = f"{video}/{i:03d}.png"
-            Image.fromarray(image, "RGBA").save(root / name)
-            entries.append(
-                {
-                    "file_path": name,
-                    "video": video,
-                    "index": i,
-                    "time": float(t),
-                    "azimuth_deg": az,
-                    "elevation_deg": 0.0,
-                    "distance": 2.0,
-                    "transform_matrix": matrix.tolist(),
-                }
-            )
-    angle = math.radians(DEFAULT_FOV_DEG)
-    focal = 0.5 * size / math.tan(0.5 * angle)
-    transforms = {
-        "convention": "nerf-synthetic: camera-to-world, camera +X right, +Y up, looks along -Z; world +Z up",
-        "camera_angle_x": angle,
-        "w": size,
-        "h": size,
-        "fl_x": focal,
-        "fl_y": focal,
-        "cx": size / 2,
-        "cy": size / 2,
-        "frames": entries,
-    }
-    geometric = slide if geometric_max is None else geometric_max
-    asset = {
-        "schema_version": 1,
-        "source": {"path": "synthetic.glb", "sha256": "0" * 64, "format": "glb", "size_bytes": 0},
-        "animation": {
-            "has_animation": animated,
-            "reason": "action 'slide'" if animated else "no actions, NLA strips, shape keys or caches",
-            "sources": ["action:slide"] if animated else [],
-            "frame_range": list(frame_range) if animated else None,
-            "sampled_frames": [frame_range[0] + (frame_range[1] - frame_range[0]) * t for t in times],
-            "fps": 24,
-            "geometric_motion": {
-                "max_displacement": geometric,
-                "mean_displacement": geometric / 2,
-                "per_frame_rms": [float(geometric * t) for t in times],
-            },
-        },
-        "render": {"engine": "workbench", "resolution": size, "frames": frames},
-    }
-    if error is not None:
-        asset["error"] = error
-    (root / "transforms.json").write_text(json.dumps(transforms))
-    (root / "asset.json").write_text(json.dumps(asset))
+                image = draw(video.times[i], math.radians(video.azimuths_deg[i]))
+            images.append(image)
+        video.rgba = np.stack(images)
+    write_render(root, sample)
     return root

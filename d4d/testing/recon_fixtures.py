@@ -2,20 +2,20 @@
 
 Two ray-cast spheres with Lambertian shading under a fixed world light (so the scene is
 view-consistent, as a real render is): a large two-tone sphere at rest and a smaller
-two-tone sphere that moves across the unit cube over time. Frames are written as d4d-render
-writes them (docs/conventions.md): straight-alpha RGBA PNGs, transforms.json, asset.json.
+two-tone sphere that moves across the unit cube over time, written through the render
+contract's ``write_render`` (docs/conventions.md).
 """
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from d4d.rendering.cameras import DEFAULT_FOV_DEG, focal_from_fov, orbit_azimuths, orbit_c2w
+from d4d.rendering.cameras import DEFAULT_FOV_DEG, focal_from_fov
+from d4d.rendering.contract import AnimationInfo, AssetInfo, SourceInfo, write_render
+from d4d.rendering.orbits import OrbitLayout, layout_sample
 
 LIGHT = np.array([0.4, -0.5, 0.75]) / np.linalg.norm([0.4, -0.5, 0.75])
 
@@ -65,24 +65,11 @@ def make_sphere_render(out: Path, resolution: int = 64, frames: int = 24, videos
     """Write a render directory of the two-sphere scene and return it."""
     out = Path(out)
     focal = focal_from_fov(DEFAULT_FOV_DEG, resolution)
-    azimuths = orbit_azimuths(frames)
-    c2ws = orbit_c2w(azimuths, 0.0, 2.0)
-    entries = []
-    for video in videos:
-        (out / video).mkdir(parents=True, exist_ok=True)
-        for i in range(frames):
-            t = i / (frames - 1)
-            time_shown = 0.0 if video == "static" else t
-            c2w = c2ws[0] if video == "front" else c2ws[i]
-            path = f"{video}/{i:03d}.png"
-            Image.fromarray(raycast(c2w, resolution, resolution, focal, time_shown)).save(out / path)
-            entries.append({"file_path": path, "video": video, "index": i, "time": time_shown,
-                            "azimuth_deg": float(azimuths[0 if video == "front" else i]), "elevation_deg": 0.0,
-                            "distance": 2.0, "transform_matrix": c2w.tolist()})
-    transforms = {"convention": "nerf-synthetic: camera-to-world, camera +X right, +Y up, looks along -Z; world +Z up",
-                  "camera_angle_x": math.radians(DEFAULT_FOV_DEG), "w": resolution, "h": resolution,
-                  "fl_x": focal, "fl_y": focal, "cx": resolution / 2, "cy": resolution / 2, "frames": entries}
-    (out / "transforms.json").write_text(json.dumps(transforms, indent=1))
-    (out / "asset.json").write_text(json.dumps({"schema_version": 1, "source": {"path": "synthetic:two-spheres", "format": "synthetic"},
-                                                "animation": {"has_animation": True, "reason": "analytic motion"}}))
+    asset = AssetInfo(source=SourceInfo(path="synthetic:two-spheres", format="synthetic"),
+                      animation=AnimationInfo(has_animation=True, reason="analytic motion"))
+    empty = {v: np.zeros((frames, 0, 0, 4), np.uint8) for v in videos}
+    sample = layout_sample(out, OrbitLayout(frames=frames), resolution, empty, np.linspace(0.0, 1.0, frames), asset)
+    for video in sample.videos.values():
+        video.rgba = np.stack([raycast(c2w, resolution, resolution, focal, t) for c2w, t in zip(video.c2w, video.times)])
+    write_render(out, sample)
     return out

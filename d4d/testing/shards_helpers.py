@@ -9,15 +9,14 @@ video and is frozen at time 0 in the static orbit; the camera's orbit turns the 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from d4d.measures import MOTION_MAGNITUDE_VERSION, motion_magnitude_per_frame
-from d4d.rendering.cameras import DEFAULT_FOV_DEG, orbit_azimuths, orbit_c2w
+from d4d.rendering.contract import AnimationInfo, AssetInfo, SourceInfo, write_render
+from d4d.rendering.orbits import OrbitLayout, layout_sample
 
 
 def ball_frame(size: int, time: float, azimuth_deg: float, hue: float) -> np.ndarray:
@@ -56,46 +55,23 @@ def make_shard_render(
     """
     out = Path(root) / name
     hue = int(hashlib.sha256(name.encode()).hexdigest()[:4], 16) / 0xFFFF
-    azimuths = orbit_azimuths(frames)
     times = np.linspace(0.0, 1.0, frames)
-    layout = {
-        "dynamic": (azimuths, times),
-        "static": (azimuths, np.zeros(frames)),
-        "front": (np.zeros(frames), times),
-    }
-    angle_x = math.radians(DEFAULT_FOV_DEG)
-    focal = 0.5 * size / math.tan(0.5 * angle_x)
-    records, pixels = [], {}
-    for video in videos:
-        az, ts = layout[video]
-        (out / video).mkdir(parents=True, exist_ok=True)
-        pixels[video] = np.stack([ball_frame(size, t, a, hue) for a, t in zip(az, ts)])
-        for i, (c2w, a, t) in enumerate(zip(orbit_c2w(az, 0.0, 2.0), az, ts)):
-            Image.fromarray(pixels[video][i], "RGBA").save(out / video / f"{i:03d}.png")
-            records.append(
-                {"file_path": f"{video}/{i:03d}.png", "video": video, "index": i, "time": float(t), "azimuth_deg": float(a),
-                 "elevation_deg": 0.0, "distance": 2.0, "transform_matrix": c2w.tolist()}
-            )
-    transforms = {"convention": "nerf-synthetic", "camera_angle_x": angle_x, "w": size, "h": size, "fl_x": focal, "fl_y": focal,
-                  "cx": size / 2, "cy": size / 2, "frames": records}
-    (out / "transforms.json").write_text(json.dumps(transforms))
-    source = {"path": f"/assets/{name}.glb", "format": "glb", "size_bytes": 1234}
+    source = SourceInfo(path=f"/assets/{name}.glb", format="glb", size_bytes=1234)
     if source_sha256 == "derive":
-        source["sha256"] = hashlib.sha256(f"asset:{name}".encode()).hexdigest()
+        source.sha256 = hashlib.sha256(f"asset:{name}".encode()).hexdigest()
     elif source_sha256 is not None:
-        source["sha256"] = source_sha256
-    asset = {
-        "schema_version": 1,
-        "source": source,
-        "animation": {"has_animation": True, "reason": "test", "frame_range": [1.0, 1.0 + 2 * frames], "fps": 24.0},
-    }
-    if caption is not None:
-        asset["caption"] = caption
-    if with_motion and "dynamic" in pixels and "static" in pixels:
-        per_frame = motion_magnitude_per_frame(pixels["dynamic"], pixels["static"])
-        asset.update(motion_magnitude=float(per_frame.mean()), motion_magnitude_per_frame=per_frame.tolist(),
-                     motion_magnitude_version=MOTION_MAGNITUDE_VERSION)
-    (out / "asset.json").write_text(json.dumps(asset))
+        source.sha256 = source_sha256
+    asset = AssetInfo(source=source, caption=caption,
+                      animation=AnimationInfo(has_animation=True, reason="test", frame_range=[1.0, 1.0 + 2 * frames], fps=24.0))
+    empty = {v: np.zeros((frames, 0, 0, 4), np.uint8) for v in videos}
+    sample = layout_sample(out, OrbitLayout(frames=frames), size, empty, times, asset)
+    for video in sample.videos.values():
+        video.rgba = np.stack([ball_frame(size, t, a, hue) for a, t in zip(video.azimuths_deg, video.times)])
+    if with_motion and "dynamic" in sample.videos and "static" in sample.videos:
+        per_frame = motion_magnitude_per_frame(sample.videos["dynamic"].rgba, sample.videos["static"].rgba)
+        asset.motion_magnitude, asset.motion_magnitude_per_frame = float(per_frame.mean()), per_frame.tolist()
+        asset.motion_magnitude_version = MOTION_MAGNITUDE_VERSION
+    write_render(out, sample)
     return out
 
 

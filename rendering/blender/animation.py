@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from d4d.rendering.errors import AssetError
+from d4d.rendering.blender.actions import animated_ids
 from d4d.rendering.timeline import Span, fcurve_active_span, union_span
 
 
@@ -34,11 +34,6 @@ def action_span(action) -> tuple[Span | None, bool]:
     return span, cyclic
 
 
-def _animated_ids(bpy):
-    yield from bpy.data.objects
-    yield from bpy.data.shape_keys
-
-
 def find_animation_sources(bpy) -> list[dict]:
     """Every animation source that plays: {kind, owner, name, span, cyclic}.
 
@@ -46,7 +41,7 @@ def find_animation_sources(bpy) -> list[dict]:
     listed with ``plays: False`` so a user can see them.
     """
     sources = []
-    for idb in _animated_ids(bpy):
+    for idb in animated_ids(bpy):
         anim = idb.animation_data
         if anim is None:
             continue
@@ -72,25 +67,3 @@ def find_animation_sources(bpy) -> list[dict]:
 def animated_span(sources: list[dict]) -> Span | None:
     """Union of the spans of the sources that play."""
     return union_span([s["span"] for s in sources if s["plays"]])
-
-
-def select_action(bpy, name: str) -> list[str]:
-    """Make the action ``name`` the one that plays on every object (or shape-key set) that
-    carries it, as its active action or in an NLA strip, with that owner's NLA tracks muted:
-    one clip of a multi-animation asset. Returns the owners changed; raises AssetError when no
-    owner carries the action."""
-    action = bpy.data.actions.get(name)
-    owners = []
-    for idb in _animated_ids(bpy) if action is not None else ():
-        anim = idb.animation_data
-        if anim is None:
-            continue
-        if anim.action == action or any(strip.action == action for track in anim.nla_tracks for strip in track.strips):
-            for track in anim.nla_tracks:
-                track.mute = True
-            anim.action = action
-            owners.append(idb.name)
-    if not owners:
-        available = ", ".join(sorted(a.name for a in bpy.data.actions)) or "none"
-        raise AssetError("render_failed", f"no object plays an action named {name!r} (actions: {available})")
-    return owners

@@ -30,6 +30,11 @@ def renderable_objects(bpy) -> list:
     ]
 
 
+def face_count(bpy) -> int:
+    """Faces of the renderable meshes as stored (before modifiers), a cheap size bound."""
+    return sum(len(o.data.polygons) for o in renderable_objects(bpy) if o.type == "MESH")
+
+
 def set_frame(bpy, frame: float) -> None:
     """Show a (fractional) Blender frame."""
     whole = int(np.floor(frame))

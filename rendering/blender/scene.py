@@ -10,6 +10,7 @@ import numpy as np
 
 from d4d.rendering.blender.geometry import renderable_objects
 from d4d.rendering.errors import AssetError
+from d4d.rendering.linked_files import within
 from d4d.rendering.options import RenderOptions
 
 #: Directions (azimuth, elevation in degrees) the four sun lights shine from, as in the released
@@ -70,18 +71,76 @@ def normalization(bbox_min: np.ndarray, bbox_max: np.ndarray) -> dict:
     }
 
 
-def apply_normalization(bpy, norm: dict) -> None:
-    """Parent every root object to one empty that carries the normalising transform."""
-    root = bpy.data.objects.new("d4d_normalize", None)
-    bpy.context.scene.collection.objects.link(root)
-    for obj in list(bpy.context.scene.objects):
-        if obj.parent is None and obj is not root:
-            world = obj.matrix_world.copy()
-            obj.parent = root
-            obj.matrix_world = world
-    root.scale = (norm["scale"],) * 3
-    root.location = norm["offset"]
+NORMALIZATION_ROOT = "d4d_normalize"
+
+
+def normalization_root(bpy):
+    """The empty every root object is parented to (created at identity on first use); its
+    transform is the normalisation, so setting it back to identity shows the raw scene."""
+    root = bpy.data.objects.get(NORMALIZATION_ROOT)
+    if root is None:
+        root = bpy.data.objects.new(NORMALIZATION_ROOT, None)
+        bpy.context.scene.collection.objects.link(root)
+        for obj in list(bpy.context.scene.objects):
+            if obj.parent is None and obj is not root:
+                world = obj.matrix_world.copy()
+                obj.parent = root
+                obj.matrix_world = world
+    return root
+
+
+def set_normalization(bpy, norm: dict | None) -> None:
+    """Apply ``norm`` (scale, offset) to the normalisation root; None shows the raw scene."""
+    root = normalization_root(bpy)
+    root.scale = (norm["scale"],) * 3 if norm else (1.0, 1.0, 1.0)
+    root.location = norm["offset"] if norm else (0.0, 0.0, 0.0)
     bpy.context.view_layer.update()
+
+
+def outside_images(bpy, folder: Path) -> list[str]:
+    """Image files the scene links (not packed) that lie outside ``folder``'s tree; checked before
+    any image is decoded, so none of them is read."""
+    return sorted({bpy.path.abspath(image.filepath) for image in bpy.data.images
+                   if image.source == "FILE" and image.packed_file is None and image.filepath
+                   and not within(folder, bpy.path.abspath(image.filepath))})
+
+
+def unreadable_images(bpy) -> list[str]:
+    """Images on disk or packed that Blender cannot decode (reading their size loads them)."""
+    bad = []
+    for image in bpy.data.images:
+        if image.source != "FILE" or not image.filepath and image.packed_file is None:
+            continue
+        if image.packed_file is None and not os.path.exists(bpy.path.abspath(image.filepath)):
+            continue  # missing, not unreadable: missing_linked_files reports it
+        if tuple(image.size) == (0, 0):
+            bad.append(Path(image.filepath).name or image.name)
+    return sorted(set(bad))
+
+
+def drop_unreadable_textures(bpy, names: list[str]) -> int:
+    """Unlink the outputs of image-texture nodes whose image is unreadable, so their inputs fall
+    back to the material's plain values instead of Blender's missing-texture magenta. Returns
+    the number of nodes unlinked."""
+    count = 0
+    for material in bpy.data.materials:
+        if not material.node_tree:
+            continue
+        for node in material.node_tree.nodes:
+            image = getattr(node, "image", None)
+            if node.type == "TEX_IMAGE" and image is not None and (Path(image.filepath).name or image.name) in names:
+                for output in node.outputs:
+                    for link in list(output.links):
+                        material.node_tree.links.remove(link)
+                count += 1
+    return count
+
+
+def remove_d4d_objects(bpy) -> None:
+    """Remove the lights and camera an earlier render of this session added."""
+    for obj in list(bpy.data.objects):
+        if obj.name.startswith(("d4d_sun_", "d4d_camera")):
+            bpy.data.objects.remove(obj, do_unlink=True)
 
 
 def add_lights(bpy, seed: int) -> list[dict]:
