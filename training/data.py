@@ -96,6 +96,13 @@ def collate(samples: Sequence[dict], num_frames: int, resolution: int) -> Batch:
     return batch
 
 
+def loader_generator(seed: int, epoch: int) -> torch.Generator:
+    """The DataLoader's own generator (it draws its workers' base seed from it). Without one it
+    draws from torch's global generator, which also drives dropout, so a resumed run (which
+    starts a new loader mid-epoch) would see different dropout masks than an uninterrupted one."""
+    return torch.Generator().manual_seed(seed * 100_003 + epoch)
+
+
 class EpochBatches:
     """This process's micro-batches of a map-style dataset, in a seeded order, from any position.
 
@@ -125,7 +132,7 @@ class EpochBatches:
         """Lists of ``batch_size`` samples, micro-batches ``start..len(self)-1`` of ``epoch``."""
         indices = self.indices(epoch)[start * self.batch_size :].tolist()
         loader = DataLoader(Subset(self.dataset, indices), batch_size=self.batch_size, shuffle=False,
-                            num_workers=self.num_workers, collate_fn=list)
+                            num_workers=self.num_workers, collate_fn=list, generator=loader_generator(self.seed, epoch))
         yield from loader
 
     def first_sample(self) -> dict:
@@ -148,7 +155,7 @@ class ShardBatches:
         self.dataset = ShardDataset(shard_dir, videos=videos, tensors=tuple(tensors), shuffle=True, seed=seed,
                                     rank=rank, world_size=world_size, batch_size=batch_size, drop_last=True,
                                     background=background)
-        self.batch_size, self.num_workers = batch_size, num_workers
+        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         if len(self) < 1:
             raise ValueError(f"{shard_dir}: {self.dataset.num_samples} samples, fewer than one global batch "
                              f"({batch_size} x {world_size} processes)")
@@ -160,7 +167,7 @@ class ShardBatches:
         state = {**self.dataset.state_dict(), "epoch": epoch, "consumed": start * self.batch_size}
         self.dataset.load_state_dict(state)
         loader = DataLoader(self.dataset, batch_size=self.batch_size, num_workers=self.num_workers,
-                            collate_fn=list, drop_last=True)
+                            collate_fn=list, drop_last=True, generator=loader_generator(self.seed, epoch))
         yield from loader
 
     def first_sample(self) -> dict:
