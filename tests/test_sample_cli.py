@@ -1,4 +1,4 @@
-"""d4d-sample and Diffusion4DPipeline at tiny size: render-contract output and the guidance branches."""
+"""d4d-sample and Diffusion4DPipeline at tiny size: render-contract output, the static reference, the guidance branches."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from d4d.testing.train_fixtures import make_clips, single_thread
 from d4d.training.config import preset
 from d4d.training.data import EpochBatches
 from d4d.training.pipeline import Diffusion4DPipeline
+from d4d.training.reference import STATIC_ORBIT_MODEL, pipeline_config, starting_reference
 from d4d.training.sample import main
-from d4d.training.train import train
+from d4d.training.train import make_components, train
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -24,17 +25,22 @@ def one_thread():
     yield from single_thread()
 
 
+def train_tiny(run, config_name: str, pretrained=None, **overrides):
+    config = preset(config_name, max_steps=2, checkpointing_steps=2, learning_rate=1e-2, use_ema=False, **overrides)
+    reference = starting_reference(pretrained) if config.target == "dynamic" else (None, None)
+    train(config, EpochBatches(make_clips(2), 1, seed=0), run, make_components(config, pretrained), reference=reference)
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+    return run
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict:
-    """task -> run directory of a tiny model trained for two steps."""
-    out = {}
-    for task in ("text", "static"):
-        run = tmp_path_factory.mktemp(f"run-{task}")
-        config = preset(f"tiny-{task}", max_steps=2, checkpointing_steps=2, learning_rate=1e-2, use_ema=False)
-        train(config, EpochBatches(make_clips(2), 1, seed=0), run)
-        AcceleratorState._reset_state(reset_partial_state=True)
-        GradientState._reset_state()
-        out[task] = run
+    """Run directories of tiny models trained for two steps: "text" (from scratch, no reference),
+    "static-base" (d4d-train --target static) and "static" (the 4D model fine-tuned from it)."""
+    out = {"text": train_tiny(tmp_path_factory.mktemp("run-text"), "tiny-text"),
+           "static-base": train_tiny(tmp_path_factory.mktemp("run-static-base"), "tiny-static", target="static")}
+    out["static"] = train_tiny(tmp_path_factory.mktemp("run-static"), "tiny-static", pretrained=out["static-base"] / "model")
     return out
 
 
@@ -48,7 +54,7 @@ def static_render(tmp_path_factory):
 def test_text_sample_is_a_render_directory_d4d_reconstruct_can_read(runs, tmp_path):
     out = tmp_path / "out"
     assert main(["--model", str(runs["text"]), "--out", str(out), "--prompt", "a red ball", "--steps", "2",
-                 "--motion-magnitude", "400", "--device", "cpu"]) == 0
+                 "--motion-magnitude", "400", "--static-reference", "zero-motion", "--device", "cpu"]) == 0
     render = load_render(out)
     video = render.videos["dynamic"]
     assert video.rgba.shape == (4, 16, 16, 4) and video.rgba.dtype == np.uint8
@@ -61,16 +67,29 @@ def test_text_sample_is_a_render_directory_d4d_reconstruct_can_read(runs, tmp_pa
     assert iio.imread(out / "dynamic.mp4", plugin="pyav").shape[0] == 4
 
 
-def test_static_sample_with_a_frozen_static_reference(runs, static_render, tmp_path):
+def test_a_run_fine_tuned_from_a_static_model_keeps_it_as_the_default_reference(runs, static_render, tmp_path):
+    base, recorded = runs["static-base"] / "model", pipeline_config(runs["static"] / "model")
+    assert pipeline_config(base)["target"] == "static" and not (base / "motion_embedding").exists()
+    assert recorded["static_reference"] == str(base.resolve()) and recorded["static_reference_kind"] == STATIC_ORBIT_MODEL
     out = tmp_path / "out"
     assert main(["--model", str(runs["static"]), "--out", str(out), "--static", str(static_render), "--steps", "2",
-                 "--static-reference", "frozen", "--static-model", str(runs["static"] / "model"), "--device", "cpu"]) == 0
+                 "--device", "cpu"]) == 0
     assert load_render(out).videos["dynamic"].rgba.shape == (4, 16, 16, 4)
+    # the old spelling of the same choice still works
+    assert main(["--model", str(runs["static"]), "--out", str(tmp_path / "old"), "--static", str(static_render), "--steps", "2",
+                 "--static-reference", "frozen", "--static-model", str(runs["static-base"]), "--device", "cpu"]) == 0
+    # the static model itself samples static orbits: no m, no 3D-aware term
+    assert main(["--model", str(runs["static-base"]), "--out", str(tmp_path / "base"), "--static", str(static_render),
+                 "--steps", "2", "--device", "cpu"]) == 0
 
 
 def test_cli_errors_name_the_missing_input(runs, tmp_path, caplog):
     assert main(["--model", str(runs["text"]), "--out", str(tmp_path / "o")]) == 2
     assert "give --prompt" in caplog.text
+    assert main(["--model", str(runs["text"]), "--out", str(tmp_path / "o"), "--prompt", "a ball"]) == 2
+    assert "needs a static reference and the model records none" in caplog.text
+    assert main(["--model", str(runs["static-base"]), "--out", str(tmp_path / "o"), "--static", str(tmp_path),
+                 "--w2", "0.5"]) == 2
     assert main(["--model", str(runs["static"]), "--out", str(tmp_path / "o")]) == 2
     assert "give --static" in caplog.text
     assert main(["--model", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
@@ -86,14 +105,16 @@ def test_guidance_branches_of_the_pipeline(runs):
     pipe = Diffusion4DPipeline.from_pretrained(runs["text"] / "model")
     conditional = sample(pipe, w1=0.0, w2=0.0, motion_magnitude=400.0)
     assert conditional.shape == (1, 4, 4, 8, 8) and torch.isfinite(conditional).all()
-    # the unconditional branch matters (text dropped), so does the static reference (m = 0) once trained
+    # the unconditional branch matters (text dropped), so does the zero-motion shortcut (m = 0) once trained
     assert not torch.allclose(sample(pipe, w1=7.0, w2=0.0, motion_magnitude=400.0), conditional)
-    zero_motion = sample(pipe, w1=0.0, w2=0.5, motion_magnitude=400.0)
+    zero_motion = sample(pipe, w1=0.0, w2=0.5, motion_magnitude=400.0, static_reference="zero-motion")
     assert not torch.allclose(zero_motion, conditional)
-    # a frozen reference identical to this model gives the zero-motion reference's result
-    frozen = sample(pipe, w1=0.0, w2=0.5, motion_magnitude=400.0, static_reference="frozen",
-                    static_denoiser=pipe.denoiser())
-    assert torch.allclose(frozen, zero_motion, atol=1e-5)
-    # at motion 0 the conditional prediction is the static reference: the w2 term vanishes
-    assert torch.allclose(sample(pipe, w1=0.0, w2=0.5, motion_magnitude=0.0),
+    # a separate reference that is this very model, given the conditions without m, is the zero-motion branch
+    separate = sample(pipe, w1=0.0, w2=0.5, motion_magnitude=400.0, static_reference="static-model",
+                      static_denoiser=pipe.denoiser())
+    assert torch.allclose(separate, zero_motion, atol=1e-5)
+    with pytest.raises(ValueError, match="needs static_denoiser"):
+        sample(pipe, w1=0.0, w2=0.5)
+    # at motion 0 the conditional prediction is the zero-motion branch: that w2 term vanishes
+    assert torch.allclose(sample(pipe, w1=0.0, w2=0.5, motion_magnitude=0.0, static_reference="zero-motion"),
                           sample(pipe, w1=0.0, w2=0.0, motion_magnitude=0.0), atol=1e-5)

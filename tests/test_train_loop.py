@@ -15,6 +15,8 @@ from d4d.training.components import build_components
 from d4d.training.config import preset
 from d4d.training.data import Batch, EpochBatches, collate
 from d4d.training.objective import batch_inputs, compute_losses
+from d4d.training.reference import STARTING_BACKBONE, pipeline_config
+from d4d.training.schedules import training_schedule
 from d4d.training.train import main, train
 
 
@@ -33,15 +35,16 @@ def fresh_accelerate_state():
 
 def test_loss_is_finite_and_falls_on_a_fixed_batch():
     config = preset("tiny-text", p_uncond=0.0, p_no_motion=0.0)
-    parts = build_components("text", "tiny-text", seed=0)
+    parts = build_components("text", "tiny-modelscope", seed=0)
     model = Denoiser(parts.unet, parts.motion_embedding, "text")
     batch: Batch = collate(make_clips(2), config.num_frames, config.resolution)
-    z0, zbar, cond = batch_inputs(batch, parts, config, torch.device("cpu"))
+    z0, zbar, cond = batch_inputs(batch, parts, config, torch.device("cpu"), torch.Generator().manual_seed(0))
+    schedule = training_schedule(parts.scheduler, config.edm_p_mean, config.edm_p_std)
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     losses = []
     for _ in range(20):
         generator = torch.Generator().manual_seed(7)  # the same timesteps and noise every step
-        loss = compute_losses(model, parts.scheduler, z0, zbar, cond, config, generator)
+        loss = compute_losses(model, schedule, z0, zbar, cond, config, generator)
         assert torch.isfinite(loss.total) and torch.isfinite(loss.mr)
         optimizer.zero_grad()
         loss.total.backward()
@@ -109,7 +112,7 @@ def test_cli_trains_from_shards_with_cached_latents(tmp_path):
     argv = ["--shards", str(tmp_path / "shards"), "--output", str(run), "--config", "tiny-text", "--max-steps", "2",
             "--checkpointing-steps", "1", "--validation-steps", "2", "--cache-latents"]
     assert main(argv) == 0
-    parts = build_components("text", "tiny-text", seed=0)
+    parts = build_components("text", "tiny-modelscope", seed=0)
     config = json.loads((run / "train_config.json").read_text())
     assert config["max_steps"] == 2 and config["task"] == "text"
     expected = producers(parts, preset("tiny-text"))
@@ -128,6 +131,10 @@ def test_cli_reports_bad_arguments_in_one_line(tmp_path, caplog):
     assert "no shards" in caplog.text
     assert main(["--shards", str(tmp_path), "--output", str(tmp_path / "run"), "--config", "nope"]) == 2
     assert "unknown preset 'nope'" in caplog.text
+    assert main(["--shards", str(tmp_path), "--output", str(tmp_path / "run"), "--num-train-timesteps", "500"]) == 2
+    assert "--num-train-timesteps was removed: the noise schedule is the backbone's own" in caplog.text
+    assert main(["--shards", str(tmp_path), "--output", str(tmp_path / "run"), "--config", "tiny-text", "--task", "image"]) == 2
+    assert "task 'image' cannot run on the modelscope backbone" in caplog.text
 
 
 def test_cli_fine_tunes_a_local_pretrained_text_to_video_folder(tmp_path):
@@ -135,7 +142,7 @@ def test_cli_fine_tunes_a_local_pretrained_text_to_video_folder(tmp_path):
     from d4d.shards.writer import write_shards
     from d4d.testing.shards_helpers import make_shard_render
 
-    source = build_components("text", "tiny-text", seed=3)
+    source = build_components("text", "tiny-modelscope", seed=3)
     folder = tmp_path / "t2v"
     for name in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
         getattr(source, name).save_pretrained(folder / name)
@@ -152,3 +159,6 @@ def test_cli_fine_tunes_a_local_pretrained_text_to_video_folder(tmp_path):
     assert 0 < drift < 1e-2
     motion = load_file(next((run / "model" / "motion_embedding").glob("*.safetensors")))
     assert any(v.abs().sum() > 0 for v in motion.values())
+    # The starting folder is kept as the run's reference, marked as what it is: not a static-orbit model.
+    recorded = pipeline_config(run / "model")
+    assert recorded["static_reference"] == str(folder.resolve()) and recorded["static_reference_kind"] == STARTING_BACKBONE

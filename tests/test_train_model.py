@@ -1,4 +1,4 @@
-"""The paper's additions to the video UNet, at tiny size: motion MLP, static channels, L_mr, guidance."""
+"""The paper's additions to the video UNets, at tiny size: motion MLP, static channels, L_mr, guidance."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from d4d.training.components import build_components, load_components
 from d4d.training.config import preset
 from d4d.training.guidance import guided_prediction
 from d4d.training.motion import MotionEmbedding, latent_motion_magnitude, motion_reconstruction_loss
-from d4d.training.objective import drop_conditions, predicted_clean_latents
+from d4d.training.objective import drop_conditions
+from d4d.training.schedules import clean_estimate, stock_scheduler, training_schedule, with_prediction_type
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -25,11 +26,10 @@ T, C, H = 4, 4, 8
 
 
 def conditions(task: str, batch: int = 2, motion: float = 300.0, seed: int = 0) -> Conditions:
+    """Random conditions of every kind a tiny model of ``task`` may read (text is ignored by SVD)."""
     g = torch.Generator().manual_seed(seed)
-    cond = Conditions(motion=torch.full((batch,), motion))
-    if task == "text":
-        cond.text_embeddings = torch.randn(batch, 32, 32, generator=g)
-    else:
+    cond = Conditions(motion=torch.full((batch,), motion), text_embeddings=torch.randn(batch, 32, 32, generator=g))
+    if task != "text":
         cond.image_embeddings = torch.randn(batch, 1, 32, generator=g)
         cond.image_latents = torch.randn(batch, C, H, H, generator=g)
     if task == "static":
@@ -37,9 +37,11 @@ def conditions(task: str, batch: int = 2, motion: float = 300.0, seed: int = 0) 
     return cond
 
 
-def denoiser(task: str) -> Denoiser:
-    parts = build_components(task, f"tiny-{task}", seed=0)
-    return Denoiser(parts.unet, parts.motion_embedding, task).eval()
+def denoiser(config: str) -> Denoiser:
+    """The tiny model of preset ``config`` (e.g. "tiny-image-svd")."""
+    task, architecture = preset(config).task, preset(config).architecture
+    parts = build_components(task, architecture, seed=0)
+    return Denoiser(parts.unet, parts.motion_embedding, task, static_input=parts.static_input).eval()
 
 
 def run(model: Denoiser, cond: Conditions, seed: int = 1) -> torch.Tensor:
@@ -49,9 +51,9 @@ def run(model: Denoiser, cond: Conditions, seed: int = 1) -> torch.Tensor:
         return model(noisy, torch.tensor([10, 700]), cond)
 
 
-@pytest.mark.parametrize("task", ["text", "image"])
-def test_zero_initialised_motion_mlp_has_no_effect_until_trained(task):
-    model = denoiser(task)
+@pytest.mark.parametrize("config", ["tiny-text", "tiny-image", "tiny-image-svd"])
+def test_zero_initialised_motion_mlp_has_no_effect_until_trained(config):
+    model, task = denoiser(config), preset(config).task
     out_static, out_moving = run(model, conditions(task, motion=0.0)), run(model, conditions(task, motion=5000.0))
     assert out_static.shape == (2, T, C, H, H)
     assert torch.equal(out_static, out_moving)
@@ -60,20 +62,23 @@ def test_zero_initialised_motion_mlp_has_no_effect_until_trained(task):
     assert not torch.allclose(run(model, conditions(task, motion=0.0)), run(model, conditions(task, motion=5000.0)))
 
 
-def test_zero_initialised_static_channels_have_no_effect_until_trained():
-    model = denoiser("static")
+@pytest.mark.parametrize("config", ["tiny-static", "tiny-static-svd"])
+def test_zero_initialised_static_channels_have_no_effect_until_trained(config):
+    """SVD: the widened conv_in's new channels; I2VGen-XL: the StaticOrbitInput added to conv_in."""
+    model = denoiser(config)
     with_static = conditions("static")
     without = conditions("static")
     without.static_latents = torch.zeros_like(without.static_latents)
     assert torch.equal(run(model, with_static), run(model, without))
     with torch.no_grad():
-        model.unet.conv_in.weight[:, 8:].normal_()
+        weight = model.static_input.conv.weight if model.static_input is not None else model.unet.conv_in.weight[:, 8:]
+        weight.normal_()
     assert not torch.allclose(run(model, with_static), run(model, without))
 
 
 def test_widen_conv_in_copies_old_weights_and_zeroes_new_channels():
     torch.manual_seed(0)
-    unet = arch_lib.build_unet(arch_lib.get_architecture("tiny-static"), in_channels=8)
+    unet = arch_lib.build_unet(arch_lib.get_architecture("tiny-svd"))
     old_weight, old_bias = unet.conv_in.weight.detach().clone(), unet.conv_in.bias.detach().clone()
     widen_conv_in(unet, 12)
     assert unet.conv_in.in_channels == 12 and unet.config.in_channels == 12
@@ -85,7 +90,7 @@ def test_widen_conv_in_copies_old_weights_and_zeroes_new_channels():
 
 def test_pretrained_image_unet_is_widened_for_the_static_task_without_meta_tensors(tmp_path):
     """A Stable-Video-Diffusion-layout folder (conv_in of 8 channels) loads as a 12-channel static model."""
-    source = build_components("image", "tiny-image", seed=3)
+    source = build_components("image", "tiny-svd", seed=3)
     for name in ("unet", "vae", "image_encoder"):
         getattr(source, name).save_pretrained(tmp_path / name)
     source.scheduler.save_pretrained(tmp_path / "scheduler")
@@ -99,7 +104,7 @@ def test_pretrained_image_unet_is_widened_for_the_static_task_without_meta_tenso
         assert all(torch.isfinite(p).all() for p in module.parameters())
     reloaded = UNetSpatioTemporalConditionModel.from_pretrained(tmp_path / "unet")
     assert reloaded.conv_in.in_channels == 8  # the source folder is untouched
-    with pytest.raises(ValueError, match="needs a UNet3DConditionModel"):
+    with pytest.raises(ValueError, match="task 'text' cannot run on the svd backbone"):
         load_components(tmp_path, "text")
 
 
@@ -142,16 +147,16 @@ def test_latent_motion_magnitude_and_reconstruction_loss():
     assert torch.allclose(motion_reconstruction_loss(z0, z0_hat, zbar, weights), first_only)
 
 
-@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
-def test_clean_latent_estimate_is_exact_for_the_true_target(prediction_type):
-    parts = build_components("text", "tiny-text", prediction_type=prediction_type)
-    scheduler = parts.scheduler
-    g = torch.Generator().manual_seed(0)
-    z0, noise = torch.randn(2, T, C, H, H, generator=g), torch.randn(2, T, C, H, H, generator=g)
-    t = torch.tensor([5, 900])
-    noisy = scheduler.add_noise(z0, noise, t)
-    target = noise if prediction_type == "epsilon" else scheduler.get_velocity(z0, noise, t)
-    assert torch.allclose(predicted_clean_latents(scheduler, noisy, target, t), z0, atol=1e-4)
+@pytest.mark.parametrize(("backbone", "prediction_type"), [("modelscope", "epsilon"), ("modelscope", "v_prediction"),
+                                                          ("i2vgen-xl", None), ("svd", None)])
+def test_clean_latent_estimate_is_exact_for_the_true_target(backbone, prediction_type):
+    """z0_hat (used by L_mr) from the training target is z0, for every schedule kind and prediction type."""
+    schedule = training_schedule(with_prediction_type(stock_scheduler(backbone), prediction_type), 0.7, 1.6)
+    z0 = torch.randn(64, T, C, H, H, generator=torch.Generator().manual_seed(0))
+    draw = schedule.noisy(z0, torch.Generator().manual_seed(1))
+    assert draw.alpha_bar.shape == (64,) and ((draw.alpha_bar >= 0) & (draw.alpha_bar <= 1)).all()
+    estimate = clean_estimate(draw.model_input, draw.target, draw.alpha_bar, schedule.prediction_type)
+    torch.testing.assert_close(estimate, z0, rtol=1e-4, atol=1e-4)
 
 
 def test_guidance_terms():
@@ -174,6 +179,7 @@ def test_guidance_terms():
 
 def test_condition_dropout_trains_every_guidance_branch():
     cond = conditions("static", batch=4000, motion=50.0)
+    cond.text_embeddings = None
     null = cond.null(None)
     g = torch.Generator().manual_seed(0)
     config = preset("tiny-static", p_uncond=0.2, p_no_motion=0.3)

@@ -1,12 +1,13 @@
 """Named model sizes, built from configuration (random weights) when no pretrained folder is given.
 
-"tiny-*" are for tests and smoke runs on CPU (16 x 16 frames, latents 8 x 8, one block per level,
-2 heads). "paper-*" are the paper's backbones at their published sizes: ModelScope
-text-to-video (UNet3DConditionModel, OpenCLIP-H text encoder) for text, and an image-to-video
-UNet (UNetSpatioTemporalConditionModel, the Stable Video Diffusion layout, CLIP ViT-H image
-encoder) for image and static-3D tasks, with the Stable Diffusion VAE. Built from scratch they
-are random: real training starts from ``--pretrained`` weights; the presets exist so the
-trainer, the benchmark and the parameter counts can use the true sizes.
+One preset per backbone (training.unets) and size: "tiny-*" for tests and smoke runs on CPU
+(16 x 16 frames, latents 8 x 8, one block per level, 2 heads); "paper-*" at the published
+sizes: ModelScope text-to-video (UNet3DConditionModel, OpenCLIP-H text encoder, 23 layers) for
+text, I2VGen-XL (I2VGenXLUNet, OpenCLIP-H text and image encoders) for the image and static-3D
+tasks as in the paper, and Stable Video Diffusion (UNetSpatioTemporalConditionModel, CLIP ViT-H
+image encoder) as the alternative image backbone; all with the Stable Diffusion VAE. Built from
+scratch they are random: real training starts from ``--pretrained`` weights; the presets exist
+so the trainer, the benchmark and the parameter counts can use the true sizes.
 
 Tokenizers cannot be built from configuration (a real CLIP BPE vocabulary is a download), so a
 preset without ``--pretrained`` gets ``char_tokenizer``: a CLIP tokenizer over single characters.
@@ -17,7 +18,7 @@ from __future__ import annotations
 import string
 from dataclasses import dataclass
 
-from diffusers import AutoencoderKL, UNet3DConditionModel, UNetSpatioTemporalConditionModel
+from diffusers import AutoencoderKL, I2VGenXLUNet, UNet3DConditionModel, UNetSpatioTemporalConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, CLIPVisionConfig, CLIPVisionModelWithProjection
 
 #: Latent channels of every VAE d4d uses (Stable Diffusion's).
@@ -26,8 +27,10 @@ LATENT_CHANNELS = 4
 
 @dataclass(frozen=True)
 class Architecture:
-    """Constructor arguments of each component; ``text_encoder``/``image_encoder`` None when unused."""
+    """Constructor arguments of each component; ``text_encoder``/``image_encoder`` None when unused.
+    ``backbone`` names the training.unets adapter ("modelscope", "svd", "i2vgen-xl")."""
 
+    backbone: str
     unet_class: str
     unet: dict
     vae: dict
@@ -55,40 +58,52 @@ _SD_VAE = dict(block_out_channels=(128, 256, 512, 512), down_block_types=("DownE
                sample_size=256, scaling_factor=0.18215)
 _PAPER_SVD = dict(sample_size=32, out_channels=LATENT_CHANNELS, cross_attention_dim=1024, num_frames=24)
 
+_TINY_I2VGEN = dict(block_out_channels=(8, 16), layers_per_block=1, sample_size=8, in_channels=LATENT_CHANNELS,
+                   out_channels=LATENT_CHANNELS, down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
+                   up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"), cross_attention_dim=32, attention_head_dim=2,
+                   norm_num_groups=4)
+_VIT_H_IMAGE = dict(hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=16, image_size=224,
+                    patch_size=14, projection_dim=1024, hidden_act="gelu")
+
 ARCHITECTURES: dict[str, Architecture] = {
-    "tiny-text": Architecture(
-        unet_class="UNet3DConditionModel",
+    "tiny-modelscope": Architecture(
+        backbone="modelscope", unet_class="UNet3DConditionModel",
         unet=dict(block_out_channels=(8, 16), layers_per_block=1, sample_size=8, in_channels=LATENT_CHANNELS,
                   out_channels=LATENT_CHANNELS, down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
                   up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"), cross_attention_dim=32, attention_head_dim=2,
                   norm_num_groups=4),
         vae=_TINY_VAE, text_encoder=_TINY_TEXT, motion_hidden_dim=16, tokenizer_max_length=32),
-    "tiny-image": Architecture(unet_class="UNetSpatioTemporalConditionModel", unet=_TINY_SVD, vae=_TINY_VAE,
-                               image_encoder=_TINY_VISION, motion_hidden_dim=16),
-    "tiny-static": Architecture(unet_class="UNetSpatioTemporalConditionModel", unet=_TINY_SVD, vae=_TINY_VAE,
-                                image_encoder=_TINY_VISION, motion_hidden_dim=16),
+    "tiny-svd": Architecture(backbone="svd", unet_class="UNetSpatioTemporalConditionModel", unet=_TINY_SVD, vae=_TINY_VAE,
+                             image_encoder=_TINY_VISION, motion_hidden_dim=16),
+    "tiny-i2vgen-xl": Architecture(backbone="i2vgen-xl", unet_class="I2VGenXLUNet", unet=_TINY_I2VGEN, vae=_TINY_VAE,
+                                   text_encoder={**_TINY_TEXT, "num_hidden_layers": 2}, image_encoder=_TINY_VISION,
+                                   motion_hidden_dim=16, tokenizer_max_length=32),
     # ModelScope text-to-video-ms-1.7b: UNet3D defaults, OpenCLIP ViT-H/14 text tower (23 layers used).
-    "paper-text": Architecture(
-        unet_class="UNet3DConditionModel",
+    "paper-modelscope": Architecture(
+        backbone="modelscope", unet_class="UNet3DConditionModel",
         unet=dict(sample_size=32, in_channels=LATENT_CHANNELS, out_channels=LATENT_CHANNELS, cross_attention_dim=1024,
                   attention_head_dim=64),
         vae=_SD_VAE,
         text_encoder=dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=23, num_attention_heads=16,
                           max_position_embeddings=77, projection_dim=512, hidden_act="gelu"),
     ),
+    # ali-vilab/i2vgen-xl: I2VGenXLUNet (320..1280, cross-attention 1024), OpenCLIP ViT-H/14 text (24 layers,
+    # the penultimate used) and image towers.
+    "paper-i2vgen-xl": Architecture(
+        backbone="i2vgen-xl", unet_class="I2VGenXLUNet",
+        unet=dict(sample_size=32, in_channels=LATENT_CHANNELS, out_channels=LATENT_CHANNELS, cross_attention_dim=1024,
+                  attention_head_dim=64),
+        vae=_SD_VAE,
+        text_encoder=dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
+                          max_position_embeddings=77, projection_dim=1024, hidden_act="gelu"),
+        image_encoder=_VIT_H_IMAGE),
     # Stable Video Diffusion's UNet layout with CLIP ViT-H/14 image embeddings (1024-d).
-    "paper-image": Architecture(unet_class="UNetSpatioTemporalConditionModel", unet=_PAPER_SVD, vae=_SD_VAE,
-                                image_encoder=dict(hidden_size=1280, intermediate_size=5120, num_hidden_layers=32,
-                                                   num_attention_heads=16, image_size=224, patch_size=14,
-                                                   projection_dim=1024, hidden_act="gelu")),
-    "paper-static": Architecture(unet_class="UNetSpatioTemporalConditionModel", unet=_PAPER_SVD, vae=_SD_VAE,
-                                 image_encoder=dict(hidden_size=1280, intermediate_size=5120, num_hidden_layers=32,
-                                                    num_attention_heads=16, image_size=224, patch_size=14,
-                                                    projection_dim=1024, hidden_act="gelu")),
+    "paper-svd": Architecture(backbone="svd", unet_class="UNetSpatioTemporalConditionModel", unet=_PAPER_SVD, vae=_SD_VAE,
+                              image_encoder=_VIT_H_IMAGE),
 }
 
 UNET_CLASSES = {"UNet3DConditionModel": UNet3DConditionModel,
-                "UNetSpatioTemporalConditionModel": UNetSpatioTemporalConditionModel}
+                "UNetSpatioTemporalConditionModel": UNetSpatioTemporalConditionModel, "I2VGenXLUNet": I2VGenXLUNet}
 
 
 def get_architecture(name: str) -> Architecture:
@@ -107,9 +122,10 @@ def char_tokenizer(max_length: int) -> CLIPTokenizer:
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=max_length)
 
 
-def build_unet(arch: Architecture, in_channels: int):
-    """The architecture's UNet with ``in_channels`` input channels, random weights (torch's default init)."""
-    return UNET_CLASSES[arch.unet_class](**{**arch.unet, "in_channels": in_channels})
+def build_unet(arch: Architecture):
+    """The architecture's stock UNet (SVD: 8 input channels, noisy + image latents), random weights
+    (torch's default init); the static task's channels are added by training.components."""
+    return UNET_CLASSES[arch.unet_class](**arch.unet)
 
 
 def build_vae(arch: Architecture) -> AutoencoderKL:

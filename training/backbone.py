@@ -4,41 +4,34 @@ How the additions attach (nothing in diffusers is patched or subclassed):
 
 - Motion magnitude: ``MotionEmbedding`` (training.motion) maps m [B] to [B, time_embed_dim].
   ``offset_time_embedding`` registers, for the duration of one UNet call, a forward hook on the
-  UNet's ``time_embedding`` module that adds that vector to its output. Both backbones compute
-  ``emb = self.time_embedding(...)`` once per clip ([B, time_embed_dim]) before repeating it per
-  frame, so the motion vector reaches every resnet exactly like the timestep does, and the
-  saved UNet stays a plain diffusers UNet.
-- Static orbit: its latents are concatenated on the channel axis of the UNet input; the input
-  convolution is widened by ``widen_conv_in`` with the new input channels zero-initialised.
+  UNet's ``time_embedding`` module that adds that vector to its output. All three backbones
+  compute ``emb = self.time_embedding(...)`` once per clip ([B, time_embed_dim]) before
+  repeating it per frame, so the motion vector reaches every resnet exactly like the timestep
+  does, and the saved UNet stays a plain diffusers UNet. A static model (``--target static``)
+  has no motion embedding at all.
+- Static orbit: its latents are concatenated on the channel axis of the UNet input. SVD's
+  ``conv_in`` is widened by ``widen_conv_in`` with the new input channels zero-initialised.
+  I2VGen-XL's ``conv_in`` width is fixed by its config, so ``StaticOrbitInput`` (a separate,
+  zero-initialised convolution with conv_in's kernel) adds its response to the static latents
+  to conv_in's output through a forward hook: the same function as a widened conv_in, since a
+  convolution is linear in its input channels.
 
-Layouts: every tensor here is batch-first and frame-second, [B, T, C, h, w] (the
-UNetSpatioTemporalConditionModel layout); the Denoiser permutes for UNet3DConditionModel, whose
-sample is [B, C, T, h, w].
+Layouts: every tensor here is batch-first and frame-second, [B, T, C, h, w]; the backbone
+adapters (training.unets) permute for the UNets whose sample is [B, C, T, h, w].
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 
 import torch
-from diffusers import UNet3DConditionModel, UNetSpatioTemporalConditionModel
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from .architectures import LATENT_CHANNELS
 from .motion import MotionEmbedding
-
-#: UNet input channels per task: noisy latents, then the image latents (image and static tasks,
-#: repeated over frames), then the static orbit latents (static task).
-INPUT_CHANNELS = {"text": LATENT_CHANNELS, "image": 2 * LATENT_CHANNELS, "static": 3 * LATENT_CHANNELS}
-
-#: Stable Video Diffusion's micro-conditions (fps - 1, motion bucket id, noise augmentation
-#: strength), held constant: d4d conditions motion through its own MotionEmbedding instead.
-DEFAULT_ADDED_TIME_IDS = (6.0, 127.0, 0.02)
-
-#: The UNet class each task runs on.
-TASK_BACKBONE = {"text": UNet3DConditionModel, "image": UNetSpatioTemporalConditionModel,
-                 "static": UNetSpatioTemporalConditionModel}
+from .unets import I2VGenXLAdapter, MicroConditions, SVDAdapter, adapter_for, check_task, svd_conv_in_channels
 
 
 @dataclass
@@ -47,10 +40,13 @@ class Conditions:
 
     Attributes:
         motion: float32 [B], motion magnitude (docs/conventions.md version-1 scale); 0 = static.
-        text_embeddings: [B, L, D] text-encoder hidden states (text task).
+        text_embeddings: [B, L, D] text-encoder hidden states (text task; and the image tasks on
+            I2VGen-XL, which reads text too).
         image_embeddings: [B, 1, D] CLIP image embeddings of the condition image (image/static).
-        image_latents: [B, C, h, w] scaled VAE latents of the condition image (image/static).
-        static_latents: [B, T, C, h, w] scaled VAE latents of the static orbit (static task).
+        image_latents: [B, C, h, w] VAE latents of the condition image, in the backbone's
+            condition space (training.unets: unscaled + noise-augmented for SVD, scaled for I2VGen-XL).
+        static_latents: [B, T, C, h, w] VAE latents of the static orbit (static task), in the
+            backbone's condition space.
     """
 
     motion: torch.Tensor
@@ -75,9 +71,10 @@ class Conditions:
             return None if values[0] is None else torch.cat(values)
         return Conditions(**{name: join(name) for name in self.__dataclass_fields__})
 
-    def null(self, text_null: torch.Tensor | None) -> Conditions:
+    def null(self, text_null: torch.Tensor | None, keep_image_latents: bool = False) -> Conditions:
         """The dropped version of every condition: motion 0, the empty-prompt text embedding
-        ``text_null`` ([1, L, D]) broadcast, zeros for image embeddings/latents and static latents."""
+        ``text_null`` ([1, L, D]) broadcast, zeros for image embeddings, static latents and (unless
+        ``keep_image_latents``, as I2VGen-XL's pipeline keeps them) the image latents."""
         zeros = lambda x: None if x is None else torch.zeros_like(x)  # noqa: E731
         text = None
         if self.text_embeddings is not None:
@@ -85,7 +82,8 @@ class Conditions:
                 raise ValueError("text conditions need the empty-prompt embedding to be dropped")
             text = text_null.to(self.text_embeddings).expand_as(self.text_embeddings)
         return Conditions(motion=torch.zeros_like(self.motion), text_embeddings=text,
-                          image_embeddings=zeros(self.image_embeddings), image_latents=zeros(self.image_latents),
+                          image_embeddings=zeros(self.image_embeddings),
+                          image_latents=self.image_latents if keep_image_latents else zeros(self.image_latents),
                           static_latents=zeros(self.static_latents))
 
     def without_motion(self) -> Conditions:
@@ -140,50 +138,87 @@ def assert_materialised(module: nn.Module, name: str) -> None:
                 raise ValueError(f"{name}.{tensor_name}: {kind} has NaN or Inf values")
 
 
-class Denoiser(nn.Module):
-    """UNet + MotionEmbedding for one task: (noisy latents, timesteps, Conditions) -> model output.
+class StaticOrbitInput(ModelMixin, ConfigMixin):
+    """The static orbit's input channels for a UNet whose conv_in cannot be widened (I2VGen-XL).
 
-    Args:
-        unet: UNet3DConditionModel (task "text") or UNetSpatioTemporalConditionModel ("image",
-            "static") whose conv_in takes INPUT_CHANNELS[task] channels.
-        motion_embedding: MotionEmbedding with time_embed_dim equal to the UNet's.
-        task: "text", "image" or "static".
-        added_time_ids: the spatio-temporal UNet's micro-conditions (fps, motion bucket, noise
-            augmentation), held constant: [3] floats. Ignored by the text backbone.
+    ``Conv2d(latent_channels, out_channels, kernel_size, padding)``, no bias, weights zero at
+    init. ``attached`` adds ``conv(static_latents)`` to the output of ``unet.conv_in`` during one
+    call, which is conv_in applied to [its own input, static latents] with the new channels'
+    weights held here.
     """
 
-    def __init__(self, unet: nn.Module, motion_embedding: MotionEmbedding, task: str,
-                 added_time_ids: tuple[float, ...] = DEFAULT_ADDED_TIME_IDS):
+    @register_to_config
+    def __init__(self, latent_channels: int, out_channels: int, kernel_size: int = 3, padding: int = 1):
         super().__init__()
-        if task not in TASK_BACKBONE:
-            raise ValueError(f"task: got {task!r}, expected one of {sorted(TASK_BACKBONE)}")
-        if not isinstance(unet, TASK_BACKBONE[task]):
-            raise ValueError(f"task {task!r} needs a {TASK_BACKBONE[task].__name__}, got {type(unet).__name__}")
-        if unet.conv_in.in_channels != INPUT_CHANNELS[task]:
+        self.conv = nn.Conv2d(latent_channels, out_channels, kernel_size, padding=padding, bias=False)
+        nn.init.zeros_(self.conv.weight)
+
+    @classmethod
+    def for_unet(cls, unet: nn.Module, latent_channels: int) -> StaticOrbitInput:
+        conv = unet.conv_in
+        return cls(latent_channels, conv.out_channels, conv.kernel_size[0], conv.padding[0]).to(conv.weight.device)
+
+    @contextmanager
+    def attached(self, unet: nn.Module, static_latents: torch.Tensor):
+        """Within the block, ``unet.conv_in(x)`` returns conv_in(x) + conv(static latents);
+        ``static_latents`` [B, T, C, h, w] match conv_in's batch-major [B * T, ...] input."""
+        flat = static_latents.flatten(0, 1)
+
+        def hook(module, args, output):
+            return output + self.conv(flat.to(output.dtype))
+
+        handle = unet.conv_in.register_forward_hook(hook)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+
+class Denoiser(nn.Module):
+    """UNet + motion embedding (+ static-orbit input) for one task: (UNet input, timesteps, Conditions) -> output.
+
+    Args:
+        unet: UNet3DConditionModel (task "text"), UNetSpatioTemporalConditionModel or I2VGenXLUNet
+            ("image", "static"); SVD's conv_in must take its task's channels (widen_conv_in).
+        motion_embedding: MotionEmbedding with time_embed_dim equal to the UNet's, or None for a
+            static model (trained on static orbits, no m).
+        task: "text", "image" or "static".
+        micro: the backbone's constant micro-conditions (training.unets.MicroConditions).
+        static_input: StaticOrbitInput for I2VGen-XL's static task (None otherwise).
+    """
+
+    def __init__(self, unet: nn.Module, motion_embedding: MotionEmbedding | None, task: str,
+                 micro: MicroConditions | None = None, static_input: StaticOrbitInput | None = None):
+        super().__init__()
+        self.adapter = adapter_for(unet)
+        check_task(self.adapter, task)
+        if isinstance(self.adapter, SVDAdapter) and unet.conv_in.in_channels != svd_conv_in_channels(task):
             raise ValueError(f"task {task!r}: UNet conv_in takes {unet.conv_in.in_channels} channels, "
-                             f"expected {INPUT_CHANNELS[task]} (call widen_conv_in)")
+                             f"expected {svd_conv_in_channels(task)} (call widen_conv_in)")
+        needs_static_input = isinstance(self.adapter, I2VGenXLAdapter) and task == "static"
+        if needs_static_input != (static_input is not None):
+            raise ValueError(f"task {task!r} on {self.adapter.name}: static_input must be "
+                             f"{'a StaticOrbitInput' if needs_static_input else 'None'}")
         time_dim = unet.time_embedding.linear_2.out_features
-        if motion_embedding.config.time_embed_dim != time_dim:
+        if motion_embedding is not None and motion_embedding.config.time_embed_dim != time_dim:
             raise ValueError(f"motion embedding outputs {motion_embedding.config.time_embed_dim}, UNet time embedding is {time_dim}")
         self.unet = unet
         self.motion_embedding = motion_embedding
+        self.static_input = static_input
         self.task = task
-        self.register_buffer("added_time_ids", torch.tensor(added_time_ids, dtype=torch.float32), persistent=False)
+        self.micro = micro or self.adapter.micro()
 
     def forward(self, noisy_latents: torch.Tensor, timesteps: torch.Tensor, conditions: Conditions) -> torch.Tensor:
-        """noisy_latents [B, T, C, h, w], timesteps int/float [B] -> prediction [B, T, C, h, w]
-        (epsilon or v, as trained), in the UNet's dtype."""
-        batch, frames = noisy_latents.shape[:2]
-        offset = self.motion_embedding(conditions.motion.to(noisy_latents.device))
-        with offset_time_embedding(self.unet, offset):
-            if self.task == "text":
-                sample = noisy_latents.permute(0, 2, 1, 3, 4)
-                out = self.unet(sample, timesteps, encoder_hidden_states=conditions.text_embeddings).sample
-                return out.permute(0, 2, 1, 3, 4)
-            parts = [noisy_latents, conditions.image_latents[:, None].expand(-1, frames, -1, -1, -1)]
-            if self.task == "static":
-                parts.append(conditions.static_latents)
-            sample = torch.cat([p.to(noisy_latents.dtype) for p in parts], dim=2)
-            ids = self.added_time_ids[None].expand(batch, -1).to(noisy_latents.device)
-            return self.unet(sample, timesteps, encoder_hidden_states=conditions.image_embeddings.to(noisy_latents.dtype),
-                             added_time_ids=ids).sample
+        """UNet input [B, T, C, h, w] (the scheduler-scaled noisy latents), timesteps [B] (integer
+        steps, or SVD's c_noise = 0.25 ln sigma) -> output [B, T, C, h, w] (epsilon or v, as the
+        scheduler's prediction_type), in the UNet's dtype."""
+        motion = nullcontext()
+        if self.motion_embedding is not None:
+            offset = self.motion_embedding(conditions.motion.to(noisy_latents.device))
+            motion = offset_time_embedding(self.unet, offset)
+        static = nullcontext()
+        if self.static_input is not None:
+            static = self.static_input.attached(self.unet, conditions.static_latents.to(noisy_latents.device))
+            conditions = replace(conditions, static_latents=None)
+        with motion, static:
+            return self.adapter.forward(self.unet, noisy_latents, timesteps, conditions, self.micro)

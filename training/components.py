@@ -1,10 +1,12 @@
 """All the pieces of a d4d model, loaded from a diffusers-layout folder or built from a preset.
 
-Folder layout (what ``--pretrained`` points at; ModelScope's text-to-video folder, a Stable
-Video Diffusion folder and a folder d4d-train exported all have it):
-``unet/  vae/  scheduler/  [text_encoder/  tokenizer/]  [image_encoder/]  [motion_embedding/]``.
-A folder without ``motion_embedding/`` gets a fresh, zero-output one; a UNet whose conv_in is
-narrower than the task needs is widened with zero-initialised channels (backbone.widen_conv_in).
+Folder layout (what ``--pretrained`` points at; ModelScope's text-to-video folder, an I2VGen-XL
+folder, a Stable Video Diffusion folder and a folder d4d-train exported all have it):
+``unet/  vae/  scheduler/  [text_encoder/  tokenizer/]  [image_encoder/]  [motion_embedding/]  [static_input/]``.
+The UNet's class picks the backbone (training.unets); its scheduler is kept as the folder ships
+it (training.schedules). A folder without ``motion_embedding/`` gets a fresh, zero-output one
+(a static model, ``target="static"``, gets none); the static task's channels are added with zero
+weights (SVD: ``backbone.widen_conv_in``; I2VGen-XL: ``backbone.StaticOrbitInput``).
 """
 
 from __future__ import annotations
@@ -15,59 +17,75 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from diffusers import AutoencoderKL, AutoencoderKLTemporalDecoder, DDPMScheduler
+from diffusers import AutoencoderKL, AutoencoderKLTemporalDecoder
 from transformers import CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
 
 from . import architectures as arch_lib
-from .backbone import INPUT_CHANNELS, TASK_BACKBONE, assert_materialised, widen_conv_in
+from .backbone import StaticOrbitInput, assert_materialised, widen_conv_in
 from .motion import MotionEmbedding
+from .schedules import load_scheduler, stock_scheduler, with_prediction_type
+from .unets import ADAPTERS, SVDAdapter, UNetAdapter, adapter_for, adapter_for_class_name, check_task, svd_conv_in_channels
 
 logger = logging.getLogger(__name__)
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 VAE_CLASSES = {"AutoencoderKL": AutoencoderKL, "AutoencoderKLTemporalDecoder": AutoencoderKLTemporalDecoder}
+TARGETS = ("dynamic", "static")
 
 
 @dataclass
 class Components:
-    """A task's models. ``text_encoder``/``tokenizer`` are set for the text task,
-    ``image_encoder`` for the image and static tasks; the others are always set."""
+    """A task's models. ``tokenizer``/``text_encoder`` are set when the backbone reads text
+    (ModelScope, I2VGen-XL), ``image_encoder`` for the image and static tasks,
+    ``motion_embedding`` unless this is a static model, ``static_input`` for I2VGen-XL's static task."""
 
     task: str
     unet: torch.nn.Module
-    motion_embedding: MotionEmbedding
+    motion_embedding: MotionEmbedding | None
     vae: torch.nn.Module
-    scheduler: DDPMScheduler
+    scheduler: object
     tokenizer: CLIPTokenizer | None = None
     text_encoder: CLIPTextModel | None = None
     image_encoder: CLIPVisionModelWithProjection | None = None
+    static_input: StaticOrbitInput | None = None
+
+    @property
+    def adapter(self) -> UNetAdapter:
+        return adapter_for(self.unet)
 
 
-def default_scheduler(prediction_type: str = "epsilon", num_train_timesteps: int = 1000) -> DDPMScheduler:
-    """Stable Diffusion / ModelScope's noise schedule (scaled-linear betas 0.00085..0.012)."""
-    return DDPMScheduler(num_train_timesteps=num_train_timesteps, beta_schedule="scaled_linear", beta_start=0.00085,
-                         beta_end=0.012, prediction_type=prediction_type, clip_sample=False)
+def _check_target(target: str) -> None:
+    if target not in TARGETS:
+        raise ValueError(f"target: got {target!r}, expected one of {TARGETS}")
 
 
-def build_components(task: str, architecture: str, seed: int = 0, prediction_type: str = "epsilon",
-                     num_train_timesteps: int = 1000) -> Components:
-    """Random-weight components of a named architecture (training.architectures), seeded."""
+def _task_additions(unet: torch.nn.Module, adapter: UNetAdapter, task: str, static_input: StaticOrbitInput | None):
+    """(unet with SVD's conv_in widened for the task, the I2VGen-XL static input or None)."""
+    if isinstance(adapter, SVDAdapter):
+        return widen_conv_in(unet, svd_conv_in_channels(task)), None
+    if adapter.name == "i2vgen-xl" and task == "static":
+        return unet, static_input or StaticOrbitInput.for_unet(unet, arch_lib.LATENT_CHANNELS)
+    return unet, None
+
+
+def build_components(task: str, architecture: str, seed: int = 0, prediction_type: str | None = None,
+                     target: str = "dynamic") -> Components:
+    """Random-weight components of a named architecture (training.architectures), seeded, with
+    the backbone's stock scheduler (``prediction_type`` None keeps its own)."""
+    _check_target(target)
     arch = arch_lib.get_architecture(architecture)
-    if arch.unet_class != TASK_BACKBONE[task].__name__:
-        raise ValueError(f"architecture {architecture!r} builds a {arch.unet_class}; task {task!r} needs "
-                         f"{TASK_BACKBONE[task].__name__}")
+    adapter = ADAPTERS[arch.backbone]
+    check_task(adapter, task)
     torch.manual_seed(seed)
-    base_channels = arch_lib.LATENT_CHANNELS if task == "text" else 2 * arch_lib.LATENT_CHANNELS
-    unet = widen_conv_in(arch_lib.build_unet(arch, base_channels), INPUT_CHANNELS[task])
-    motion = MotionEmbedding(time_embed_dim=unet.time_embedding.linear_2.out_features, hidden_dim=arch.motion_hidden_dim)
+    unet, static_input = _task_additions(arch_lib.build_unet(arch), adapter, task, None)
+    motion = None
+    if target == "dynamic":
+        motion = MotionEmbedding(time_embed_dim=unet.time_embedding.linear_2.out_features, hidden_dim=arch.motion_hidden_dim)
     parts = Components(task=task, unet=unet, motion_embedding=motion, vae=arch_lib.build_vae(arch),
-                       scheduler=default_scheduler(prediction_type, num_train_timesteps))
-    if task == "text":
+                       scheduler=with_prediction_type(stock_scheduler(arch.backbone), prediction_type), static_input=static_input)
+    if adapter.uses_text:
         parts.tokenizer = arch_lib.char_tokenizer(arch.tokenizer_max_length)
         parts.text_encoder = arch_lib.build_text_encoder(arch, parts.tokenizer)
-    else:
+    if task != "text":
         parts.image_encoder = arch_lib.build_image_encoder(arch)
     return parts
 
@@ -82,43 +100,47 @@ def _class_name(folder: Path) -> str:
         raise ValueError(f"{path}: not a diffusers model config ({exc})") from None
 
 
-def load_components(path: str | Path, task: str, prediction_type: str | None = None) -> Components:
-    """Load a diffusers-layout folder for ``task``; widen conv_in and add a motion embedding if needed.
+def load_components(path: str | Path, task: str, prediction_type: str | None = None, target: str = "dynamic") -> Components:
+    """Load a diffusers-layout folder for ``task``; add the task's static channels and a motion
+    embedding (dynamic target) where the folder has none.
 
-    ``prediction_type`` None keeps the folder's scheduler setting (its ``scheduler/`` config,
-    converted to DDPMScheduler), else overrides it.
+    ``prediction_type`` None keeps the folder's scheduler setting, else overrides it.
     """
+    _check_target(target)
     root = Path(path)
     if not root.is_dir():
         raise ValueError(f"--pretrained {root}: not a directory")
-    unet_class = _class_name(root / "unet")
-    expected = TASK_BACKBONE[task]
-    if unet_class != expected.__name__:
-        raise ValueError(f"{root / 'unet'}: is a {unet_class}; task {task!r} needs a {expected.__name__}")
-    unet = expected.from_pretrained(root / "unet", low_cpu_mem_usage=False)
-    unet = widen_conv_in(unet, INPUT_CHANNELS[task])
-    if (root / "motion_embedding").is_dir():
-        motion = MotionEmbedding.from_pretrained(root / "motion_embedding", low_cpu_mem_usage=False)
-    else:
-        logger.info("%s has no motion_embedding/: starting a zero-initialised one", root)
-        motion = MotionEmbedding(time_embed_dim=unet.time_embedding.linear_2.out_features)
+    adapter = adapter_for_class_name(_class_name(root / "unet"))
+    check_task(adapter, task)
+    unet = adapter.unet_class.from_pretrained(root / "unet", low_cpu_mem_usage=False)
+    saved_static = None
+    if (root / "static_input").is_dir() and adapter.name == "i2vgen-xl" and task == "static":
+        saved_static = StaticOrbitInput.from_pretrained(root / "static_input", low_cpu_mem_usage=False)
+    unet, static_input = _task_additions(unet, adapter, task, saved_static)
+    motion = None
+    if target == "dynamic":
+        if (root / "motion_embedding").is_dir():
+            motion = MotionEmbedding.from_pretrained(root / "motion_embedding", low_cpu_mem_usage=False)
+        else:
+            logger.info("%s has no motion_embedding/: starting a zero-initialised one", root)
+            motion = MotionEmbedding(time_embed_dim=unet.time_embedding.linear_2.out_features)
     vae_class = _class_name(root / "vae")
     if vae_class not in VAE_CLASSES:
         raise ValueError(f"{root / 'vae'}: {vae_class} is not supported; expected one of {sorted(VAE_CLASSES)}")
     vae = VAE_CLASSES[vae_class].from_pretrained(root / "vae")
     if (root / "scheduler").is_dir():
-        scheduler = DDPMScheduler.from_pretrained(root, subfolder="scheduler")
+        scheduler = load_scheduler(root)
     else:
-        scheduler = default_scheduler()
-    if prediction_type is not None and scheduler.config.prediction_type != prediction_type:
-        scheduler = DDPMScheduler.from_config(scheduler.config, prediction_type=prediction_type)
-    parts = Components(task=task, unet=unet, motion_embedding=motion, vae=vae, scheduler=scheduler)
-    if task == "text":
+        logger.info("%s has no scheduler/: using the %s backbone's stock scheduler", root, adapter.name)
+        scheduler = stock_scheduler(adapter.name)
+    parts = Components(task=task, unet=unet, motion_embedding=motion, vae=vae,
+                       scheduler=with_prediction_type(scheduler, prediction_type), static_input=static_input)
+    if adapter.uses_text:
         parts.tokenizer = CLIPTokenizer.from_pretrained(root / "tokenizer")
         parts.text_encoder = CLIPTextModel.from_pretrained(root / "text_encoder")
-    else:
+    if task != "text":
         parts.image_encoder = CLIPVisionModelWithProjection.from_pretrained(root / "image_encoder")
-    for name in ("unet", "motion_embedding", "vae", "text_encoder", "image_encoder"):
+    for name in ("unet", "motion_embedding", "static_input", "vae", "text_encoder", "image_encoder"):
         module = getattr(parts, name)
         if module is not None:
             assert_materialised(module, name)
@@ -154,24 +176,16 @@ def decode_latents(vae: torch.nn.Module, latents: torch.Tensor, chunk: int = 8) 
 
 
 @torch.no_grad()
-def encode_text(tokenizer: CLIPTokenizer, text_encoder: CLIPTextModel, prompts: list[str]) -> torch.Tensor:
-    """Prompts -> last hidden states float [B, L, D], L = the tokenizer's model_max_length."""
-    ids = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-                    return_tensors="pt").input_ids
-    return text_encoder(ids.to(text_encoder.device))[0]
+def encode_text(tokenizer: CLIPTokenizer, text_encoder: CLIPTextModel, prompts: list[str], clip_skip: int | None = None) -> torch.Tensor:
+    """Prompts -> hidden states float [B, L, D], L = the tokenizer's model_max_length.
 
-
-@torch.no_grad()
-def encode_image(image_encoder: CLIPVisionModelWithProjection, images: torch.Tensor) -> torch.Tensor:
-    """Images [B, 3, H, W] in [-1, 1] -> CLIP image embeddings float [B, 1, D].
-
-    Resized (bicubic, antialiased) to the encoder's square input and normalised with CLIP's
-    mean and std, as Stable Video Diffusion's feature extractor does.
+    ``clip_skip`` None: the last layer (ModelScope); k: the output of the layer k before the last,
+    passed through the encoder's final layer norm (diffusers' ``clip_skip``; I2VGen-XL uses 1).
     """
-    size = image_encoder.config.image_size
-    pixels = (images.float() + 1.0) / 2.0
-    pixels = F.interpolate(pixels, size=(size, size), mode="bicubic", align_corners=False, antialias=True)
-    mean = torch.tensor(CLIP_MEAN, device=pixels.device).view(1, 3, 1, 1)
-    std = torch.tensor(CLIP_STD, device=pixels.device).view(1, 3, 1, 1)
-    pixels = ((pixels - mean) / std).to(image_encoder.device, image_encoder.dtype)
-    return image_encoder(pixel_values=pixels).image_embeds[:, None]
+    ids = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                    return_tensors="pt").input_ids.to(text_encoder.device)
+    if clip_skip is None:
+        return text_encoder(ids)[0]
+    hidden = text_encoder(ids, output_hidden_states=True).hidden_states[-(clip_skip + 1)]
+    text_model = getattr(text_encoder, "text_model", text_encoder)  # transformers < 5 nests the layers one level down
+    return text_model.final_layer_norm(hidden)

@@ -1,30 +1,39 @@
 """Training hyperparameters (one dataclass) and the named presets ``d4d-train --config NAME`` takes.
 
-A preset fixes the task, the clip size and the architecture preset (``training.architectures``)
-used when no ``--pretrained`` folder is given; every other field is an ordinary hyperparameter
-that a command-line flag may override. Defaults follow the paper where it states a value
-(constant learning rate 3e-5, DDIM 50 steps, w1 = 7.0, w2 = 0.5, T = 24 at 256 x 256) and are
-marked "d4d's choice" where it is silent.
+A preset fixes the task, the clip size and the architecture preset (``training.architectures``,
+which names the backbone) used when no ``--pretrained`` folder is given; every other field is
+an ordinary hyperparameter that a command-line flag may override (``d4d.options`` builds the
+flags from the field docstrings). Defaults follow the paper where it states a value (constant
+learning rate 3e-5, DDIM 50 steps, w1 = 7.0, w2 = 0.5, T = 24 at 256 x 256, I2VGen-XL for the
+image tasks) and are marked "d4d's choice" where it is silent.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass
+from typing import Literal
 
-TASKS = ("text", "image", "static")
+Task = Literal["text", "image", "static"]
+TASKS = typing.get_args(Task)
 
 
 @dataclass
 class TrainConfig:
     """Hyperparameters of one training run. Saved as ``RUN/train_config.json``."""
 
-    task: str = "text"
-    """What the model is conditioned on: "text" (text-to-4D, UNet3DConditionModel), "image"
-    (image-to-4D, UNetSpatioTemporalConditionModel) or "static" (static-3D-to-4D: the image
-    model plus the static orbit's latents concatenated on the channels)."""
-    architecture: str = "tiny-text"
-    """Architecture preset (training.architectures.ARCHITECTURES) built when --pretrained is not given."""
+    task: Task = "text"
+    """What the model is conditioned on: "text" (text-to-4D, ModelScope's UNet3DConditionModel),
+    "image" (image-to-4D: I2VGen-XL as in the paper, or Stable Video Diffusion) or "static"
+    (static-3D-to-4D: the image model plus the static orbit's latents on the input channels)."""
+    target: Literal["dynamic", "static"] = "dynamic"
+    """What the model learns to generate: "dynamic" (the 4D model: dynamic orbits, conditioned on
+    the motion magnitude m) or "static" (the base multi-view model of static orbits, the
+    reference ebar of the 3D-aware guidance: static orbits, same conditions, no m)."""
+    architecture: str = "tiny-modelscope"
+    """Architecture preset (training.architectures.ARCHITECTURES) built when --pretrained is not given;
+    it names the backbone (modelscope, i2vgen-xl, svd)."""
     num_frames: int = 24
     """T, frames per orbital video (the paper: 24)."""
     resolution: int = 256
@@ -37,14 +46,18 @@ class TrainConfig:
 
     learning_rate: float = 3e-5
     """Peak learning rate (the paper: constant 3e-5)."""
-    lr_schedule: str = "constant"
-    """"constant" or "constant_with_warmup" or "cosine" (diffusers.optimization.get_scheduler names)."""
+    lr_schedule: Literal["constant", "constant_with_warmup", "cosine"] = "constant"
+    """Learning-rate schedule (diffusers.optimization.get_scheduler names)."""
     lr_warmup_steps: int = 0
     """Optimizer steps of linear warm-up (0: none)."""
     adam_beta1: float = 0.9
+    """AdamW beta1."""
     adam_beta2: float = 0.999
+    """AdamW beta2."""
     adam_weight_decay: float = 1e-2
+    """AdamW decoupled weight decay."""
     adam_epsilon: float = 1e-8
+    """AdamW epsilon."""
     max_grad_norm: float = 1.0
     """Gradient clipping norm (0 disables)."""
     train_batch_size: int = 1
@@ -56,24 +69,41 @@ class TrainConfig:
     """Optimizer steps (the paper: 6K iterations)."""
     seed: int = 0
     """Seeds weights built from a preset, the data order, noise, timesteps and dropout."""
-    mixed_precision: str = "no"
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
     """"no", "fp16" or "bf16" (accelerate); trainable weights stay float32."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass where the backbone supports it
-    (UNetSpatioTemporalConditionModel does; UNet3DConditionModel does not: a warning is logged)."""
+    (UNetSpatioTemporalConditionModel does; UNet3DConditionModel and I2VGenXLUNet do not: a warning is logged)."""
 
-    prediction_type: str = "epsilon"
-    """"epsilon" or "v_prediction" (the target of L_ldm). Overridden by a pretrained scheduler's config."""
-    num_train_timesteps: int = 1000
+    prediction_type: Literal["epsilon", "v_prediction"] | None = None
+    """Override of the target of L_ldm. None (default) keeps the backbone's own (its scheduler
+    config: epsilon for ModelScope, v for I2VGen-XL and SVD); changing it re-purposes the
+    pretrained output layer."""
+    edm_p_mean: float = 0.7
+    """EDM backbones (SVD): ln sigma of the training noise ~ N(edm_p_mean, edm_p_std^2) (d4d's
+    choice: the common SVD fine-tuning values, shifted to more noise than EDM's -1.2 / 1.2)."""
+    edm_p_std: float = 1.6
+    """See edm_p_mean."""
+    fps: int | None = None
+    """Frame-rate micro-condition, held constant (d4d's choice): None takes the backbone's
+    pipeline default (SVD 7, told as fps - 1 = 6; I2VGen-XL 16). ModelScope has none."""
+    motion_bucket_id: int = 127
+    """SVD's motion-bucket micro-condition, held constant (SVD's default; d4d conditions motion
+    through its own embedding of m)."""
+    noise_aug_strength: float = 0.02
+    """SVD's condition-image noise augmentation: this much Gaussian noise is added to the
+    condition image before encoding, and the UNet is told the value (SVD's default)."""
     p_uncond: float = 0.1
     """Rate at which every condition (text, image, static orbit, motion) is dropped together:
     trains e(z), the unconditional branch of the guidance (d4d's choice; the paper is silent)."""
     p_no_motion: float = 0.1
-    """Rate at which only the motion magnitude is dropped (set to 0, i.e. "static"): trains the
-    zero-motion static reference ebar(z, y) (d4d's choice)."""
+    """Rate at which only the motion magnitude is dropped (set to 0): trains e(z, y, m = 0), which
+    d4d-sample offers as the "zero-motion" shortcut reference. It is not the paper's ebar (a
+    model of static orbits): trained on dynamic targets, it learns the average motion (d4d's choice)."""
     motion_loss_weight: float = 1.0
-    """w in L = L_ldm + w * L_mr (the paper does not state it; d4d's choice)."""
-    motion_loss_weighting: str = "alpha_bar_squared"
+    """w in L = L_ldm + w * L_mr (the paper does not state it; d4d's choice). A static model
+    (target "static") has no L_mr."""
+    motion_loss_weighting: Literal["alpha_bar_squared", "none"] = "alpha_bar_squared"
     """Per-clip weight of L_mr (d4d's choice): "alpha_bar_squared" multiplies it by alpha_bar_t^2.
     z0_hat's error is the prediction's error times sqrt((1 - alpha_bar_t) / alpha_bar_t), and L_mr
     is the square of a squared norm, so unweighted it grows like alpha_bar_t^-2 at large t and
@@ -82,6 +112,7 @@ class TrainConfig:
     use_ema: bool = True
     """Keep an exponential moving average of the trainable weights; the exported model uses it."""
     ema_decay: float = 0.9999
+    """EMA decay per optimizer step."""
 
     checkpointing_steps: int = 500
     """Save a resumable checkpoint every N optimizer steps (and at the end)."""
@@ -94,16 +125,21 @@ class TrainConfig:
     log_every: int = 10
     """Log a line and TensorBoard scalars every N optimizer steps."""
     dataloader_num_workers: int = 0
+    """DataLoader worker processes (0: load in the training process)."""
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise ValueError(f"task: got {self.task!r}, expected one of {TASKS}")
-        if self.prediction_type not in ("epsilon", "v_prediction"):
-            raise ValueError(f"prediction_type: got {self.prediction_type!r}, expected 'epsilon' or 'v_prediction'")
-        if self.motion_loss_weighting not in ("alpha_bar_squared", "none"):
-            raise ValueError(f"motion_loss_weighting: got {self.motion_loss_weighting!r}, expected 'alpha_bar_squared' or 'none'")
-        if self.mixed_precision not in ("no", "fp16", "bf16"):
-            raise ValueError(f"mixed_precision: got {self.mixed_precision!r}, expected 'no', 'fp16' or 'bf16'")
+        for name in ("task", "target", "prediction_type", "motion_loss_weighting", "mixed_precision", "lr_schedule"):
+            choices = typing.get_args(typing.get_type_hints(TrainConfig)[name])
+            allowed = [c for arg in choices for c in (typing.get_args(arg) or (arg,)) if c is not type(None)]
+            allowed += [None] if type(None) in choices else []
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}: got {getattr(self, name)!r}, expected one of {allowed}")
+        if self.edm_p_std <= 0:
+            raise ValueError(f"edm_p_std: got {self.edm_p_std}, expected > 0")
+        if self.fps is not None and self.fps < 1:
+            raise ValueError(f"fps: got {self.fps}, expected >= 1 or None")
+        if self.noise_aug_strength < 0:
+            raise ValueError(f"noise_aug_strength: got {self.noise_aug_strength}, expected >= 0")
         if not (0.0 <= self.p_uncond and 0.0 <= self.p_no_motion and self.p_uncond + self.p_no_motion <= 1.0):
             raise ValueError(f"p_uncond={self.p_uncond}, p_no_motion={self.p_no_motion}: rates must be >= 0 and sum to <= 1")
         if not 0.0 <= self.background <= 1.0:
@@ -128,14 +164,19 @@ _TINY = dict(num_frames=4, resolution=16, max_steps=20, checkpointing_steps=10, 
              validation_inference_steps=2, log_every=1, ema_decay=0.9)
 
 #: Named presets: "tiny-*" build models of a few thousand to a few hundred thousand parameters
-#: that train on CPU in seconds (tests, smoke runs); "paper-*" are the paper's sizes.
+#: that train on CPU in seconds (tests, smoke runs); "paper-*" are the paper's sizes. The image
+#: and static tasks run on I2VGen-XL (the paper's backbone); "*-svd" on Stable Video Diffusion.
 PRESETS: dict[str, TrainConfig] = {
-    "tiny-text": TrainConfig(task="text", architecture="tiny-text", **_TINY),
-    "tiny-image": TrainConfig(task="image", architecture="tiny-image", **_TINY),
-    "tiny-static": TrainConfig(task="static", architecture="tiny-static", **_TINY),
-    "paper-text": TrainConfig(task="text", architecture="paper-text"),
-    "paper-image": TrainConfig(task="image", architecture="paper-image"),
-    "paper-static": TrainConfig(task="static", architecture="paper-static"),
+    "tiny-text": TrainConfig(task="text", architecture="tiny-modelscope", **_TINY),
+    "tiny-image": TrainConfig(task="image", architecture="tiny-i2vgen-xl", **_TINY),
+    "tiny-static": TrainConfig(task="static", architecture="tiny-i2vgen-xl", **_TINY),
+    "tiny-image-svd": TrainConfig(task="image", architecture="tiny-svd", **_TINY),
+    "tiny-static-svd": TrainConfig(task="static", architecture="tiny-svd", **_TINY),
+    "paper-text": TrainConfig(task="text", architecture="paper-modelscope"),
+    "paper-image": TrainConfig(task="image", architecture="paper-i2vgen-xl"),
+    "paper-static": TrainConfig(task="static", architecture="paper-i2vgen-xl"),
+    "paper-image-svd": TrainConfig(task="image", architecture="paper-svd"),
+    "paper-static-svd": TrainConfig(task="static", architecture="paper-svd"),
 }
 
 

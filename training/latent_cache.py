@@ -1,12 +1,12 @@
 """Latent caching: VAE latents and text embeddings computed once and stored in the shards.
 
-``cache_latents`` encodes every clip's dynamic and static videos (and, for the text task, its
-prefixed caption) with the run's frozen encoders and writes them as the shards' optional tensor
-columns ``latents_dynamic``, ``latents_static`` and ``text_embedding`` through
+``cache_latents`` encodes every clip's dynamic and static videos (and, when the backbone reads
+text, its prefixed caption) with the run's frozen encoders and writes them as the shards'
+optional tensor columns ``latents_dynamic``, ``latents_static`` and ``text_embedding`` through
 ``shards.tensors.add_tensor_columns`` (atomic per shard). Each column records its producer: a
 fingerprint of the encoder weights and of every setting that changes the values (resolution,
-frames, background, caption prefix). The trainer reads a cached column only when its producer
-equals the run's (``usable_cached_columns``), so a stale cache is ignored, never misused.
+frames, background, caption prefix, text layer). The trainer reads a cached column only when
+its producer equals the run's (``usable_cached_columns``), so a stale cache is ignored, never misused.
 """
 
 from __future__ import annotations
@@ -44,9 +44,10 @@ def producers(parts: Components, config: TrainConfig) -> dict[str, str]:
     vae = (f"d4d vae {type(parts.vae).__name__} {weights_fingerprint(parts.vae)} mode*scaling_factor "
            f"resolution={config.resolution} frames={config.num_frames} background={config.background}")
     out = {"latents_dynamic": vae, "latents_static": vae}
-    if config.task == "text":
+    if parts.text_encoder is not None:
         out["text_embedding"] = (f"d4d text {type(parts.text_encoder).__name__} {weights_fingerprint(parts.text_encoder)} "
-                                 f"max_length={parts.tokenizer.model_max_length} prefix={config.caption_prefix!r}")
+                                 f"max_length={parts.tokenizer.model_max_length} prefix={config.caption_prefix!r} "
+                                 f"clip_skip={parts.adapter.text_clip_skip}")
     return out
 
 
@@ -83,9 +84,9 @@ def cache_latents(shard_dir: str | Path, parts: Components, config: TrainConfig,
             dynamic = encode_video(parts.vae, batch.dynamic_video.to(device)).cpu()
             static = encode_video(parts.vae, batch.static_video.to(device)).cpu()
             text = None
-            if config.task == "text":
-                text = encode_text(parts.tokenizer, parts.text_encoder,
-                                   [config.caption_prefix + c for c in batch.captions]).float().cpu()
+            if parts.text_encoder is not None:
+                text = encode_text(parts.tokenizer, parts.text_encoder, [config.caption_prefix + c for c in batch.captions],
+                                   parts.adapter.text_clip_skip).float().cpu()
             for i, uid in enumerate(batch.uids):
                 pending[uid] = {"latents_dynamic": dynamic[i], "latents_static": static[i]}
                 if text is not None:

@@ -2,7 +2,13 @@
 
     d4d-sample --model RUN --out OUT --prompt "a dog wagging its tail" --motion-magnitude 800
     d4d-sample --model RUN --out OUT --image front.png
-    d4d-sample --model RUN --out OUT --static RENDER_DIR --static-reference frozen --static-model BASE
+    d4d-sample --model RUN --out OUT --static RENDER_DIR --static-model STATIC_RUN
+    d4d-sample --model RUN --out OUT --image front.png --static-reference zero-motion   # the m = 0 shortcut
+
+The 3D-aware term (--w2) needs ebar, a model of static orbits (d4d-train --target static): by
+default the one the model recorded when it was fine-tuned from it, or --static-model. The
+"zero-motion" reference is this model at m = 0, a shortcut: that branch was trained on dynamic
+clips with m dropped, so it predicts their average motion, not a static orbit.
 
 OUT holds dynamic/000.png .. (T frames), dynamic.mp4, transforms.json (orbit cameras at distance
 2, elevation 0, field of view 49.13 degrees, times 0..1) and asset.json, so
@@ -26,8 +32,12 @@ from d4d.rendering.contract import RenderContractError, load_render
 from .guidance import DEFAULT_W1, DEFAULT_W2
 from .outputs import write_orbit_render
 from .pipeline import STATIC_REFERENCES, Diffusion4DPipeline
+from .reference import load_static_denoiser
 
 logger = logging.getLogger("d4d.sample")
+
+#: --static-reference values of earlier versions -> their name now.
+RENAMED_REFERENCES = {"frozen": "static-model"}
 
 
 def model_folder(path: Path) -> Path:
@@ -79,10 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--motion-magnitude", type=float, help="m, version-1 scale (default: the model's training mean)")
     parser.add_argument("--steps", type=int, default=50, help="DDIM steps (paper: 50)")
     parser.add_argument("--w1", type=float, default=DEFAULT_W1, help="classifier-free guidance weight (paper: 7.0)")
-    parser.add_argument("--w2", type=float, default=DEFAULT_W2, help="3D-aware (static reference) weight (paper: 0.5)")
-    parser.add_argument("--static-reference", choices=STATIC_REFERENCES, default="zero-motion",
-                        help="ebar: this model at zero motion, or a frozen static model (--static-model)")
-    parser.add_argument("--static-model", type=Path, help="model folder of the frozen static reference")
+    parser.add_argument("--w2", type=float, help=f"3D-aware (static reference) weight (paper: {DEFAULT_W2}; 0 for a static model)")
+    parser.add_argument("--static-reference", choices=STATIC_REFERENCES + tuple(RENAMED_REFERENCES), default="static-model",
+                        help="ebar: 'static-model' (the paper's: a model of static orbits, --static-model or the one the "
+                             "model recorded) or 'zero-motion' (this model at m = 0: a shortcut predicting average motion); "
+                             "'frozen' is the old name of 'static-model'")
+    parser.add_argument("--static-model", type=Path,
+                        help="run directory or model folder of the static reference (d4d-train --target static); "
+                             "default: the reference the model recorded")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     return parser
@@ -104,25 +118,31 @@ def sample(args: argparse.Namespace) -> Path:
             image = static[:, 0]  # the front view at time 0
     elif cfg.task == "image" and image is None:
         raise ValueError(f"{args.model}: an image-to-4D model; give --image PNG")
-    static_denoiser = None
-    if args.static_reference == "frozen":
-        if args.static_model is None:
-            raise ValueError("--static-reference frozen needs --static-model PATH")
-        reference = Diffusion4DPipeline.from_pretrained(model_folder(args.static_model)).to(args.device)
-        if reference.config.task != cfg.task:
-            raise ValueError(f"--static-model {args.static_model}: a {reference.config.task!r} model, expected {cfg.task!r}")
-        static_denoiser = reference.denoiser()
-    logger.info("sampling %s-to-4D: %d DDIM steps, w1=%s, w2=%s, static reference %s", cfg.task, args.steps, args.w1,
-                args.w2, args.static_reference)
+    if args.static_reference in RENAMED_REFERENCES:
+        logger.warning("--static-reference %s is now called %s", args.static_reference, RENAMED_REFERENCES[args.static_reference])
+        args.static_reference = RENAMED_REFERENCES[args.static_reference]
+    w2 = args.w2 if args.w2 is not None else (DEFAULT_W2 if cfg.target == "dynamic" else 0.0)
+    static_denoiser, reference = None, None
+    if w2 != 0 and args.static_reference == "static-model":
+        reference = model_folder(args.static_model) if args.static_model is not None else cfg.static_reference
+        if reference is None:
+            raise ValueError(f"{args.model}: --w2 {w2} needs a static reference and the model records none (it was not "
+                             "fine-tuned from --pretrained); give --static-model PATH (a d4d-train --target static model), "
+                             "--static-reference zero-motion (the m = 0 shortcut, not the paper's ebar), or --w2 0")
+        static_denoiser = load_static_denoiser(reference, cfg.task, type(pipe.unet), args.device, pipe.unet.dtype)
+        kind = cfg.static_reference_kind if args.static_model is None else "given by --static-model"
+        logger.info("static reference ebar: %s (%s)", reference, kind)
+    logger.info("sampling %s-to-4D (%s model): %d steps, w1=%s, w2=%s, static reference %s", cfg.task, cfg.target, args.steps,
+                args.w1, w2, args.static_reference if w2 != 0 else "unused")
     out = pipe(prompt=prompt, image=image, static_video=static, motion_magnitude=args.motion_magnitude,
-               num_inference_steps=args.steps, w1=args.w1, w2=args.w2, static_reference=args.static_reference,
+               num_inference_steps=args.steps, w1=args.w1, w2=w2, static_reference=args.static_reference,
                static_denoiser=static_denoiser, generator=torch.Generator().manual_seed(args.seed))
     motion = cfg.default_motion_magnitude if args.motion_magnitude is None else args.motion_magnitude
     asset = {"model": str(args.model), "task": cfg.task, "prompt": prompt,
              "image": None if args.image is None else str(args.image),
              "static": None if args.static is None else str(args.static), "motion_magnitude": motion,
-             "steps": args.steps, "w1": args.w1, "w2": args.w2, "static_reference": args.static_reference,
-             "static_model": None if args.static_model is None else str(args.static_model), "seed": args.seed,
+             "steps": args.steps, "w1": args.w1, "w2": w2, "static_reference": args.static_reference,
+             "static_model": None if reference is None else str(reference), "seed": args.seed,
              "background": cfg.background, "alpha": "opaque: a generated video has no alpha channel"}
     return write_orbit_render(args.out, out.frames[0].cpu().numpy(), asset)
 

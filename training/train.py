@@ -1,23 +1,25 @@
 """d4d-train: fine-tune a video diffusion UNet into a 4D-aware one (the paper's Sec. 3), on accelerate.
 
-    d4d-train --shards DIR --output RUN --config paper-text --pretrained MODELSCOPE_DIR
-    accelerate launch -m d4d.training.train --shards DIR --output RUN --config paper-image --pretrained SVD_DIR
+    d4d-train --shards DIR --output STATIC --config paper-image --pretrained I2VGEN_XL_DIR --target static
+    d4d-train --shards DIR --output RUN --config paper-image --pretrained STATIC/model
+    accelerate launch -m d4d.training.train --shards DIR --output RUN --config paper-text --pretrained MODELSCOPE_DIR
     d4d-train --shards DIR --output RUN --resume latest          # continue a run exactly
 
 The loop, per micro-batch: latents of the dynamic and static orbits (cached or encoded), the
-conditions (text, or image + optionally static orbit; motion magnitude), condition dropout,
-noise at a uniform timestep, the denoiser's prediction, L = L_ldm + w * L_mr, an optimizer step
-every ``gradient_accumulation_steps`` micro-batches, then EMA, logs, checkpoints, validation.
+conditions (text and/or image, optionally the static orbit; motion magnitude), condition
+dropout, noise as the backbone's scheduler draws it, the denoiser's prediction, L = L_ldm +
+w * L_mr, an optimizer step every ``gradient_accumulation_steps`` micro-batches, then EMA, logs,
+checkpoints, validation. ``--target static`` trains the base model of static orbits (the
+guidance's reference ebar) instead; a dynamic run from ``--pretrained`` records its reference
+in the exported model (training.reference).
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
-import dataclasses
-import inspect
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -27,28 +29,27 @@ from accelerate.utils import ProjectConfiguration
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 
+from d4d.options import add_options, apply_overrides, overrides_from_args
+
 from . import config as config_lib
 from .backbone import Denoiser
 from .checkpoints import TrainState, checkpoint_dir, prune_checkpoints, publish_dir, resolve_resume, staging_dir
 from .components import Components, build_components, load_components
 from .config import TrainConfig
 from .data import ShardBatches, collate
-from .objective import batch_inputs, compute_losses, drop_conditions, empty_prompt_embedding
+from .objective import batch_inputs, compute_losses, drop_conditions, empty_prompt_embedding, micro_conditions, null_conditions
 from .outputs import to_uint8, write_mp4
 from .pipeline import Diffusion4DPipeline
+from .reference import starting_reference
+from .schedules import training_schedule
 
 logger = logging.getLogger("d4d.train")
 
-
-def _field_docs() -> dict[str, str]:
-    """TrainConfig attribute docstrings (the string after each field), for --help."""
-    tree = ast.parse(inspect.getsource(TrainConfig))
-    body = tree.body[0].body
-    docs = {}
-    for node, following in zip(body, body[1:]):
-        if isinstance(node, ast.AnnAssign) and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant):
-            docs[node.target.id] = " ".join(str(following.value.value).split())
-    return docs
+#: Flags of earlier versions and what replaced them.
+REMOVED_FLAGS = {
+    "--num-train-timesteps": "the noise schedule is the backbone's own scheduler config (docs/training.md, "
+                             "\"Each backbone on its own terms\")",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,21 +61,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", help="'latest' or a checkpoint folder of this run")
     parser.add_argument("--cache-latents", action="store_true",
                         help="encode all clips once and store latents/text embeddings in the shards before training")
-    docs = _field_docs()
-    overrides = parser.add_argument_group("hyperparameters (override the preset)")
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        kind = type(f.default)
-        if kind is bool:
-            overrides.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=docs.get(f.name))
-        else:
-            overrides.add_argument(flag, dest=f.name, type=kind, default=None, help=docs.get(f.name))
+    add_options(parser.add_argument_group("hyperparameters (override the preset)"), TrainConfig)
     return parser
 
 
+def check_removed_flags(argv: list[str]) -> None:
+    """ValueError naming a flag of an earlier version and what replaced it."""
+    for arg in argv:
+        flag = arg.split("=", 1)[0]
+        if flag in REMOVED_FLAGS:
+            raise ValueError(f"{flag} was removed: {REMOVED_FLAGS[flag]}")
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name) is not None}
-    return config_lib.preset(args.config, **overrides)
+    return apply_overrides(config_lib.preset(args.config), overrides_from_args(args, TrainConfig))
 
 
 def check_run_config(run: Path, config: TrainConfig) -> None:
@@ -91,45 +91,53 @@ def check_run_config(run: Path, config: TrainConfig) -> None:
     tmp.replace(path)
 
 
-def export_pipeline(parts: Components, config: TrainConfig, out: Path, default_motion: float) -> Path:
+def export_pipeline(parts: Components, config: TrainConfig, out: Path, default_motion: float,
+                    reference: tuple[str | None, str | None] = (None, None)) -> Path:
     """Save the model as a Diffusion4DPipeline folder at ``out`` (atomically)."""
-    pipe = make_pipeline(parts, config, default_motion)
+    pipe = make_pipeline(parts, config, default_motion, reference)
     staged = staging_dir(out)
     pipe.save_pretrained(staged, safe_serialization=True)
     return publish_dir(staged, out)
 
 
-def make_pipeline(parts: Components, config: TrainConfig, default_motion: float) -> Diffusion4DPipeline:
-    return Diffusion4DPipeline(unet=parts.unet, motion_embedding=parts.motion_embedding, vae=parts.vae,
-                               scheduler=parts.scheduler, tokenizer=parts.tokenizer, text_encoder=parts.text_encoder,
-                               image_encoder=parts.image_encoder, task=config.task, num_frames=config.num_frames,
+def make_pipeline(parts: Components, config: TrainConfig, default_motion: float,
+                  reference: tuple[str | None, str | None] = (None, None)) -> Diffusion4DPipeline:
+    micro = micro_conditions(config, parts.adapter)
+    return Diffusion4DPipeline(unet=parts.unet, vae=parts.vae, scheduler=parts.scheduler,
+                               motion_embedding=parts.motion_embedding, static_input=parts.static_input,
+                               tokenizer=parts.tokenizer, text_encoder=parts.text_encoder, image_encoder=parts.image_encoder,
+                               task=config.task, target=config.target, num_frames=config.num_frames,
                                resolution=config.resolution, caption_prefix=config.caption_prefix,
-                               background=config.background, default_motion_magnitude=default_motion)
+                               background=config.background, default_motion_magnitude=default_motion, fps=micro.fps,
+                               motion_bucket_id=micro.motion_bucket_id, noise_aug_strength=micro.noise_aug_strength,
+                               static_reference=reference[0], static_reference_kind=reference[1])
 
 
 def validation_video(parts: Components, config: TrainConfig, sample: dict, motion: float, seed: int) -> torch.Tensor:
-    """Sample one video with the conditions of ``sample``: float [T, 3, H, W] in [0, 1]."""
+    """Sample one video with the conditions of ``sample``: float [T, 3, H, W] in [0, 1].
+
+    Guidance w1 only (w2 = 0): the static reference is not loaded during training.
+    """
     batch = collate([sample], config.num_frames, config.resolution)
     pipe = make_pipeline(parts, config, motion)
-    out = pipe(prompt=batch.captions[0] if config.task == "text" else None,
+    out = pipe(prompt=batch.captions[0] if parts.adapter.uses_text else None,
                image=None if config.task == "text" else batch.dynamic_video[:, 0],
                static_video=batch.static_video if config.task == "static" else None,
-               motion_magnitude=float(batch.motion[0]), num_inference_steps=config.validation_inference_steps,
+               motion_magnitude=float(batch.motion[0]), num_inference_steps=config.validation_inference_steps, w2=0.0,
                generator=torch.Generator().manual_seed(seed))
     return out.frames[0]
 
 
 def make_components(config: TrainConfig, pretrained: Path | None = None) -> Components:
-    """The run's models: ``pretrained`` loaded (conv_in widened, motion embedding added as needed)
-    or, without it, ``config.architecture`` built from the seed."""
+    """The run's models: ``pretrained`` loaded (static channels and motion embedding added as
+    needed) or, without it, ``config.architecture`` built from the seed."""
     if pretrained is not None:
-        return load_components(pretrained, config.task, config.prediction_type)
-    return build_components(config.task, config.architecture, config.seed, config.prediction_type,
-                            config.num_train_timesteps)
+        return load_components(pretrained, config.task, config.prediction_type, config.target)
+    return build_components(config.task, config.architecture, config.seed, config.prediction_type, config.target)
 
 
 def train(config: TrainConfig, source, output: Path, parts: Components | None = None, resume: str | None = None,
-          accelerator: Accelerator | None = None) -> Path:
+          accelerator: Accelerator | None = None, reference: tuple[str | None, str | None] = (None, None)) -> Path:
     """Run (or resume) training; returns the exported model folder ``output/model``.
 
     Args:
@@ -140,6 +148,8 @@ def train(config: TrainConfig, source, output: Path, parts: Components | None = 
         parts: the models (make_components); None builds ``config.architecture``.
         resume: "latest" or a checkpoint folder.
         accelerator: an existing Accelerator (default: a new one from the config).
+        reference: (folder, kind) of the static reference recorded in the exported model
+            (training.reference.starting_reference); ignored for a static model.
     """
     output = Path(output)
     accelerator = accelerator or make_accelerator(config, output)
@@ -158,7 +168,9 @@ def train(config: TrainConfig, source, output: Path, parts: Components | None = 
             parts.unet.enable_gradient_checkpointing()
         else:
             logger.warning("%s does not support gradient checkpointing; training without it", type(parts.unet).__name__)
-    denoiser = Denoiser(parts.unet, parts.motion_embedding, config.task).to(device)
+    denoiser = Denoiser(parts.unet, parts.motion_embedding, config.task, micro_conditions(config, parts.adapter),
+                        parts.static_input).to(device)
+    schedule = training_schedule(parts.scheduler, config.edm_p_mean, config.edm_p_std)
     denoiser.train()
     optimizer = torch.optim.AdamW(denoiser.parameters(), lr=config.learning_rate,
                                   betas=(config.adam_beta1, config.adam_beta2),
@@ -215,8 +227,8 @@ def train(config: TrainConfig, source, output: Path, parts: Components | None = 
         logger.info("step %d: validation video %s", state.step, path)
 
     batches_per_epoch = len(source)
-    logger.info("training %s: %d steps, %d micro-batches per epoch per process, %d process(es), effective batch %d",
-                config.task, config.max_steps, batches_per_epoch, accelerator.num_processes,
+    logger.info("training %s (%s target, %s backbone, %s schedule): %d steps, %d micro-batches per epoch per process, "
+                "%d process(es), effective batch %d", config.task, config.target, parts.adapter.name, schedule.kind, config.max_steps, batches_per_epoch, accelerator.num_processes,
                 config.train_batch_size * config.gradient_accumulation_steps * accelerator.num_processes)
     tick = time.perf_counter()
     while state.step < config.max_steps:
@@ -226,9 +238,9 @@ def train(config: TrainConfig, source, output: Path, parts: Components | None = 
             state.motion_sum += float(batch.motion.sum())
             state.motion_count += len(batch.uids)
             with accelerator.accumulate(denoiser):
-                z0, zbar, cond = batch_inputs(batch, parts, config, device)
-                cond = drop_conditions(cond, cond.null(text_null), config, generator)
-                losses = compute_losses(denoiser, parts.scheduler, z0, zbar, cond, config, generator)
+                z0, zbar, cond = batch_inputs(batch, parts, config, device, generator)
+                cond = drop_conditions(cond, null_conditions(cond, text_null, parts.adapter), config, generator)
+                losses = compute_losses(denoiser, schedule, z0, zbar, cond, config, generator)
                 if not torch.isfinite(losses.total):
                     raise FloatingPointError(f"step {state.step}: loss is {losses.total.item()} (batch {batch.uids})")
                 accelerator.backward(losses.total)
@@ -262,7 +274,12 @@ def train(config: TrainConfig, source, output: Path, parts: Components | None = 
     accelerator.wait_for_everyone()
     model_dir = output / "model"
     if accelerator.is_main_process:
-        with_ema_weights(lambda: export_pipeline(parts, config, model_dir, state.mean_motion))
+        if config.target == "static":
+            reference = (None, None)
+        elif reference[0] is None:
+            logger.warning("no static reference recorded (trained without --pretrained): d4d-sample will need "
+                           "--static-model, or --static-reference zero-motion, for w2 != 0")
+        with_ema_weights(lambda: export_pipeline(parts, config, model_dir, state.mean_motion, reference))
         logger.info("exported %s", model_dir)
     accelerator.end_training()
     return model_dir
@@ -289,8 +306,14 @@ def shard_source(shard_dir: Path, config: TrainConfig, parts: Components, accele
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        check_removed_flags(argv)
+    except ValueError as exc:
+        logger.error("%s", exc)
+        return 2
+    args = build_parser().parse_args(argv)
     try:
         config = config_from_args(args)
         accelerator = make_accelerator(config, args.output)
@@ -302,7 +325,10 @@ def main(argv: list[str] | None = None) -> int:
                 cache_latents(args.shards, parts, config, accelerator.device)
             accelerator.wait_for_everyone()
         source = shard_source(args.shards, config, parts, accelerator)
-        train(config, source, args.output, parts, args.resume, accelerator)
+        reference = starting_reference(args.pretrained) if config.target == "dynamic" else (None, None)
+        if reference[0] is not None:
+            logger.info("static reference of this run: %s (%s)", reference[0], reference[1])
+        train(config, source, args.output, parts, args.resume, accelerator, reference)
     except (ValueError, FloatingPointError) as exc:
         logger.error("%s", exc)
         return 2
