@@ -58,18 +58,19 @@ def _check(code: int, what: str) -> None:
 
 
 def train(ctx: DemoContext) -> list[str]:
-    """A tiny randomly initialised text-to-4D model trained on the demo's shards (CPU, seconds)."""
+    """Tiny randomly initialised text-to-4D models trained on the demo's shards (CPU, seconds), in the
+    paper's order: the base model of static orbits (--target static), then the 4D model fine-tuned
+    from it, which keeps it as the static reference of its 3D-aware guidance."""
     from d4d.training.train import main as train_main
 
-    run = ctx.out / "train" / "tiny-text"
-    args = ["--shards", str(ctx.outputs["curate"]["shards"]), "--output", str(run), "--config", "tiny-text",
-            "--num-frames", str(ctx.args.frames), "--resolution", "32", "--max-steps", str(ctx.args.train_steps),
-            "--validation-steps", str(ctx.args.train_steps)]
-    if (run / "checkpoints").exists():
-        args += ["--resume", "latest"]
-    _check(train_main(args), "d4d-train")
+    base, run = ctx.out / "train" / "tiny-text-static", ctx.out / "train" / "tiny-text"
+    common = ["--shards", str(ctx.outputs["curate"]["shards"]), "--config", "tiny-text", "--num-frames", str(ctx.args.frames),
+              "--resolution", "32", "--max-steps", str(ctx.args.train_steps), "--validation-steps", str(ctx.args.train_steps)]
+    for output, extra in ((base, ["--target", "static"]), (run, ["--pretrained", str(base / "model")])):
+        resume = ["--resume", "latest"] if (output / "checkpoints").exists() else []
+        _check(train_main(["--output", str(output), *common, *extra, *resume]), "d4d-train")
     ctx.outputs["train"] = {"run": run}
-    return [f"run:        {run}  (TensorBoard: tensorboard --logdir {run})"]
+    return [f"static model: {base}", f"run:        {run}  (TensorBoard: tensorboard --logdir {run})"]
 
 
 def sample(ctx: DemoContext) -> list[str]:
