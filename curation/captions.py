@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from d4d.curation.sources.base import AssetRecord
+from d4d.curation.sources.base import SourceRecord
 
 #: The paper prefixes every caption with this at training time, because Cap3D describes
 #: static objects.
@@ -37,7 +37,7 @@ class Cap3DCaptions:
     def __len__(self) -> int:
         return len(self.v1) + len(self.xl) + len(self.other)
 
-    def raw_caption(self, record: AssetRecord) -> str | None:
+    def raw_caption(self, record: SourceRecord) -> str | None:
         """The caption for a record, without prefix: an XL sha256 match first (covers XL and
         local files with the same bytes), then the 1.0 uid; None when Cap3D has none."""
         if record.sha256 and record.sha256.lower() in self.xl:
@@ -75,15 +75,15 @@ def load_cap3d(path: str | Path, keys: set[str] | None = None) -> Cap3DCaptions:
     return out
 
 
-def caption(record: AssetRecord, captions: Cap3DCaptions, prefix: str = DYNAMIC_PREFIX) -> str | None:
+def caption(record: SourceRecord, captions: Cap3DCaptions, prefix: str = DYNAMIC_PREFIX) -> str | None:
     """``prefix`` + the Cap3D caption of ``record`` (verbatim, no case change), or None."""
     raw = captions.raw_caption(record)
     return None if raw is None else prefix + raw
 
 
 def join_captions(
-    records: Iterable[AssetRecord], captions: Cap3DCaptions, prefix: str = DYNAMIC_PREFIX
-) -> Iterator[tuple[AssetRecord, str | None]]:
+    records: Iterable[SourceRecord], captions: Cap3DCaptions, prefix: str = DYNAMIC_PREFIX
+) -> Iterator[tuple[SourceRecord, str | None]]:
     """(record, prefixed caption or None) for each record, in order."""
     for record in records:
         yield record, caption(record, captions, prefix)

@@ -1,16 +1,18 @@
-"""d4d-decide: keep or reject assets (or render directories) by the curation rules.
+"""d4d-decide: why was each clip kept or rejected? The pipeline's answer, for files or renders.
 
-    d4d-decide ASSET [ASSET ...] [--json] [--config CONFIG.json]
-               [--resolution 64] [--frames 24] [--render-kept DIR]
+    d4d-decide ASSET [ASSET ...] [--json] [--config RULES.json] [--render-kept DIR] [flags of d4d-curate's decision]
 
-ASSET is either a render directory (it holds transforms.json: decided from its frames and
-asset.json, no Blender) or an asset file (rendered first with the cheap preview preset into
-a temporary directory by one warm Blender worker shared by the run, then decided;
-``--render-kept DIR`` then renders each kept asset with the quality settings into
-``DIR/<file stem>``, replacing what is there). One line per asset on stdout, in order:
-``ASSET<TAB>decision<TAB>reason<TAB>detail``, or with ``--json`` one JSON object per line
-with keys asset, decision, reason, detail, measures. Exit status 0 when every asset was
-judged (kept or rejected), 1 when any failed, 2 on bad arguments.
+ASSET is either an asset file, judged by exactly the staged decision d4d-curate runs
+(``curation.procedure``: pre-check, pre-pass with deferral, quality render; one import per
+asset, every clip), with the same settings and flags; or a render directory (it holds
+transforms.json), given the final decision from its frames and asset.json, no Blender.
+
+One line per clip on stdout, in order: ``ASSET<TAB>decision<TAB>reason<TAB>detail`` (``ASSET#CLIP``
+when the asset has several clips), or with ``--json`` one JSON object per line with keys
+asset, uid (the clip id, as in decisions.parquet), asset_uid, action, window, stage,
+decision, reason, detail, measures. An asset file's uid is its sha256, as for d4d-curate's
+local source. Exit status 0 when every clip was judged (kept or rejected), 1 when any failed,
+2 on bad arguments.
 """
 
 from __future__ import annotations
@@ -20,65 +22,22 @@ import contextlib
 import json
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from d4d.curation.config import CurationConfig
-from d4d.curation.decision import Decision, decide
-from d4d.curation.rules import failure_reason
+from d4d.curation.decision import Decision
+from d4d.curation.procedure import ClipOutcome, DecisionConfig, StagedDecision, decide_render_dir, failure_decision
+from d4d.options import add_options, apply_overrides, overrides_from_args
+from d4d.rendering.api import Limits, Renderer, check_asset_file
+from d4d.rendering.errors import AssetError
+
+#: Flags that mean something else here than in the decision (d4d-render's single clip).
+NOT_DECIDE_OPTIONS = ("render.action", "render.window")
+DECIDE_ALIASES = {"render.timeout_s": ["--timeout"], "prepass_timeout_s": ["--prepass-timeout"]}
 
 
-def decide_render_dir(root: Path, config: CurationConfig) -> Decision:
-    """Decide from an existing render directory (docs/conventions.md); no Blender."""
-    from d4d.rendering.contract import RenderContractError, load_render
-
-    try:
-        sample = load_render(root)
-    except (RenderContractError, OSError, KeyError, ValueError) as exc:
-        return Decision("failed", "render_failed", {}, f"unreadable render directory: {exc}")
-    frames = {name: video.rgba for name, video in sample.videos.items()}
-    return decide(sample.asset, frames, config)
-
-
-def render_failure(exc) -> Decision:
-    """A renderer AssetError (``kind``, ``reason``) as a failed Decision."""
-    return Decision("failed", failure_reason(exc.kind), {"error_kind": exc.kind}, f"{exc.kind}: {exc}")
-
-
-def decide_asset_file(path: Path, renderer, config: CurationConfig, resolution: int, frames: int, render_kept: Path | None) -> Decision:
-    """Render ``path`` with the preview preset, decide, and optionally quality-render it when kept.
-
-    Args:
-        renderer: a warm ``rendering.api.Renderer`` (one Blender worker for the whole run).
-        render_kept: when set, a kept asset is rendered with the quality defaults into
-            ``render_kept / path.stem`` (replacing what is there).
-
-    The renderer's AssetError becomes a failed Decision (its ``kind`` decides import_failed
-    or render_failed, see ``curation.rules.failure_reason``).
-    """
-    from d4d.rendering.errors import AssetError
-    from d4d.rendering.options import PREVIEW_PRESET, RenderOptions
-
-    with tempfile.TemporaryDirectory(prefix="d4d-decide-") as tmp:
-        preview = Path(tmp) / "preview"
-        try:
-            asset_json = renderer.render(path, preview, RenderOptions(**PREVIEW_PRESET, resolution=resolution, frames=frames))
-        except AssetError as exc:
-            return render_failure(exc)
-        pre = decide(asset_json, None, config)
-        if not pre.kept:
-            return pre
-        decision = decide_render_dir(preview, config)
-    if decision.kept and render_kept is not None:
-        out = render_kept / path.stem
-        try:
-            renderer.render(path, out, RenderOptions(frames=frames), overwrite=True)
-        except AssetError as exc:
-            return render_failure(exc)
-        decision.measures["render_dir"] = str(out)
-    return decision
-
-
-def load_config(path: str | None) -> CurationConfig:
+def load_rules(path: str | None) -> CurationConfig:
     if path is None:
         return CurationConfig()
     try:
@@ -92,35 +51,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("assets", nargs="+", metavar="ASSET", help="asset files or render directories")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--config", help="JSON file of CurationConfig fields to override (see docs/curation.md)")
-    p.add_argument("--resolution", type=int, default=64, help="asset files: preview render side, pixels (default 64)")
-    p.add_argument("--frames", type=int, default=24, help="asset files: frames per video T (default 24)")
-    p.add_argument("--render-kept", type=Path, help="asset files: quality-render kept assets into DIR/<stem>")
+    p.add_argument("--render-kept", type=Path, help="asset files: keep each kept clip's quality render in DIR/<clip id> (default: a temporary folder)")
+    add_options(p.add_argument_group("the decision's settings (DecisionConfig, as d4d-curate's)"), DecisionConfig,
+                exclude=NOT_DECIDE_OPTIONS, aliases=DECIDE_ALIASES, flatten=True)
+    add_options(p.add_argument_group("resource bounds (Limits)"), Limits)
     return p
 
 
+def _line(asset: str, outcome: ClipOutcome | None, decision: Decision, several: bool, as_json: bool, asset_uid: str | None) -> str:
+    label = f"{asset}#{outcome.clip_id}" if several and outcome is not None else asset
+    if as_json:
+        clip = {"uid": outcome.clip_id, "asset_uid": asset_uid, "action": outcome.action, "window": outcome.window, "stage": outcome.stage} if outcome else {
+            "uid": asset_uid, "asset_uid": asset_uid, "action": None, "window": None, "stage": None}
+        return json.dumps({"asset": asset, **clip, **decision.to_json()})
+    return f"{label}\t{decision.decision}\t{decision.reason or ''}\t{decision.detail}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    config = load_config(args.config)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    config = replace(DecisionConfig(), rules=load_rules(args.config))
+    try:
+        config = apply_overrides(config, overrides_from_args(args, DecisionConfig))
+        limits = apply_overrides(Limits(), overrides_from_args(args, Limits))
+    except ValueError as exc:
+        parser.error(str(exc))
     any_failed = False
     with contextlib.ExitStack() as stack:
-        renderer = None
+        procedure = None
         for asset in args.assets:
             path = Path(asset)
             if path.is_dir():
-                decision = decide_render_dir(path, config)
-            elif path.is_file():
-                if renderer is None:  # one warm Blender worker for every asset file of the run
-                    from d4d.rendering.api import Renderer
-
-                    renderer = stack.enter_context(Renderer())
-                decision = decide_asset_file(path, renderer, config, args.resolution, args.frames, args.render_kept)
-            else:
-                decision = Decision("failed", "import_failed", {"error_kind": "missing_file"}, f"missing_file: {path}: no such file or directory")
-            any_failed |= decision.decision == "failed"
-            if args.json:
-                print(json.dumps({"asset": asset, **decision.to_json()}), flush=True)
-            else:
-                print(f"{asset}\t{decision.decision}\t{decision.reason or ''}\t{decision.detail}", flush=True)
+                decision = decide_render_dir(path, config.rules)
+                any_failed |= decision.decision == "failed"
+                print(_line(asset, None, decision, False, args.json, path.name), flush=True)
+                continue
+            if procedure is None:  # one warm Blender worker for every asset file of the run
+                scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="d4d-decide-")))
+                procedure = StagedDecision(config, stack.enter_context(Renderer(limits=limits)), scratch)
+            try:
+                uid = check_asset_file(path, limits).sha256
+                outcomes = procedure.run(path, uid, args.render_kept or scratch / "renders", sha256=uid)
+            except AssetError as exc:
+                any_failed = True
+                print(_line(asset, None, failure_decision(exc), False, args.json, None), flush=True)
+                continue
+            for outcome in outcomes:
+                any_failed |= outcome.decision.decision == "failed"
+                print(_line(asset, outcome, outcome.decision, len(outcomes) > 1, args.json, uid), flush=True)
     return 1 if any_failed else 0
 
 

@@ -30,7 +30,7 @@ from d4d.curation.decision import Decision, decide
 from d4d.curation.rules import failure_reason
 from d4d.rendering.api import AssetPolicy, OpenAsset, Renderer
 from d4d.rendering.clips import ClipPlan, clip_id
-from d4d.rendering.contract import AssetInfo, RenderContractError, RenderSample, SourceInfo, load_render
+from d4d.rendering.contract import AssetInfo, RenderContractError, RenderSample, load_render
 from d4d.rendering.errors import AssetError
 from d4d.rendering.options import PREVIEW_PRESET, RenderOptions
 
@@ -57,6 +57,9 @@ class DecisionConfig:
     reject_previews: bool = True
     """Keep a rejected clip's cheap render (the pre-check's front video or the pre-pass's videos)
     so reports can show what was rejected; about 0.1-0.3 MB per reject at the default sizes."""
+    max_clips_per_asset: int = 64
+    """Judge at most this many clips of one asset (the default animation first, then the others
+    by name, each window most-moving first); the rest are listed in the asset's first clip."""
     policy: AssetPolicy = field(default_factory=AssetPolicy)
     """What an asset may do that is refused by default (missing or outside links, bad textures)."""
     rules: CurationConfig = field(default_factory=CurationConfig)
@@ -66,6 +69,8 @@ class DecisionConfig:
         for name in ("prepass_resolution", "precheck_resolution"):
             if not 16 <= getattr(self, name) <= 4096:
                 raise ValueError(f"{name} must be in [16, 4096] pixels, got {getattr(self, name)}")
+        if self.max_clips_per_asset < 1:
+            raise ValueError(f"max_clips_per_asset must be >= 1, got {self.max_clips_per_asset}")
         if self.prepass_timeout_s <= 0:
             raise ValueError(f"prepass_timeout_s must be > 0 seconds, got {self.prepass_timeout_s}")
 
@@ -150,8 +155,8 @@ class StagedDecision:
         self.renderer = renderer
         self.scratch_dir = Path(scratch_dir)
 
-    def run(self, asset: str | Path, uid: str, renders_dir: Path, previews_dir: Path | None = None, source: SourceInfo | None = None,
-            done: frozenset[str] = frozenset(), annotate: Callable[[AssetInfo], None] | None = None) -> list[ClipOutcome]:
+    def run(self, asset: str | Path, uid: str, renders_dir: Path, previews_dir: Path | None = None, sha256: str | None = None,
+            done: frozenset[str] = frozenset(), annotate: Callable[[AssetInfo, str], None] | None = None) -> list[ClipOutcome]:
         """Decide every clip of ``asset`` whose id is not in ``done``.
 
         Args:
@@ -159,15 +164,18 @@ class StagedDecision:
             renders_dir: kept clips' quality renders go to ``renders_dir/<clip id>`` (replaced).
             previews_dir: rejects' cheap renders go to ``previews_dir/<clip id>`` when
                 ``config.reject_previews`` (None: not kept).
-            source: the file's checked ``source`` (sha256 not computed again), else checked here.
-            annotate: called on a kept clip's asset.json before it is written (identity, caption).
+            sha256: the file's digest when the caller already computed it (not computed again).
+            annotate: called with a kept clip's asset.json and its clip id before the asset.json
+                is written (identity, caption).
 
         Raises AssetError (``asset`` set) when the asset cannot be opened or planned: the whole
         asset fails. Clip failures are outcomes.
         """
         clock = time.perf_counter()
-        opened = self.renderer.open(asset, source=source, policy=self.config.policy, timeout_s=self.config.prepass_timeout_s)
+        opened = self.renderer.open(asset, sha256=sha256, policy=self.config.policy, timeout_s=self.config.prepass_timeout_s)
         plans = opened.clips(self.config.render)
+        dropped = [clip_id(uid, p) for p in plans[self.config.max_clips_per_asset:]]
+        plans = plans[: self.config.max_clips_per_asset]
         setup_s = time.perf_counter() - clock
         previews = previews_dir if self.config.reject_previews else None
         outcomes = []
@@ -177,6 +185,8 @@ class StagedDecision:
                 continue
             outcome = self._clip(opened, plan, cid, renders_dir, previews, annotate)
             outcome.timings["precheck"] = outcome.timings.get("precheck", 0.0) + setup_s
+            if dropped and not outcomes:
+                outcome.decision.measures["clips_not_judged"] = dropped
             setup_s = 0.0
             outcomes.append(outcome)
         return outcomes
@@ -228,7 +238,7 @@ class StagedDecision:
         clock = time.perf_counter()
         out = Path(renders_dir) / cid
         try:
-            asset = opened.render(plan, out, self.config.render, overwrite=True, annotate=annotate)
+            asset = opened.render(plan, out, self.config.render, overwrite=True, annotate=annotate and (lambda info: annotate(info, cid)))
             final = decide_render(load_render(out), self.config.rules)
         except AssetError as exc:
             return failed(exc, "quality")

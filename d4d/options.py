@@ -105,11 +105,13 @@ def _default_of(f: dataclasses.Field):
 
 
 def add_options(parser, cls: type, *, prefix: str = "", exclude: tuple[str, ...] = (), aliases: dict[str, list[str]] | None = None,
-                defaults=None) -> None:
+                defaults=None, flatten: bool = False) -> None:
     """Add one option per field of the dataclass ``cls`` to ``parser`` (a parser or argument group).
 
     Args:
         prefix: dest prefix for nested dataclasses (internal; leave empty).
+        flatten: name a nested dataclass's flags after its fields alone (``--frames`` rather than
+            ``--decision-render-frames``); argparse refuses a name two fields would share.
         exclude: field names (dotted for nested fields, e.g. ``"curation.ssim_pairs"``) to skip.
         aliases: field name (dotted) -> extra flags that set it too (kept for old command lines).
         defaults: an instance whose values are shown as defaults (e.g. a preset); by default
@@ -119,11 +121,11 @@ def add_options(parser, cls: type, *, prefix: str = "", exclude: tuple[str, ...]
     hints = typing.get_type_hints(cls)
     docs = field_docs(cls)
     for f in dataclasses.fields(cls):
-        dotted = (prefix.replace(_SEP, ".") + "." if prefix else "") + f.name
+        dotted = prefix.replace(_SEP, ".") + f.name
         if dotted in exclude or f.name.startswith("_"):
             continue
         dest = prefix + f.name
-        flag = _flag(dest)
+        flag = _flag(f.name if flatten else dest)
         flags = [flag] + list(aliases.get(dotted, []))
         default = getattr(defaults, f.name) if defaults is not None else _default_of(f)
         kind, optional = _unwrap_optional(hints[f.name])
@@ -131,7 +133,7 @@ def add_options(parser, cls: type, *, prefix: str = "", exclude: tuple[str, ...]
         if dataclasses.is_dataclass(kind):
             nested_excludes = tuple(e for e in exclude if e.startswith(dotted + "."))
             add_options(parser, kind, prefix=dest + _SEP, exclude=nested_excludes, aliases=aliases,
-                        defaults=default if dataclasses.is_dataclass(default) else None)
+                        defaults=default if dataclasses.is_dataclass(default) else None, flatten=flatten)
             continue
         common = dict(dest=dest, default=None, help=_help(doc, default))
         if kind is bool:

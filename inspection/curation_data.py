@@ -29,13 +29,18 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from d4d.curation.config import CurationConfig
+from d4d.curation.decision import Decision
+from d4d.curation.procedure import decide_render
 from d4d.inspection.media import MediaStore, Sprite, file_key, sprite_sheet
+from d4d.rendering.contract import VIDEO_NAMES, AssetInfo, RenderContractError, load_render, read_asset
+from d4d.shards.files import list_shards
 
 log = logging.getLogger("d4d.inspect")
 
-VIDEO_NAMES = ("dynamic", "static", "front")
 #: decisions.parquet columns with a meaning of their own; every other column is a measure.
-DECISION_COLUMNS = ("uid", "decision", "reason", "detail", "measures", "measures_json", "timings_json", "caption", "render_dir")
+DECISION_COLUMNS = ("uid", "decision", "reason", "detail", "measures", "measures_json", "timings_json", "caption", "render_dir",
+                    "asset_uid", "action", "window_start_s", "window_end_s")
 
 
 class InspectError(ValueError):
@@ -43,11 +48,12 @@ class InspectError(ValueError):
 
 
 @dataclass
-class AssetRecord:
-    """One asset of a curation output.
+class ClipRecord:
+    """One clip of a curation output (or an asset that failed as a whole).
 
     Attributes:
-        uid: the asset's id. decision: keep / reject / failed. reason: None for keep.
+        uid: the clip's id (the asset's, for its only clip). decision: keep / reject / failed.
+            reason: None for keep.
         measures: JSON-safe measures behind the decision (``Decision.measures``).
         caption: Cap3D caption (with the training prefix when the shard stored it so).
         timings: seconds per render stage (asset.json ``timings``), when known.
@@ -55,6 +61,9 @@ class AssetRecord:
         content_sha256: the shard row's content hash, when it is in a shard.
         shard_videos: the videos that shard row holds.
         previews: video name -> preview.
+        asset_uid: the asset the clip comes from (its uid when unknown).
+        action: the animation the clip plays, when known.
+        window: (start, end) of the clip on the animation's timeline, seconds, when known.
     """
 
     uid: str
@@ -68,6 +77,9 @@ class AssetRecord:
     content_sha256: str | None = None
     shard_videos: tuple[str, ...] = ()
     previews: dict[str, Sprite] = field(default_factory=dict)
+    asset_uid: str | None = None
+    action: str | None = None
+    window: tuple[float, float] | None = None
 
     @property
     def motion_magnitude(self) -> float | None:
@@ -93,7 +105,7 @@ def _measures_of(row: dict) -> dict:
     return measures
 
 
-def read_decisions(path: Path) -> list[AssetRecord]:
+def read_decisions(path: Path) -> list[ClipRecord]:
     """One record per row of decisions.parquet (see the module docstring for the columns read)."""
     try:
         table = pq.read_table(path)
@@ -106,43 +118,49 @@ def read_decisions(path: Path) -> list[AssetRecord]:
     for row in table.to_pylist():
         measures = _measures_of(row)
         render_dir = row.get("render_dir") or measures.get("render_dir")
-        records.append(AssetRecord(
+        window = (row["window_start_s"], row["window_end_s"]) if row.get("window_start_s") is not None else None
+        records.append(ClipRecord(
             uid=str(row["uid"]), decision=str(row["decision"]), reason=row.get("reason"), detail=row.get("detail") or "",
             measures=measures, caption=row.get("caption"), render_dir=Path(render_dir) if render_dir else None,
+            asset_uid=row.get("asset_uid") or str(row["uid"]), action=row.get("action"), window=window,
         ))
     return records
 
 
-SHARD_SCALARS = ("uid", "caption", "motion_magnitude", "content_sha256", "asset_json") + tuple(f"{v}_times" for v in VIDEO_NAMES)
+SHARD_SCALARS = ("uid", "caption", "motion_magnitude", "content_sha256", "asset_json", "asset_uid", "action", "window_start_s", "window_end_s")
 
 
-def read_shard_records(shard_dir: Path) -> dict[str, AssetRecord]:
+def _present(path: Path, columns: list[str]) -> list[str]:
+    """The ``columns`` a shard has (version-1 shards lack the clip and second-orbit columns)."""
+    names = set(pq.read_schema(path).names)
+    return [c for c in columns if c in names]
+
+
+def read_shard_records(shard_dir: Path) -> dict[str, ClipRecord]:
     """uid -> a kept record from the shards' scalar columns (no video bytes are read)."""
-    from d4d.shards.files import list_shards
-
-    records: dict[str, AssetRecord] = {}
+    records: dict[str, ClipRecord] = {}
     for path in list_shards(shard_dir):
         try:
-            table = pq.read_table(path, columns=list(SHARD_SCALARS))
+            table = pq.read_table(path, columns=_present(path, list(SHARD_SCALARS) + [f"{v}_times" for v in VIDEO_NAMES]))
         except (OSError, ValueError, KeyError) as exc:
             raise InspectError(f"{path}: not a d4d shard ({exc})") from None
         for row in table.to_pylist():
-            asset = json.loads(row["asset_json"]) if row["asset_json"] else {}
+            asset = AssetInfo.parse(json.loads(row["asset_json"]), f"{path} uid {row['uid']}") if row["asset_json"] else AssetInfo()
             measures = {"motion_magnitude": row["motion_magnitude"]} if row["motion_magnitude"] is not None else {}
-            records[row["uid"]] = AssetRecord(
+            records[row["uid"]] = ClipRecord(
                 uid=row["uid"], decision="keep", detail=f"in {path.name}", measures=measures, caption=row["caption"],
-                timings=asset.get("timings") or {}, content_sha256=row["content_sha256"],
-                shard_videos=tuple(v for v in VIDEO_NAMES if row[f"{v}_times"] is not None),
+                timings=asset.timings or {}, content_sha256=row["content_sha256"],
+                shard_videos=tuple(v for v in VIDEO_NAMES if row.get(f"{v}_times") is not None),
+                asset_uid=row.get("asset_uid") or row["uid"], action=row.get("action"),
+                window=(row["window_start_s"], row["window_end_s"]) if row.get("window_start_s") is not None else None,
             )
     return records
 
 
 def _shard_rows_with_videos(shard_dir: Path, wanted: set[str]) -> Iterator[tuple[str, dict[str, bytes]]]:
     """(uid, video name -> encoded bytes) for the wanted uids, one row group in memory at a time."""
-    from d4d.shards.files import list_shards
-
-    columns = ["uid"] + [f"{v}_video" for v in VIDEO_NAMES]
     for path in list_shards(shard_dir):
+        columns = _present(path, ["uid"] + [f"{v}_video" for v in VIDEO_NAMES])
         parquet = pq.ParquetFile(path)
         for group in range(parquet.num_row_groups):
             uids = parquet.read_row_group(group, columns=["uid"]).column("uid").to_pylist()
@@ -150,7 +168,7 @@ def _shard_rows_with_videos(shard_dir: Path, wanted: set[str]) -> Iterator[tuple
                 continue
             for row in parquet.read_row_group(group, columns=columns).to_pylist():
                 if row["uid"] in wanted:
-                    yield row["uid"], {v: row[f"{v}_video"] for v in VIDEO_NAMES if row[f"{v}_video"] is not None}
+                    yield row["uid"], {v: row[f"{v}_video"] for v in VIDEO_NAMES if row.get(f"{v}_video") is not None}
 
 
 # ---------------------------------------------------------------- previews (run in worker processes)
@@ -170,30 +188,22 @@ def _sheets_from_video_bytes(job: tuple[str, dict[str, bytes], int]) -> tuple[st
     return uid, sheets, errors
 
 
-def _decide_render_dir(job: tuple[str, dict | None, int, bool, bool]) -> tuple[str, dict, dict, dict[str, tuple]]:
-    """Load a render directory, decide it, make its previews: (dir, decision json, asset.json, sheets).
+def _decide_render_dir(job: tuple[str, dict | None, int, bool, bool]) -> tuple[str, dict, AssetInfo, dict[str, tuple]]:
+    """Load a render directory, give it the pipeline's final decision (``curation.procedure``),
+    make its previews: (dir, decision json, asset.json, sheets).
 
     ``job`` = (directory, CurationConfig fields, preview size, decide?, make previews?); a
     directory neither decided nor previewed only has its asset.json read.
     """
-    from d4d.curation.config import CurationConfig
-    from d4d.curation.decision import Decision, decide
-    from d4d.rendering.contract import RenderContractError, load_render
-
     root, config, size, want_decision, want_sheets = job
-    if not (want_decision or want_sheets):
-        asset_path = Path(root) / "asset.json"
-        try:
-            return root, {}, json.loads(asset_path.read_text()) if asset_path.is_file() else {}, {}
-        except json.JSONDecodeError:
-            return root, {}, {}, {}
     try:
+        if not (want_decision or want_sheets):
+            return root, {}, read_asset(root), {}
         sample = load_render(root)
-    except (RenderContractError, OSError, KeyError, ValueError) as exc:
-        return root, Decision("failed", "render_failed", {}, f"unreadable render directory: {exc}").to_json(), {}, {}
-    frames = {name: video.rgba for name, video in sample.videos.items()}
-    decision = decide(sample.asset, frames, CurationConfig.from_dict(config or {})).to_json() if want_decision else {}
-    sheets = {name: sprite_sheet(rgba, size) for name, rgba in frames.items()} if want_sheets else {}
+    except (RenderContractError, OSError) as exc:
+        return root, Decision("failed", "render_failed", {}, f"unreadable render directory: {exc}").to_json(), AssetInfo(), {}
+    decision = decide_render(sample, CurationConfig.from_dict(config or {})).to_json() if want_decision else {}
+    sheets = {name: sprite_sheet(video.rgba, size) for name, video in sample.videos.items()} if want_sheets else {}
     return root, decision, sample.asset, sheets
 
 
@@ -218,7 +228,7 @@ def _progress(done: int, total: int, what: str) -> None:
         log.info("%s: %d/%d", what, done, total)
 
 
-def add_shard_previews(records: list[AssetRecord], shard_dir: Path, store: MediaStore, workers: int) -> list[str]:
+def add_shard_previews(records: list[ClipRecord], shard_dir: Path, store: MediaStore, workers: int) -> list[str]:
     """Previews of the records that are in the shards (cached ones are reused, not decoded).
 
     Returns one line per video that could not be decoded.
@@ -246,7 +256,7 @@ def _render_files(root: Path) -> list[Path]:
     return files + sorted(p for v in VIDEO_NAMES if (root / v).is_dir() for p in (root / v).glob("*.png"))
 
 
-def read_render_dirs(dirs: list[Path], store: MediaStore, config: dict | None, workers: int, decide_them: bool = True) -> list[AssetRecord]:
+def read_render_dirs(dirs: list[Path], store: MediaStore, config: dict | None, workers: int, decide_them: bool = True) -> list[ClipRecord]:
     """Records (decided with ``curation.decision.decide`` when ``decide_them``) with previews of render directories.
 
     Previews cached from an earlier report (same files, sizes and modification times) are reused.
@@ -260,9 +270,12 @@ def read_render_dirs(dirs: list[Path], store: MediaStore, config: dict | None, w
     jobs = [(str(d), config, store.size, decide_them, cached[d] is None) for d in dirs]
     records = []
     for done, (d, (_root, decision, asset, sheets)) in enumerate(zip(dirs, _run(_decide_render_dir, jobs, workers)), start=1):
-        record = AssetRecord(
+        window = asset.animation.window or {}
+        record = ClipRecord(
             uid=d.name, decision=decision.get("decision", "keep"), reason=decision.get("reason"), detail=decision.get("detail", ""),
-            measures=decision.get("measures", {}), caption=asset.get("caption"), timings=asset.get("timings") or {}, render_dir=d,
+            measures=decision.get("measures", {}), caption=asset.caption, timings=asset.timings or {}, render_dir=d,
+            asset_uid=asset.asset_uid or d.name, action=asset.animation.action,
+            window=(window["start_s"], window["end_s"]) if "start_s" in window else None,
         )
         record.previews = cached[d] or {v: store.put(f"render|{keys[d]}|{v}", *sheet) for v, sheet in sheets.items()}
         records.append(record)
@@ -270,7 +283,7 @@ def read_render_dirs(dirs: list[Path], store: MediaStore, config: dict | None, w
     return records
 
 
-def add_render_dir_previews(records: list[AssetRecord], store: MediaStore, workers: int) -> None:
+def add_render_dir_previews(records: list[ClipRecord], store: MediaStore, workers: int) -> None:
     """Previews for records without any whose ``render_dir`` exists (e.g. rejects rendered at preview size)."""
     pending = [r for r in records if not r.previews and r.render_dir is not None and (r.render_dir / "transforms.json").exists()]
     if not pending:
@@ -296,7 +309,7 @@ def find_render_dirs(path: Path) -> list[Path]:
     return found
 
 
-def mean_timings(records: list[AssetRecord]) -> dict[str, float]:
+def mean_timings(records: list[ClipRecord]) -> dict[str, float]:
     """Mean seconds per stage over the records that report it."""
     sums: dict[str, list[float]] = {}
     for record in records:

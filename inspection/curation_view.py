@@ -9,7 +9,7 @@ from pathlib import Path
 from d4d.curation.decision import REASONS
 from d4d.inspection import svg
 from d4d.inspection.curation_data import (
-    AssetRecord,
+    ClipRecord,
     InspectError,
     add_render_dir_previews,
     add_shard_previews,
@@ -21,6 +21,7 @@ from d4d.inspection.curation_data import (
 )
 from d4d.inspection.media import MediaStore
 from d4d.inspection.model import Group, Item, Plot, Report
+from d4d.rendering.contract import VIDEO_NAMES
 
 #: Measures shown on each card (the rest are in its "all measures" table).
 HIGHLIGHTS = ("motion_magnitude", "ssim", "geometric_max_displacement", "coverage_median", "border_max_fraction")
@@ -34,7 +35,7 @@ HISTOGRAMS = {
 }
 
 
-def load_curation(path: Path, store: MediaStore, config: dict | None = None, workers: int = 1) -> tuple[list[AssetRecord], dict, list[str]]:
+def load_curation(path: Path, store: MediaStore, config: dict | None = None, workers: int = 1) -> tuple[list[ClipRecord], dict, list[str]]:
     """(records, stats.json or {}, notes) for any of the layouts of ``inspection.curation_data``."""
     from d4d.curation.config import CurationConfig
     from d4d.shards.files import SHARD_PATTERN
@@ -81,20 +82,28 @@ def load_curation(path: Path, store: MediaStore, config: dict | None = None, wor
     return read_render_dirs(dirs, store, config, workers), stats, notes
 
 
-def _item(record: AssetRecord) -> Item:
+def clip_title(record: ClipRecord) -> str:
+    """A clip's card title: its animation and window when known, else its uid."""
+    parts = [record.action] if record.action else []
+    if record.window is not None:
+        parts.append(f"{record.window[0]:.2f}-{record.window[1]:.2f} s")
+    return " · ".join(parts) or record.uid
+
+
+def _item(record: ClipRecord) -> Item:
     measures = dict(record.measures)
     highlights = {k: measures[k] for k in HIGHLIGHTS if measures.get(k) is not None}
     return Item(
-        id=record.uid, title=record.uid, status=record.decision, group=record.reason, caption=record.caption,
-        detail=record.detail, videos=[(name, record.previews[name]) for name in ("dynamic", "static", "front") if name in record.previews],
-        highlights=highlights, measures=measures,
+        id=record.uid, title=clip_title(record), status=record.decision, group=record.reason, caption=record.caption,
+        detail=record.detail, videos=[(name, record.previews[name]) for name in VIDEO_NAMES if name in record.previews],
+        highlights=highlights, measures=measures, parent=record.asset_uid or record.uid,
     )
 
 
 def _stage_plots(stats: dict) -> list[Plot]:
-    """Time per pipeline stage from d4d-curate's stats.json (``stage_seconds_per_asset``, ``stage_seconds``)."""
+    """Time per pipeline stage from d4d-curate's stats.json (``stage_seconds_per_clip``, ``stage_seconds``)."""
     plots = []
-    for key, title, note in (("stage_seconds_per_asset", "Time per pipeline stage, mean per asset", "assets that reached the stage"),
+    for key, title, note in (("stage_seconds_per_clip", "Time per pipeline stage, mean per clip", "clips that reached the stage"),
                              ("stage_seconds", "Time per pipeline stage, total", "all finished assets")):
         stages = stats.get(key)
         if isinstance(stages, dict) and stages:
@@ -102,7 +111,7 @@ def _stage_plots(stats: dict) -> list[Plot]:
     return plots
 
 
-def _ssim_min(record: AssetRecord) -> float | None:
+def _ssim_min(record: ClipRecord) -> float | None:
     values = [v for v in record.measures.get("ssim") or [] if isinstance(v, (int, float))]
     return min(values) if values else None
 
@@ -114,14 +123,20 @@ def curation_report(path: Path, store: MediaStore, config: dict | None = None, w
     reasons += sorted({rec.reason for rec in records if rec.reason and rec.reason not in REASONS})
     counts = {d: sum(r.decision == d for r in records) for d in ("keep", "reject", "failed")}
     report = Report(kind="curation", title=f"Curation: {path.name}", source=str(path), notes=notes)
-    report.summary = [("assets", str(len(records))), *((d, str(n)) for d, n in counts.items())]
+    assets = {r.asset_uid or r.uid for r in records}
+    report.summary = [("assets", str(len(assets))), ("clips", str(len(records))), *((f"{d} clips", str(n)) for d, n in counts.items())]
     with_preview = sum(bool(r.previews) for r in records)
     report.summary.append(("with previews", str(with_preview)))
     report.groups = [Group(r, r, REASONS.get(r, "")) for r in reasons]
-    report.items = [_item(r) for r in sorted(records, key=lambda r: (order.get(r.decision, 3), r.reason or "", r.uid))]
+    # Clips under their asset: assets with a problem first, then each asset's clips by verdict.
+    worst = {}
+    for r in records:
+        key = r.asset_uid or r.uid
+        worst[key] = min(worst.get(key, 3), order.get(r.decision, 3))
+    report.items = [_item(r) for r in sorted(records, key=lambda r: (worst[r.asset_uid or r.uid], r.asset_uid or r.uid, order.get(r.decision, 3), r.reason or "", r.uid))]
     magnitudes = [r.motion_magnitude for r in records if r.motion_magnitude is not None]
-    report.plots.append(Plot("motion magnitude", svg.histogram(magnitudes, "Motion magnitude m(V) per asset", "m (Eq. 1, version 1: 0..195075)"),
-                             f"{len(magnitudes)} of {len(records)} assets have a motion magnitude"))
+    report.plots.append(Plot("motion magnitude", svg.histogram(magnitudes, "Motion magnitude m(V) per clip", "m (Eq. 1, version 1: 0..195075)"),
+                             f"{len(magnitudes)} of {len(records)} clips have a motion magnitude"))
     labels = ["keep"] + reasons
     values = [counts["keep"]] + [sum(r.reason == reason for r in records) for reason in reasons]
     colors = [DECISION_COLORS["keep"]] + [DECISION_COLORS["failed" if reason in ("import_failed", "render_failed") else "reject"] for reason in reasons]

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from d4d.files import json_safe
 from d4d.inspection.media import Sprite
-from d4d.pipelines.manifest import json_safe
 
 
 @dataclass
@@ -28,6 +28,8 @@ class Item:
         videos: (label, preview) pairs, shown side by side and played in lockstep.
         highlights: a few measures shown on the card itself, name -> value.
         measures: every measure, name -> JSON-safe value (shown in a collapsible table).
+        parent: the item it belongs to (a clip's asset), or None; cards of one parent are shown
+            together under its name.
     """
 
     id: str
@@ -39,12 +41,13 @@ class Item:
     videos: list[tuple[str, Sprite]] = field(default_factory=list)
     highlights: dict = field(default_factory=dict)
     measures: dict = field(default_factory=dict)
+    parent: str | None = None
 
     def to_json(self) -> dict:
         return json_safe({
             "id": self.id, "title": self.title, "status": self.status, "group": self.group, "caption": self.caption,
             "detail": self.detail, "videos": [{"label": label, **sprite.to_json()} for label, sprite in self.videos],
-            "highlights": self.highlights, "measures": self.measures,
+            "highlights": self.highlights, "measures": self.measures, "parent": self.parent,
         })
 
 

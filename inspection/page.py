@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 from html import escape
 
+from d4d.files import json_safe
 from d4d.inspection.model import Report
-from d4d.pipelines.manifest import json_safe
 
 CSS = """
 :root { --bg: #f6f6f4; --card: #fff; --ink: #222; --muted: #666; --keep: #2e7d32; --reject: #c62828; --failed: #6a1b9a; }
@@ -39,6 +39,7 @@ figure { margin: 0; background: var(--card); border: 1px solid #ddd; border-radi
 figcaption { color: var(--muted); font-size: 12px; max-width: 480px; }
 svg.plot { display: block; font: 11px system-ui, sans-serif; }
 svg.plot .title { font-weight: 600; font-size: 12px; }
+h2.parent { grid-column: 1 / -1; font-size: 14px; margin: 12px 0 0; border-bottom: 1px solid #ccc; }
 svg.plot .area { fill: #fafafa; stroke: #ccc; }
 svg.plot .grid { stroke: #e4e4e4; }
 svg.plot .tickmark { stroke: #999; }
@@ -160,7 +161,7 @@ SCRIPT = r"""
     return items.filter(function (it) {
       if (p.group && it.group !== p.group) return false;
       if (p.status && it.status !== p.status) return false;
-      if (p.q && (it.id + " " + it.title + " " + (it.caption || "")).toLowerCase().indexOf(p.q) < 0) return false;
+      if (p.q && (it.id + " " + it.title + " " + (it.parent || "") + " " + (it.caption || "")).toLowerCase().indexOf(p.q) < 0) return false;
       return true;
     });
   }
@@ -210,7 +211,15 @@ SCRIPT = r"""
     if (p.page > pages) p.page = pages;
     const cards = document.getElementById("cards");
     cards.textContent = "";
-    list.slice((p.page - 1) * per, p.page * per).forEach(function (it) { cards.appendChild(card(it)); });
+    let parent = null;
+    list.slice((p.page - 1) * per, p.page * per).forEach(function (it) {
+      if (it.parent && it.parent !== parent) {
+        const n = items.filter(function (o) { return o.parent === it.parent; }).length;
+        cards.appendChild(el("h2", "parent", it.parent + " (" + n + (n === 1 ? " clip)" : " clips)")));
+      }
+      parent = it.parent;
+      cards.appendChild(card(it));
+    });
     ["pager-top", "pager-bottom"].forEach(function (id) { const n = document.getElementById(id); n.textContent = ""; n.appendChild(pager(p, pages)); });
     const info = [list.length + " of " + items.length + " shown"];
     if (p.group) info.push("group " + p.group);
@@ -218,8 +227,9 @@ SCRIPT = r"""
     if (p.q) info.push("search \"" + p.q + "\"");
     document.getElementById("filter-info").textContent = info.join(", ");
     status.dataset.page = p.page; status.dataset.pages = pages; status.dataset.items = list.length;
-    status.dataset.cards = cards.children.length;
-    status.dataset.firstCard = cards.firstElementChild ? cards.firstElementChild.dataset.id : "";
+    const shown = cards.querySelectorAll("article.card");
+    status.dataset.cards = shown.length;
+    status.dataset.firstCard = shown.length ? shown[0].dataset.id : "";
     checkLayout();
   }
   function overlap(a, b) { return a.left < b.right - 0.5 && b.left < a.right - 0.5 && a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5; }

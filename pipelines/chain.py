@@ -11,8 +11,8 @@ from d4d.pipelines.work import WorkItem
 class StepChain:
     """The steps of one worker. ``setup()`` once, then ``process(item)`` per asset.
 
-    ``process`` runs each step until one closes the item (reject / failed); an item still
-    open after the last step is an error in the chain. An exception escaping a step becomes a
+    ``process`` runs each step until one finishes the item (its clips judged, or the asset
+    failed); an item not finished after the last step is an error in the chain. An exception escaping a step becomes a
     retryable ``step_error`` failure naming the step, so one bad asset never stops a worker.
     """
 
@@ -35,9 +35,9 @@ class StepChain:
                 item.fail(step.name, "step_error", type(exc).__name__, f"{step.name}: {type(exc).__name__}: {exc} ({where})", retryable=True)
             finally:
                 item.timings[step.name] = item.timings.get(step.name, 0.0) + time.perf_counter() - started
-            if not item.open:
+            if item.finished:
                 return item
-        raise RuntimeError(f"{item.uid}: no step closed the item (the last step must keep it)")
+        raise RuntimeError(f"{item.uid}: no step finished the item (the last step must judge it)")
 
     def close(self) -> None:
         self.context.close()

@@ -1,77 +1,43 @@
-"""Every setting of a curation run in one dataclass (``d4d-curate`` flags map onto its fields)."""
+"""Every setting of a curation run in one dataclass (``d4d-curate``'s flags are its fields)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from typing import Literal
 
-from d4d.curation.config import CurationConfig
-from d4d.rendering.options import ENGINES
+from d4d.curation.procedure import DecisionConfig
+from d4d.rendering.api import Limits
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """How a curation run renders, judges, retries and writes.
+    """How a curation run judges, retries and writes."""
 
-    Attributes:
-        frames: frames per video T for every render (the paper: 24).
-        precheck_resolution: side in pixels of the geometric pre-check's render (workbench,
-            front video only): only its asset.json (animation range, vertex motion) is used.
-        reject_previews: keep a rejected asset's cheap render (the pre-check's front video, or
-            the pre-pass's three videos) under ``OUT/previews/<uid>`` so reports can show what
-            was rejected; its ``render_dir`` points there. About 0.1-0.3 MB per reject at the
-            default sizes: turn off for very large runs.
-        prepass_resolution: side in pixels of the fast pre-pass (workbench, all three videos)
-            whose frames the curation rules read (SSIM, framing).
-        resolution: side in pixels of the quality render of kept assets (the paper: 256).
-        engine: quality render engine: "cycles" (default, RenderOptions' fast Cycles
-            settings), "workbench" (tests, smoke runs) or "eevee".
-        samples: Cycles samples per pixel of the quality render; None keeps RenderOptions'
-            default.
-        prepass_timeout_s: a pre-check or pre-pass render that takes longer is killed and
-            counts as a failed attempt (timeout).
-        render_timeout_s: the same for the quality render.
-        max_attempts: tries per asset for retryable failures (Blender crash or timeout, lost
-            worker, network); after that the asset is recorded as failed. Failures that are
-            properties of the file (bad format, missing from the cache) are not retried.
-        workers: Blender worker actors (each holds one warm Blender process).
-        cpus_per_worker: Ray CPUs each worker actor reserves.
-        gpus_per_worker: Ray GPUs each worker actor reserves; above 0 the quality render also
-            runs Cycles on the GPU (RenderOptions.device = "gpu") and Ray places workers on
-            GPU nodes.
-        shard_batch: kept renders collected before one shard write (a larger batch makes
-            fewer, larger row groups; the last batch is written at the end of the run).
-        codec: shard video codec, "lossy" (VP9) or "lossless" (FFV1), see docs/shards.md.
-        max_shard_mb: shard size bound, MB.
-        curation: the curation rules' thresholds (docs/curation.md).
-    """
-
-    frames: int = 24
-    precheck_resolution: int = 16
-    reject_previews: bool = True
-    prepass_resolution: int = 64
-    resolution: int = 256
-    engine: str = "cycles"
-    samples: int | None = None
-    prepass_timeout_s: float = 120.0
-    render_timeout_s: float = 900.0
+    decision: DecisionConfig = field(default_factory=DecisionConfig)
+    """How each clip is judged: the renders of each stage and the rules (curation.procedure)."""
+    limits: Limits = field(default_factory=Limits)
+    """Resource bounds of each Blender worker and of the files it takes."""
     max_attempts: int = 2
+    """Tries per asset for retryable failures (Blender crash or timeout, lost worker, network);
+    after that it is recorded as failed. Failures that are properties of the file (bad format,
+    missing from the cache) are not retried."""
     workers: int = 1
+    """Blender worker actors (each holds one warm Blender process)."""
     cpus_per_worker: float = 1.0
+    """Ray CPUs each worker actor reserves."""
     gpus_per_worker: float = 0.0
+    """Ray GPUs each worker actor reserves; above 0 the quality render runs Cycles on the GPU and
+    Ray places workers on GPU nodes."""
     shard_batch: int = 8
-    codec: str = "lossy"
+    """Kept renders collected before one shard write (a larger batch makes fewer, larger row
+    groups; the last batch is written at the end of the run)."""
+    codec: Literal["lossy", "lossless"] = "lossy"
+    """Shard video codec: "lossy" (VP9 with alpha) or "lossless" (FFV1), docs/shards.md."""
     max_shard_mb: float = 512.0
-    curation: CurationConfig = field(default_factory=CurationConfig)
+    """Shard size bound, MB."""
 
     def __post_init__(self) -> None:
-        if self.frames < 2:
-            raise ValueError(f"frames must be >= 2, got {self.frames}")
-        for name in ("precheck_resolution", "prepass_resolution", "resolution"):
-            if not 16 <= getattr(self, name) <= 4096:
-                raise ValueError(f"{name} must be in [16, 4096] pixels, got {getattr(self, name)}")
-        if self.engine not in ENGINES:
-            raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
         if self.max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts}")
         if self.workers < 1:
@@ -80,18 +46,25 @@ class PipelineConfig:
             raise ValueError(f"cpus/gpus per worker must be >= 0, got {self.cpus_per_worker} / {self.gpus_per_worker}")
         if self.shard_batch < 1:
             raise ValueError(f"shard_batch must be >= 1, got {self.shard_batch}")
-        if min(self.prepass_timeout_s, self.render_timeout_s) <= 0:
-            raise ValueError("timeouts must be > 0 seconds")
+        if self.render_timeout_s <= 0:
+            raise ValueError(f"the quality render timeout must be > 0 seconds, got {self.render_timeout_s}")
+
+    @property
+    def render_timeout_s(self) -> float:
+        return self.decision.render.timeout_s
+
+    def worker_decision(self) -> DecisionConfig:
+        """The decision settings a worker uses: the quality render on the GPU when workers reserve one."""
+        if self.gpus_per_worker > 0:
+            return replace(self.decision, render=replace(self.decision.render, device="gpu"))
+        return self.decision
 
     def to_json(self) -> dict:
-        d = asdict(self)
-        d["curation"] = self.curation.to_dict()
-        return d
+        return json.loads(json.dumps(asdict(self)))
 
     def asset_budget_s(self) -> float:
-        """Wall-clock seconds after which the driver gives up on a worker's asset (every render
-        timing out, plus Blender start-ups and file checks)."""
-        return 2 * self.prepass_timeout_s + self.render_timeout_s + 300.0
-
-    def dumps(self) -> str:
-        return json.dumps(self.to_json(), sort_keys=True)
+        """Wall-clock seconds after which the driver gives up on a worker's asset: its import and
+        every render of its largest allowed number of clips timing out, plus start-ups and file
+        checks. (Each Blender job has its own, much shorter timeout; this catches a stuck worker.)"""
+        per_clip = 2 * self.decision.prepass_timeout_s + self.render_timeout_s
+        return self.decision.prepass_timeout_s + self.decision.max_clips_per_asset * per_clip + 300.0

@@ -1,7 +1,7 @@
 """d4d-curate: the curation job, from an asset source to shards, on Ray (docs/pipeline.md).
 
     d4d-curate --source SOURCE --out DIR [--address ADDR] [--frames 24] [--resolution 256]
-               [--engine cycles] [--workers N] [--limit N] [--max-attempts 2] ...
+               [--engine cycles] [--workers N] [--limit N] [--max-attempts 2] ... (--help lists all)
 
 SOURCE: ``local:PATH``, ``builtin``, ``objaverse[:CACHE_DIR]`` or ``objaverse-xl[:CACHE_DIR]``
 (offline by default). Without ``--address`` (or RAY_ADDRESS, which ``ray job submit`` sets) it
@@ -17,8 +17,11 @@ import json
 import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
+from d4d.curation.config import CurationConfig
+from d4d.options import add_options, apply_overrides, overrides_from_args
 from d4d.pipelines.config import PipelineConfig
 
 
@@ -27,67 +30,41 @@ def default_workers() -> int:
     return max(1, (os.cpu_count() or 2) // 2)
 
 
+#: Fields d4d-curate does not take: which single clip d4d-render renders.
+NOT_CURATE_OPTIONS = ("decision.render.action", "decision.render.window")
+#: Flags of d4d-curate 0.1 kept working: field -> old spellings.
+CURATE_ALIASES = {"decision.render.timeout_s": ["--timeout"], "decision.prepass_timeout_s": ["--prepass-timeout"]}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    defaults = PipelineConfig()
     p = argparse.ArgumentParser(prog="d4d-curate", description=__doc__.split("\n\n")[0])
     p.add_argument("--source", required=True, help="local:PATH | builtin | objaverse[:CACHE_DIR] | objaverse-xl[:CACHE_DIR]")
     p.add_argument("--out", required=True, type=Path, help="output directory (created; rerun with the same one to resume)")
     p.add_argument("--address", help="join this Ray cluster (e.g. 10.0.0.1:6379 or auto); default: RAY_ADDRESS or an embedded local Ray")
-    p.add_argument("--frames", type=int, default=defaults.frames, help=f"frames per video T (default {defaults.frames})")
-    p.add_argument("--resolution", type=int, default=defaults.resolution, help=f"quality render side, pixels (default {defaults.resolution})")
-    p.add_argument("--engine", default=defaults.engine, help=f"quality render engine: cycles, workbench or eevee (default {defaults.engine})")
-    p.add_argument("--samples", type=int, help="Cycles samples of the quality render (default: the renderer's)")
-    p.add_argument("--prepass-resolution", type=int, default=defaults.prepass_resolution, help=f"fast pre-pass side, pixels (default {defaults.prepass_resolution})")
-    p.add_argument("--no-reject-previews", dest="reject_previews", action="store_false", help="do not keep rejected assets' cheap renders under OUT/previews/")
-    p.add_argument("--precheck-resolution", type=int, default=defaults.precheck_resolution, help=f"geometric pre-check render side (default {defaults.precheck_resolution})")
-    p.add_argument("--workers", type=int, default=default_workers(), help=f"Blender worker actors (default {default_workers()} here: one per two cores)")
-    p.add_argument("--cpus-per-worker", type=float, default=defaults.cpus_per_worker, help="Ray CPUs each worker reserves (default 1)")
-    p.add_argument("--gpus-per-worker", type=float, default=defaults.gpus_per_worker, help="Ray GPUs each worker reserves (default 0)")
     p.add_argument("--limit", type=int, help="only the first N assets of the source")
-    p.add_argument("--max-attempts", type=int, default=defaults.max_attempts, help=f"tries per asset for crashes, timeouts and lost workers (default {defaults.max_attempts})")
-    p.add_argument("--timeout", type=float, default=defaults.render_timeout_s, help=f"quality render timeout, seconds (default {defaults.render_timeout_s:g})")
-    p.add_argument("--prepass-timeout", type=float, default=defaults.prepass_timeout_s, help=f"pre-check and pre-pass render timeout, seconds (default {defaults.prepass_timeout_s:g})")
-    p.add_argument("--shard-batch", type=int, default=defaults.shard_batch, help=f"kept renders per shard write (default {defaults.shard_batch})")
-    p.add_argument("--codec", choices=("lossy", "lossless"), default=defaults.codec, help="shard video codec (default lossy)")
-    p.add_argument("--max-shard-mb", type=float, default=defaults.max_shard_mb, help=f"shard size bound, MB (default {defaults.max_shard_mb:g})")
     p.add_argument("--config", help="JSON file of CurationConfig fields to override (docs/curation.md)")
-    p.add_argument("--captions", help="Cap3D caption CSV (no header: identifier, caption); kept assets' captions go into the shards")
+    p.add_argument("--captions", help="Cap3D caption CSV (no header: identifier, caption); kept clips' captions go into the shards")
     p.add_argument("--online", action="store_true", help="objaverse sources: download what the cache lacks")
     p.add_argument("--id-list", help="objaverse sources: keep only the ids listed in this .txt/.csv")
+    add_options(p.add_argument_group("settings (PipelineConfig; the render settings are the quality render's)"), PipelineConfig,
+                exclude=NOT_CURATE_OPTIONS, aliases=CURATE_ALIASES, flatten=True,
+                defaults=replace(PipelineConfig(), workers=default_workers()))
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:
-    """Raises ValueError naming the bad flag value."""
-    from d4d.curation.config import CurationConfig
-
-    curation = CurationConfig()
+    """The run's settings: defaults, then ``--config``'s curation rules, then the flags given.
+    Raises ValueError naming the bad flag value."""
+    config = replace(PipelineConfig(), workers=default_workers())
     if args.config:
         try:
-            curation = CurationConfig.from_dict(json.loads(Path(args.config).read_text()))
+            rules = CurationConfig.from_dict(json.loads(Path(args.config).read_text()))
         except (OSError, json.JSONDecodeError, TypeError) as exc:
             raise ValueError(f"--config {args.config}: {exc}") from None
+        config = replace(config, decision=replace(config.decision, rules=rules))
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
-    return PipelineConfig(
-        frames=args.frames,
-        precheck_resolution=args.precheck_resolution,
-        reject_previews=args.reject_previews,
-        prepass_resolution=args.prepass_resolution,
-        resolution=args.resolution,
-        engine=args.engine,
-        samples=args.samples,
-        prepass_timeout_s=args.prepass_timeout,
-        render_timeout_s=args.timeout,
-        max_attempts=args.max_attempts,
-        workers=args.workers,
-        cpus_per_worker=args.cpus_per_worker,
-        gpus_per_worker=args.gpus_per_worker,
-        shard_batch=args.shard_batch,
-        codec=args.codec,
-        max_shard_mb=args.max_shard_mb,
-        curation=curation,
-    )
+    return apply_overrides(config, overrides_from_args(args, PipelineConfig))
 
 
 def main(argv: list[str] | None = None) -> int:

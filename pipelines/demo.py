@@ -35,19 +35,22 @@ class DemoContext:
 
 def curate(ctx: DemoContext) -> list[str]:
     """The curation job on the built-in assets: shards, decisions, failures, stats."""
+    from d4d.curation.procedure import DecisionConfig
     from d4d.pipelines.config import PipelineConfig
     from d4d.pipelines.runner import run_curation
     from d4d.pipelines.sources import parse_source
+    from d4d.rendering.options import RenderOptions
 
     out = ctx.out / "curation"
-    config = PipelineConfig(frames=ctx.args.frames, resolution=ctx.args.resolution, engine=ctx.args.engine, workers=ctx.args.workers, shard_batch=4)
+    render = RenderOptions(frames=ctx.args.frames, resolution=ctx.args.resolution, engine=ctx.args.engine)
+    config = PipelineConfig(decision=DecisionConfig(render=render), workers=ctx.args.workers, shard_batch=4)
     stats = run_curation(parse_source("builtin", out), config, out)
     ctx.outputs["curate"] = {"dir": out, "shards": out / "shards", "stats": stats}
     return [
         f"decisions:  {out / 'decisions.parquet'}  ({stats['by_decision']})",
         f"failures:   {out / 'failures.parquet'}",
         f"stats:      {out / 'stats.json'}",
-        f"shards:     {out / 'shards'}  ({stats['in_shards']} kept assets, {ctx.args.frames} frames at {ctx.args.resolution} px)",
+        f"shards:     {out / 'shards'}  ({stats['in_shards']} kept clips, {ctx.args.frames} frames at {ctx.args.resolution} px)",
         f"renders:    {out / 'renders'}",
     ]
 

@@ -5,31 +5,33 @@ acts on it:
 
 - ``{"event": "run", ...}``: a run (or rerun) started, with its settings;
 - ``{"event": "attempt_failed", "uid", "attempt", "reason", "kind", "detail"}``: a retryable
-  failure that will be retried;
-- ``{"event": "result", "uid", ...}``: the asset's outcome (keep / reject / failed), one
-  decisions row (``pipelines.tables``); a later result for the same uid replaces it (a kept
-  asset whose render cannot be sharded becomes failed);
-- ``{"event": "sharded", "uids", "shards"}``: these kept uids are in published shards.
+  failure of asset ``uid`` that will be retried;
+- ``{"event": "result", "uid", "asset_uid", ...}``: a clip's outcome (keep / reject / failed),
+  one decisions row (``pipelines.tables``), or a whole asset's failure (then ``uid`` is the
+  asset's); a later result for the same uid replaces it (a kept clip whose render cannot be
+  sharded becomes failed);
+- ``{"event": "asset_done", "uid", "clips"}``: every clip of asset ``uid`` has a result;
+- ``{"event": "sharded", "uids", "shards"}``: these kept clips are in published shards.
 
 A kill -9 can at worst leave a torn last line: reading ignores it, and ``open`` cuts it
-before appending. An asset without a result line is redone by the next run; attempts cut
-short by an interruption of the driver are not counted against ``max_attempts``.
+before appending. An asset without ``asset_done`` is redone by the next run, skipping its
+clips that already have a result; attempts cut short by an interruption of the driver are
+not counted against ``max_attempts``. (d4d 0.1 journals, one result per asset and no
+``asset_done``, read as finished assets.)
 """
 
 from __future__ import annotations
 
-import datetime
 import fcntl
 import json
 import logging
-import math
 import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
+from d4d.files import json_safe
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +48,16 @@ class ManifestState:
     """What a manifest says so far.
 
     Attributes:
-        results: uid -> its latest result row.
-        failed_attempts: uid -> retryable failures recorded (for uids still without a result).
+        results: clip uid (or a failed asset's uid) -> its latest result row.
+        assets_done: uids of assets every clip of which has a result.
+        failed_attempts: asset uid -> retryable failures recorded.
         errors: uid -> every attempt's error, in order (for failures.parquet).
         sharded: uids whose rows are in published shards.
         runs: the run events, in order.
     """
 
     results: dict[str, dict] = field(default_factory=dict)
+    assets_done: set[str] = field(default_factory=set)
     failed_attempts: Counter = field(default_factory=Counter)
     errors: dict[str, list[dict]] = field(default_factory=dict)
     sharded: set[str] = field(default_factory=set)
@@ -63,8 +67,12 @@ class ManifestState:
         kind = event["event"]
         if kind == "result":
             self.results[event["uid"]] = event
+            if "asset_uid" not in event:  # a d4d 0.1 journal: one result per asset
+                self.assets_done.add(event["uid"])
             if event["decision"] == "failed":
                 self.errors.setdefault(event["uid"], []).append(_error(event))
+        elif kind == "asset_done":
+            self.assets_done.add(event["uid"])
         elif kind == "attempt_failed":
             self.failed_attempts[event["uid"]] += 1
             self.errors.setdefault(event["uid"], []).append(_error(event))
@@ -77,24 +85,9 @@ class ManifestState:
         """Kept results whose rows are not yet known to be in a shard."""
         return [r for uid, r in self.results.items() if r["decision"] == "keep" and uid not in self.sharded]
 
-
-def json_safe(value):
-    """``value`` made valid JSON: numpy scalars as Python numbers, non-finite floats as None
-    (JSON has no NaN), tuples as lists, dates and times (Parquet timestamps) as ISO 8601
-    text, any other object as its str()."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, np.generic):
-        return json_safe(value.item())
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, (datetime.date, datetime.time)):
-        return value.isoformat()
-    return str(value)
+    def clips_of(self, asset_uid: str) -> frozenset[str]:
+        """The uids of an asset's clips that have a result."""
+        return frozenset(uid for uid, r in self.results.items() if r.get("asset_uid", uid) == asset_uid)
 
 
 def _error(event: dict) -> dict:

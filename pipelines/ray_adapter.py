@@ -16,15 +16,16 @@ import ray
 
 from d4d.pipelines.chain import StepChain
 from d4d.pipelines.steps import Resources, WorkerContext, chain_resources
+from d4d.rendering.api import Limits
 
 
 class StepsActor:
     """Runs the per-asset steps; one warm Blender process per actor (isolated by Renderer)."""
 
-    def __init__(self, steps: list, log_dir: str, scratch_dir: str):
+    def __init__(self, steps: list, log_dir: str, scratch_dir: str, limits: Limits):
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         Path(scratch_dir).mkdir(parents=True, exist_ok=True)
-        self.chain = StepChain(steps, WorkerContext(Path(log_dir) / f"worker-{os.getpid()}", Path(scratch_dir)))
+        self.chain = StepChain(steps, WorkerContext(Path(log_dir) / f"worker-{os.getpid()}", Path(scratch_dir), limits))
         self.chain.setup()
 
     def ready(self) -> str:
@@ -55,8 +56,8 @@ def start_actor(cls, resources: Resources, *args):
     return ray.remote(cls).options(num_cpus=resources.num_cpus, num_gpus=resources.num_gpus, max_restarts=0, max_task_retries=0).remote(*args)
 
 
-def start_steps_actor(steps: list, log_dir: Path, scratch_dir: Path):
-    return start_actor(StepsActor, chain_resources(steps), steps, str(log_dir), str(scratch_dir))
+def start_steps_actor(steps: list, log_dir: Path, scratch_dir: Path, limits: Limits):
+    return start_actor(StepsActor, chain_resources(steps), steps, str(log_dir), str(scratch_dir), limits)
 
 
 def dashboard_available() -> bool:

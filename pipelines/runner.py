@@ -23,7 +23,7 @@ from d4d.pipelines.manifest import Manifest
 from d4d.pipelines.ray_adapter import BatchStepActor, init_ray, start_actor, start_steps_actor
 from d4d.pipelines.sources import SourceSpec, open_source, prepare_source
 from d4d.pipelines.steps import WriteShards, chain_resources, default_steps
-from d4d.pipelines.tables import result_event, run_stats, write_tables
+from d4d.pipelines.tables import clip_event, failure_event, run_stats, write_tables
 from d4d.pipelines.work import WorkItem
 
 #: Seconds between summary lines and table refreshes while the run goes on.
@@ -67,7 +67,8 @@ class Slot:
 
 
 class Progress:
-    """One console line per finished asset, a summary line every ``every_s`` seconds."""
+    """One console line per finished asset (with its clips), a summary line every ``every_s``
+    seconds, both with the rate and an estimate of the time left."""
 
     def __init__(self, total: int, done: int, started: float, every_s: float = SUMMARY_EVERY_S):
         self.total, self.done, self.started, self.every_s = total, done, started, every_s
@@ -79,25 +80,36 @@ class Progress:
         elapsed = time.time() - self.started
         return 3600.0 * self.finished_here / elapsed if elapsed > 0 else 0.0
 
-    def asset(self, event: dict) -> None:
+    def eta(self) -> str:
+        rate = self.rate()
+        if not rate:
+            return "ETA unknown"
+        seconds = 3600.0 * (self.total - self.done) / rate
+        return f"ETA {seconds / 3600:.1f} h" if seconds >= 5400 else f"ETA {seconds / 60:.0f} min" if seconds >= 90 else f"ETA {seconds:.0f} s"
+
+    def asset(self, item: WorkItem, events: list[dict]) -> None:
+        """Report a finished asset from its result events (one per clip, or its failure)."""
         self.done += 1
         self.finished_here += 1
-        self.counts[event["decision"]] += 1
-        seconds = sum((event.get("timings") or {}).values())
-        what = event["decision"] + (f" {event['reason']}" if event["reason"] else "")
-        detail = f" ({event['detail'][:100]})" if event["decision"] == "failed" else ""
-        print(f"[{self.done}/{self.total}] {event['name'][:40]} {what} at {event['stage']} in {seconds:.1f}s{detail} | {self.summary()}", flush=True)
+        self.counts.update(e["decision"] for e in events)
+        seconds = sum(sum((e.get("timings") or {}).values()) for e in events)
+        verdicts = collections.Counter(e["decision"] + (f" {e['reason']}" if e["reason"] else "") for e in events)
+        what = ", ".join(f"{n} {v}" if n > 1 else v for v, n in sorted(verdicts.items()))
+        failed = [e for e in events if e["decision"] == "failed"]
+        detail = f" ({failed[0]['detail'][:100]})" if failed else ""
+        clips = f"{len(events)} clips: " if len(events) > 1 else ""
+        print(f"[{self.done}/{self.total}] {item.name[:40]} {clips}{what} in {seconds:.1f}s{detail} | {self.summary()}", flush=True)
 
     def summary(self) -> str:
         c = self.counts
-        return f"keep {c['keep']} reject {c['reject']} failed {c['failed']} | {self.rate():.0f} assets/h"
+        return f"clips keep {c['keep']} reject {c['reject']} failed {c['failed']} | {self.rate():.0f} assets/h, {self.eta()}"
 
     def tick(self) -> bool:
         """Print a summary line if it is time; True when it did."""
         if time.time() - self.last_summary < self.every_s:
             return False
         self.last_summary = time.time()
-        print(f"[{self.done}/{self.total}] {self.summary()} (this run: {self.finished_here} in {time.time() - self.started:.0f}s)", flush=True)
+        print(f"[{self.done}/{self.total} assets] {self.summary()} (this run: {self.finished_here} in {time.time() - self.started:.0f}s)", flush=True)
         return True
 
 
@@ -137,8 +149,8 @@ class Run:
         self.steps = default_steps(spec, config, layout.renders)
         self.started = time.time()
         state = manifest.state
-        self.queue = collections.deque((r, state.failed_attempts[r.uid] + 1) for r in records if r.uid not in state.results)
-        self.progress = Progress(len(records), sum(r.uid in state.results for r in records), self.started)
+        self.queue = collections.deque((r, state.failed_attempts[r.uid] + 1) for r in records if r.uid not in state.assets_done)
+        self.progress = Progress(len(records), sum(r.uid in state.assets_done for r in records), self.started)
         self.pending_shards: list[str] = [r["render_dir"] for r in state.unsharded_keeps()]
         self.shard_ref = None
         self.slots: list[Slot] = []
@@ -146,7 +158,7 @@ class Run:
 
     # -- actors --------------------------------------------------------------------------------
     def _new_slot(self) -> Slot:
-        return Slot(start_steps_actor(self.steps, self.layout.logs, self.layout.scratch))
+        return Slot(start_steps_actor(self.steps, self.layout.logs, self.layout.scratch, self.config.limits))
 
     def _replace(self, slot: Slot) -> None:
         ray.kill(slot.actor, no_restart=True)
@@ -161,19 +173,34 @@ class Run:
             ray.kill(slot.actor, no_restart=True)
 
     # -- outcomes ------------------------------------------------------------------------------
+    def _retry(self, item: WorkItem, attempt: int, stage: str, reason: str, kind: str, detail: str) -> None:
+        self.manifest.append({"event": "attempt_failed", "uid": item.uid, "attempt": attempt, "stage": stage, "reason": reason, "error_kind": kind, "detail": detail})
+        print(f"retry {item.name[:40]}: attempt {attempt}/{self.config.max_attempts} failed at {stage}: {detail[:120]}", flush=True)
+        self.queue.append((item.record, attempt + 1))
+
     def _finish(self, item: WorkItem, attempt: int, worker: str) -> None:
-        if item.decision == "failed" and item.retryable and attempt < self.config.max_attempts:
-            self.manifest.append(
-                {"event": "attempt_failed", "uid": item.uid, "attempt": attempt, "stage": item.stage, "reason": item.reason, "error_kind": item.error_kind, "detail": item.detail}
-            )
-            print(f"retry {item.name[:40]}: attempt {attempt}/{self.config.max_attempts} failed at {item.stage}: {item.detail[:120]}", flush=True)
-            self.queue.append((item.record, attempt + 1))
-            return
-        event = result_event(item, attempt, worker)
-        self.manifest.append(event)
-        self.progress.asset(event)
-        if item.decision == "keep":
-            self.pending_shards.append(item.render_dir)
+        """Journal a finished asset: its clips' results (a clip that failed in a way worth
+        another attempt sends the asset back to the queue, its decided clips kept), or its failure."""
+        last_try = attempt >= self.config.max_attempts
+        if item.failure is not None:
+            failure = item.failure
+            if failure.retryable and not last_try:
+                return self._retry(item, attempt, failure.stage, failure.reason, failure.kind, failure.detail)
+            self.manifest.append(failure_event(item, attempt, worker))
+        else:
+            retry = [c for c in item.clips if c.decision.decision == "failed" and c.retryable and not last_try]
+            for clip in item.clips:
+                if not any(clip is r for r in retry):
+                    self.manifest.append(clip_event(item, clip, attempt, worker))
+            if retry:
+                first = retry[0]
+                return self._retry(item, attempt, first.stage, first.decision.reason, first.decision.measures.get("error_kind", ""),
+                                   f"clip {first.clip_id}: {first.decision.detail}")
+        state = self.manifest.state
+        events = [state.results[uid] for uid in sorted(state.clips_of(item.uid))]
+        self.manifest.append({"event": "asset_done", "uid": item.uid, "clips": [e["uid"] for e in events]})
+        self.progress.asset(item, events)
+        self.pending_shards += [e["render_dir"] for e in events if e["decision"] == "keep" and e["uid"] not in state.sharded]
 
     def _lost(self, slot: Slot, kind: str, detail: str) -> None:
         item = slot.item
@@ -223,7 +250,8 @@ class Run:
                 for slot in self.slots:
                     if slot.ref is None and self.queue:
                         record, slot.attempt = self.queue.popleft()
-                        slot.item, slot.started = WorkItem(record, caption=self.captions.get(record.uid)), time.time()
+                        done = self.manifest.state.clips_of(record.uid)
+                        slot.item, slot.started = WorkItem(record, caption=self.captions.get(record.uid), done_clips=done), time.time()
                         slot.ref = slot.actor.process.remote(slot.item)
                 self._maybe_write_shards(final=not self.queue and not any(s.ref is not None for s in self.slots))
                 refs = [s.ref for s in self.slots if s.ref is not None] + ([self.shard_ref] if self.shard_ref is not None else [])
@@ -295,8 +323,9 @@ def run_curation(
         finally:
             ray.shutdown()
     print(
-        f"done: {stats['finished']}/{stats['total_assets']} assets ({stats['by_decision']}), {stats['in_shards']} in shards; "
-        f"{stats['finished_this_run']} this run at {stats['assets_per_hour'] or 0:.0f} assets/h; tables in {layout.root}",
+        f"done: {stats['finished']}/{stats['total_assets']} assets, {stats['clips']['judged']} clips ({stats['clips']['by_decision']}), "
+        f"{stats['assets']['failed_whole']} assets failed whole, {stats['in_shards']} clips in shards; "
+        f"{stats['finished_this_run']} assets this run at {stats['assets_per_hour'] or 0:.0f} assets/h; tables in {layout.root}",
         flush=True,
     )
     return stats

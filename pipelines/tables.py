@@ -1,30 +1,33 @@
 """The run's tables under OUT, rebuilt from the manifest and written atomically.
 
-- ``decisions.parquet``: one row per asset (keep / reject / failed) with its reason, the
-  identity of its record, the flattened scalar measures (``MEASURE_COLUMNS``), per-stage
-  seconds, and every measure and timing as JSON (``measures_json``, ``timings_json``).
-- ``failures.parquet``: one row per failed asset with every attempt's error (``errors_json``).
-- ``stats.json``: counts by decision and reason, assets per hour, seconds per stage.
+- ``decisions.parquet``: one row per clip (keep / reject / failed) with its reason, its
+  identity (``uid`` the clip id, ``asset_uid``, ``action``, its window), the identity of its
+  record, the flattened scalar measures (``MEASURE_COLUMNS``), per-stage seconds, and every
+  measure and timing as JSON (``measures_json``, ``timings_json``); an asset that could not be
+  judged at all has one failed row (``uid`` = ``asset_uid``).
+- ``failures.parquet``: one row per failed clip or asset with every attempt's error (``errors_json``).
+- ``stats.json``: assets and clips counted apart, by decision and reason, per hour, seconds per stage.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from d4d.curation.procedure import ClipOutcome
+from d4d.files import replace_with, write_json_atomic
 from d4d.pipelines.manifest import ManifestState
 from d4d.pipelines.work import WorkItem
 
-STAGES = ("fetch", "precheck", "prepass", "quality", "motion")
+STAGES = ("fetch", "precheck", "prepass", "quality")
 #: Columns copied as they are from a result event.
-EVENT_COLUMNS = ("uid", "name", "source", "file_identifier", "local_path", "sha256", "license", "caption", "decision", "reason", "detail", "stage", "error_kind", "attempts", "render_dir", "worker")
+EVENT_COLUMNS = ("uid", "asset_uid", "action", "window_start_s", "window_end_s", "window_rank", "name", "source", "file_identifier", "local_path",
+                 "sha256", "license", "caption", "decision", "reason", "detail", "stage", "error_kind", "attempts", "render_dir", "worker")
 
 #: Scalar measures flattened into decisions.parquet columns (absent ones are null).
 MEASURE_COLUMNS = {
@@ -48,6 +51,11 @@ MEASURE_COLUMNS = {
 DECISION_FIELDS = (
     [
         pa.field("uid", pa.string(), nullable=False),
+        pa.field("asset_uid", pa.string()),
+        pa.field("action", pa.string()),
+        pa.field("window_start_s", pa.float64()),
+        pa.field("window_end_s", pa.float64()),
+        pa.field("window_rank", pa.int32()),
         pa.field("name", pa.string()),
         pa.field("source", pa.string()),
         pa.field("file_identifier", pa.string()),
@@ -73,34 +81,41 @@ DECISION_FIELDS = (
 )
 DECISIONS_SCHEMA = pa.schema(DECISION_FIELDS)
 FAILURES_SCHEMA = pa.schema(
-    [DECISIONS_SCHEMA.field(n) for n in ("uid", "name", "source", "file_identifier", "local_path", "stage", "reason", "error_kind", "detail", "attempts")]
+    [DECISIONS_SCHEMA.field(n) for n in ("uid", "asset_uid", "action", "name", "source", "file_identifier", "local_path", "stage", "reason", "error_kind",
+                                         "detail", "attempts")]
     + [pa.field("errors_json", pa.string())]
 )
 
 
-def result_event(item: WorkItem, attempt: int, worker: str) -> dict:
-    """The manifest's result event for a closed item (one decisions row before flattening)."""
+def _record_columns(item: WorkItem) -> dict:
     record = item.record
     return {
-        "event": "result",
-        "uid": item.uid,
-        "name": item.name,
-        "source": record.source,
-        "file_identifier": record.file_identifier,
-        "local_path": None if record.local_path is None else str(record.local_path),
-        "sha256": record.sha256,
-        "license": record.license,
-        "caption": item.caption,
-        "decision": item.decision,
-        "reason": item.reason,
-        "detail": item.detail,
-        "stage": item.stage,
-        "error_kind": item.error_kind,
-        "attempts": attempt,
-        "render_dir": item.render_dir,
-        "worker": worker,
-        "measures": item.measures,
-        "timings": item.timings,
+        "asset_uid": item.uid, "name": item.name, "source": record.source, "file_identifier": record.file_identifier,
+        "local_path": None if record.local_path is None else str(record.local_path), "sha256": record.sha256,
+        "license": record.license, "caption": item.caption,
+    }
+
+
+def clip_event(item: WorkItem, clip: ClipOutcome, attempt: int, worker: str) -> dict:
+    """The manifest's result event for one judged clip (one decisions row before flattening)."""
+    decision, window = clip.decision, clip.window or {}
+    return {
+        "event": "result", "uid": clip.clip_id, **_record_columns(item), "action": clip.action,
+        "window_start_s": window.get("start_s"), "window_end_s": window.get("end_s"), "window_rank": window.get("rank"),
+        "decision": decision.decision, "reason": decision.reason, "detail": decision.detail, "stage": clip.stage,
+        "error_kind": decision.measures.get("error_kind") if decision.decision == "failed" else None,
+        "attempts": attempt, "render_dir": None if clip.render_dir is None else str(clip.render_dir), "worker": worker,
+        "measures": {**item.measures, **decision.measures}, "timings": clip.timings,
+    }
+
+
+def failure_event(item: WorkItem, attempt: int, worker: str) -> dict:
+    """The manifest's result event for an asset that could not be judged at all."""
+    failure = item.failure
+    return {
+        "event": "result", "uid": item.uid, **_record_columns(item), "whole_asset": True, "decision": "failed", "reason": failure.reason,
+        "detail": failure.detail, "stage": failure.stage, "error_kind": failure.kind, "attempts": attempt,
+        "render_dir": None, "worker": worker, "measures": item.measures, "timings": item.timings,
     }
 
 
@@ -119,6 +134,7 @@ def decision_rows(state: ManifestState) -> list[dict]:
     for uid, event in sorted(state.results.items()):
         measures, timings = event.get("measures") or {}, event.get("timings") or {}
         row = {name: event.get(name) for name in EVENT_COLUMNS}
+        row["asset_uid"] = event.get("asset_uid", uid)  # d4d 0.1 journals: one row per asset
         row["in_shards"] = uid in state.sharded
         row["finished_at"] = int(event["time"] * 1000) if event.get("time") else None
         row["seconds"] = float(sum(timings.values())) if timings else None
@@ -144,36 +160,48 @@ def failure_rows(state: ManifestState) -> list[dict]:
 
 
 def write_parquet_atomic(table: pa.Table, path: Path) -> None:
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    pq.write_table(table, temp, compression="zstd")
-    os.replace(temp, path)
-
-
-def write_json_atomic(data: dict, path: Path) -> None:
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    temp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    os.replace(temp, path)
+    replace_with(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 
 def run_stats(state: ManifestState, total: int, started: float, wall_s: float, workers: int) -> dict:
-    """Counts, throughput and per-stage time of the run so far.
+    """Counts, throughput and per-stage time of the run so far, with assets and clips apart.
 
-    ``assets_per_hour`` counts the assets finished by *this* invocation over its wall time;
-    ``stage_seconds`` sums every finished asset's per-stage seconds (all invocations), and
-    ``stage_seconds_per_asset`` divides by the assets that reached the stage.
+    ``by_decision`` / ``by_reason`` / ``by_stage`` count clip rows (and failed assets' rows);
+    ``assets`` counts the source's assets (finished, with a kept clip, failed as a whole).
+    ``assets_per_hour`` counts the assets finished by *this* invocation over its wall time, and
+    ``eta_s`` is the time left at that rate. ``stage_seconds`` sums every row's per-stage
+    seconds (all invocations); ``stage_seconds_per_clip`` divides by the rows that reached it.
     """
     results = list(state.results.values())
-    this_run = [r for r in results if r.get("time", 0) >= started]
+    this_run_rows = [r for r in results if r.get("time", 0) >= started]
+    this_run_assets = {r.get("asset_uid", r["uid"]) for r in this_run_rows}
     stage_s: Counter = Counter()
     stage_n: Counter = Counter()
     for r in results:
         for stage, seconds in (r.get("timings") or {}).items():
             stage_s[stage] += seconds
             stage_n[stage] += 1
+    finished = len(state.assets_done)
+    rate = 3600.0 * len(this_run_assets) / wall_s if wall_s > 0 else None
+    asset_rows: dict[str, list[dict]] = {}
+    for r in results:
+        asset_rows.setdefault(r.get("asset_uid", r["uid"]), []).append(r)
+    clips = [r for r in results if not r.get("whole_asset")]
     return {
         "total_assets": total,
-        "finished": len(results),
-        "remaining": total - len(results),
+        "finished": finished,
+        "remaining": total - finished,
+        "assets": {
+            "total": total,
+            "finished": finished,
+            "with_kept_clip": sum(any(r["decision"] == "keep" for r in rows) for rows in asset_rows.values()),
+            "failed_whole": sum(bool(r.get("whole_asset")) for r in results),
+        },
+        "clips": {
+            "judged": len(clips),
+            "by_decision": dict(Counter(r["decision"] for r in clips)),
+            "per_finished_asset": len(clips) / finished if finished else None,
+        },
         "by_decision": dict(Counter(r["decision"] for r in results)),
         "by_reason": dict(Counter(f"{r['decision']}/{r['reason']}" for r in results if r["reason"])),
         "by_stage": dict(Counter(f"{r['decision']}@{r['stage']}" for r in results)),
@@ -181,10 +209,12 @@ def run_stats(state: ManifestState, total: int, started: float, wall_s: float, w
         "retried_attempts": sum(state.failed_attempts.values()),
         "workers": workers,
         "wall_s": wall_s,
-        "finished_this_run": len(this_run),
-        "assets_per_hour": 3600.0 * len(this_run) / wall_s if wall_s > 0 else None,
+        "finished_this_run": len(this_run_assets),
+        "assets_per_hour": rate,
+        "clips_per_hour": 3600.0 * len(this_run_rows) / wall_s if wall_s > 0 else None,
+        "eta_s": 3600.0 * (total - finished) / rate if rate else None,
         "stage_seconds": dict(stage_s),
-        "stage_seconds_per_asset": {k: stage_s[k] / stage_n[k] for k in stage_s},
+        "stage_seconds_per_clip": {k: stage_s[k] / stage_n[k] for k in stage_s},
         "written_at": time.time(),
     }
 
@@ -193,4 +223,4 @@ def write_tables(out_dir: Path, state: ManifestState, stats: dict) -> None:
     """decisions.parquet, failures.parquet and stats.json under ``out_dir``, each atomically."""
     write_parquet_atomic(pa.Table.from_pylist(decision_rows(state), schema=DECISIONS_SCHEMA), out_dir / "decisions.parquet")
     write_parquet_atomic(pa.Table.from_pylist(failure_rows(state), schema=FAILURES_SCHEMA), out_dir / "failures.parquet")
-    write_json_atomic(stats, out_dir / "stats.json")
+    write_json_atomic(out_dir / "stats.json", stats, sort_keys=True)

@@ -264,19 +264,19 @@ class Renderer:
                 self.on_progress(reply["progress"])
 
     # -- assets -----------------------------------------------------------------------------
-    def open(self, asset: str | Path, source: SourceInfo | None = None, policy: AssetPolicy = AssetPolicy(), timeout_s: float = 600.0) -> OpenAsset:
-        """Import ``asset`` into the worker (replacing the asset it held) and describe it.
+    def open(self, asset: str | Path, sha256: str | None = None, policy: AssetPolicy = AssetPolicy(), timeout_s: float = 600.0) -> OpenAsset:
+        """Check ``asset`` (``check_asset_file``), import it into the worker (replacing the asset
+        it held) and describe it.
 
         Args:
-            source: asset.json's ``source`` when the caller already checked the file (its sha256
-                is not computed again); None checks it here (``check_asset_file``).
+            sha256: the file's digest when the caller already computed it (not computed again).
             policy: what the asset may do that is refused by default.
             timeout_s: import time bound.
 
         Raises AssetError (with ``asset`` set).
         """
         try:
-            source = source or check_asset_file(asset, self.limits)
+            source = check_asset_file(asset, self.limits, sha256)
             outside = [] if policy.allow_outside_links else outside_links(Path(source.path))
             if outside:
                 raise AssetError("linked_file_outside_asset", f"links outside the asset's folder (not read): {', '.join(outside[:3])}")

@@ -3,7 +3,7 @@
 import pytest
 
 from d4d.curation.captions import DYNAMIC_PREFIX, caption, join_captions, load_cap3d
-from d4d.curation.sources import AssetRecord
+from d4d.curation.sources import SourceRecord
 
 V1 = "0123456789abcdef0123456789abcdef"
 SHA = "ab" * 32
@@ -22,11 +22,11 @@ def write_cap3d(path):
 
 def records():
     return [
-        AssetRecord(V1, "objaverse-1.0", f"https://sketchfab.com/3d-models/{V1}", None, "by"),
-        AssetRecord("s-uid", "objaverse-xl/github", "https://github.com/o/r/blob/c/a.glb", SHA, "MIT"),
-        AssetRecord(SHA, "local", "/data/a.glb", SHA, None),
-        AssetRecord("x-uid", "objaverse-xl/sketchfab", f"https://sketchfab.com/3d-models/{V1}", "ef" * 32, "by"),
-        AssetRecord("nothing", "objaverse-xl/smithsonian", "https://si/x.glb", "99" * 32, "CC0"),
+        SourceRecord(V1, "objaverse-1.0", f"https://sketchfab.com/3d-models/{V1}", None, "by"),
+        SourceRecord("s-uid", "objaverse-xl/github", "https://github.com/o/r/blob/c/a.glb", SHA, "MIT"),
+        SourceRecord(SHA, "local", "/data/a.glb", SHA, None),
+        SourceRecord("x-uid", "objaverse-xl/sketchfab", f"https://sketchfab.com/3d-models/{V1}", "ef" * 32, "by"),
+        SourceRecord("nothing", "objaverse-xl/smithsonian", "https://si/x.glb", "99" * 32, "CC0"),
     ]
 
 

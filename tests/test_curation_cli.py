@@ -33,7 +33,7 @@ def test_json_lines_one_per_asset_in_order(render_dirs, capsys):
         ("reject", "no_animation"),
         ("reject", "leaves_frame"),
     ]
-    assert set(rows[0]) == {"asset", "decision", "reason", "detail", "measures"}
+    assert set(rows[0]) == {"asset", "uid", "asset_uid", "action", "window", "stage", "decision", "reason", "detail", "measures"}
     assert rows[0]["measures"]["ssim_source"] == "front"
 
 
@@ -62,18 +62,22 @@ def test_config_file_overrides_thresholds(render_dirs, tmp_path, capsys):
 
 @pytest.mark.blender
 @pytest.mark.slow
-def test_asset_files_are_rendered_with_the_preview_preset_and_decided(builtin_assets, tmp_path, capsys):
-    """Real Blender: the moving built-in is kept (and quality-rendered on request), the static one
-    is rejected before any frame is read, a broken file fails as an import failure."""
+def test_asset_files_go_through_the_staged_decision(builtin_assets, tmp_path, capsys):
+    """Real Blender: the moving built-in is kept by its quality render (kept on request), the
+    static one is rejected at the pre-check before any frame is rendered, a broken file fails
+    as an import failure."""
+    from d4d.files import sha256_file
+
     broken = tmp_path / "broken.glb"
     broken.write_bytes(b"glTF not really")
-    argv = [str(builtin_assets["rigid"]), str(builtin_assets["static"]), str(broken), "--frames", "8", "--json"]
+    argv = [str(builtin_assets["rigid"]), str(builtin_assets["static"]), str(broken), "--frames", "8", "--resolution", "32",
+            "--engine", "workbench", "--max-sample-step-s", "none", "--json"]
     rc = main(argv + ["--render-kept", str(tmp_path / "kept")])
     rows = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
     assert rc == 1
-    assert (rows[0]["decision"], rows[0]["reason"]) == ("keep", None)
+    assert (rows[0]["decision"], rows[0]["reason"], rows[0]["stage"]) == ("keep", None, "quality")
+    assert rows[0]["uid"] == rows[0]["asset_uid"] == sha256_file(builtin_assets["rigid"])
     assert rows[0]["measures"]["geometric_max_displacement"] > 0.1 and len(rows[0]["measures"]["ssim"]) == 2
-    kept = tmp_path / "kept" / "rigid"
-    assert rows[0]["measures"]["render_dir"] == str(kept) and (kept / "transforms.json").is_file()
-    assert (rows[1]["decision"], rows[1]["reason"]) == ("reject", "no_animation") and "ssim" not in rows[1]["measures"]
+    assert (tmp_path / "kept" / rows[0]["uid"] / "transforms.json").is_file()
+    assert (rows[1]["decision"], rows[1]["reason"], rows[1]["stage"]) == ("reject", "no_animation", "precheck") and "ssim" not in rows[1]["measures"]
     assert (rows[2]["decision"], rows[2]["reason"]) == ("failed", "import_failed"), rows[2]

@@ -12,7 +12,6 @@ import pytest
 from objaverse.utils import get_uid_from_str
 
 from d4d.curation.sources import (
-    AssetRecord,
     ChecksumMismatch,
     IdIndex,
     InvalidAsset,
@@ -20,6 +19,7 @@ from d4d.curation.sources import (
     MissingFromCache,
     ObjaverseV1Source,
     ObjaverseXLSource,
+    SourceRecord,
     V1Filter,
     XLFilter,
     identifier_kind,
@@ -304,7 +304,7 @@ def test_local_folder_on_objaverse_xl_test_files(tmp_path):
 
 
 def test_record_to_json_is_plain_json():
-    r = AssetRecord("u", "local", "/x.glb", "0" * 64, None, Path("/x.glb"), {"k": 1})
+    r = SourceRecord("u", "local", "/x.glb", "0" * 64, None, Path("/x.glb"), {"k": 1})
     assert json.loads(json.dumps(r.to_json())) == {
         "uid": "u", "source": "local", "file_identifier": "/x.glb", "sha256": "0" * 64,
         "license": None, "local_path": "/x.glb", "metadata": {"k": 1},

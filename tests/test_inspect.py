@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from d4d.curation.config import CurationConfig
 from d4d.curation.decision import REASONS, decide
+from d4d.curation.procedure import decide_render
 from d4d.inspection import svg
 from d4d.inspection.browser import CHROMIUM, load_page
 from d4d.inspection.cli import main
@@ -82,7 +84,8 @@ def curation_output(render_builtin, tmp_path_factory):
     ones in real shards, rejects linking their render directory, render-free pre-pass rejects."""
     from d4d.pipelines.manifest import ManifestState
     from d4d.pipelines.tables import run_stats, write_tables
-    from d4d.shards.from_render import read_asset_json, render_uid
+    from d4d.rendering.contract import AssetInfo, read_asset
+    from d4d.shards.from_render import render_uid
     from d4d.shards.writer import write_shards
 
     root = tmp_path_factory.mktemp("curation") / "run"
@@ -92,12 +95,12 @@ def curation_output(render_builtin, tmp_path_factory):
     for name in BUILTIN_ASSETS:
         render_dir = render_builtin(name)
         sample = load_render(render_dir)
-        decision = decide(sample.asset, {k: v.rgba for k, v in sample.videos.items()}).to_json()
-        uid = render_uid(render_dir, read_asset_json(render_dir))
+        decision = decide_render(sample, CurationConfig()).to_json()
+        uid = render_uid(render_dir, read_asset(render_dir))
         captions[uid] = f"a dynamic asset, the built-in {name} asset"
         expected[uid] = decision
-        stage = "motion" if decision["decision"] == "keep" else "prepass"
-        timings = {"fetch": 0.01, "prepass": sample.asset["timings"]["total_s"]} | ({"quality": 1.0, "motion": 0.001} if stage == "motion" else {})
+        stage = "quality" if decision["decision"] == "keep" else "prepass"
+        timings = {"fetch": 0.01, "prepass": sample.asset.timings["total_s"]} | ({"quality": 1.0} if stage == "quality" else {})
         state.apply(_result_event(uid, name, decision, stage, render_dir, timings, captions[uid]))
         if decision["decision"] == "keep":
             kept.append(render_dir)
@@ -105,11 +108,11 @@ def curation_output(render_builtin, tmp_path_factory):
         asset = ({"error": {"kind": "import_failed", "reason": "truncated glTF", "asset": f"{i}.glb"}} if i % 10 == 0
                  else {"animation": {"has_animation": i % 2 == 0, "frame_range": [1, 4]}})
         uid = f"{i:032x}"
-        expected[uid] = decide(asset).to_json()
+        expected[uid] = decide(AssetInfo.parse(asset, "test")).to_json()
         state.apply(_result_event(uid, f"a{i}", expected[uid], "prepass", None, {"fetch": 0.01, "precheck": 0.2}, None))
     report = write_shards(kept, root / "shards", captions=captions)
     assert not report.failed, report.failed
-    state.apply({"event": "sharded", "uids": [render_uid(d, read_asset_json(d)) for d in kept]})
+    state.apply({"event": "sharded", "uids": [render_uid(d, read_asset(d)) for d in kept]})
     write_tables(root, state, run_stats(state, len(state.results), started, time.time() - started, 1))
     return root, expected, {str(p) for p in kept}
 
@@ -254,9 +257,9 @@ def test_curation_report_shows_every_decision_and_measure(curation_output, curat
         assert groups[reason]["count"] == sum(d["reason"] == reason for d in expected.values())
         assert groups[reason]["description"] == REASONS[reason] and 1 <= len(groups[reason]["examples"]) <= 4
     plots = page_svgs(curation_page)
-    assert plots["Motion magnitude m(V) per asset"] == sum(d["measures"].get("motion_magnitude") is not None for d in expected.values())
+    assert plots["Motion magnitude m(V) per clip"] == sum(d["measures"].get("motion_magnitude") is not None for d in expected.values())
     assert plots["Decisions by reason"] == 1 + len(groups)
-    assert plots["Time per pipeline stage, mean per asset"] == plots["Time per pipeline stage, total"] == 5  # fetch .. motion
+    assert plots["Time per pipeline stage, mean per clip"] == plots["Time per pipeline stage, total"] == 4  # fetch .. quality
     assert plots["seconds per asset, all pipeline stages"] == len(expected)
     assert plots["Render time per stage, mean per asset"] > 0  # asset.json timings of the real renders
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from d4d.curation.sources import AssetRecord
+from d4d.curation.sources import SourceRecord
 from d4d.pipelines.curate import build_parser, config_from_args, main
 from d4d.pipelines.runner import record_captions
 from d4d.pipelines.sources import SourceSpec, parse_source
@@ -40,14 +40,22 @@ def test_flags_map_onto_the_config(tmp_path):
          "--gpus-per-worker", "0.5", "--max-attempts", "4", "--timeout", "30", "--config", str(curation)]
     )  # fmt: skip
     config = config_from_args(args)
-    assert (config.frames, config.resolution, config.engine, config.workers, config.gpus_per_worker) == (12, 64, "workbench", 3, 0.5)
-    assert (config.max_attempts, config.render_timeout_s, config.curation.ssim_too_static) == (4, 30.0, 0.9)
+    render = config.decision.render
+    assert (render.frames, render.resolution, render.engine, config.workers, config.gpus_per_worker) == (12, 64, "workbench", 3, 0.5)
+    assert (config.max_attempts, config.render_timeout_s, config.decision.rules.ssim_too_static) == (4, 30.0, 0.9)
+    assert config.worker_decision().render.device == "gpu"  # workers that reserve a GPU render on it
+    # Every field of the settings is a flag (generated from the field docs), also the rules'.
+    more = build_parser().parse_args(["--source", "builtin", "--out", str(tmp_path), "--min-coverage", "0.05", "--max-sample-step-s", "none",
+                                      "--orbits", "2", "--memory-gb", "4", "--no-reject-previews"])
+    config = config_from_args(more)
+    assert config.decision.rules.min_coverage == 0.05 and config.decision.render.max_sample_step_s is None
+    assert config.decision.render.orbits == 2 and config.limits.memory_gb == 4.0 and not config.decision.reject_previews
 
 
 @pytest.mark.parametrize(
     "flags, message",
     [
-        (["--engine", "povray"], "engine must be one of"),
+        (["--engine", "povray"], "invalid choice: 'povray'"),
         (["--workers", "0"], "workers must be >= 1"),
         (["--resolution", "8"], "resolution must be in"),
         (["--limit", "0"], "--limit must be >= 1"),
@@ -67,9 +75,9 @@ def test_unlistable_source_exits_2_naming_the_cache(tmp_path, capsys):
 
 
 def test_captions_join_by_sha256_or_objaverse_uid_without_prefix(tmp_path):
-    v1 = AssetRecord(uid="a" * 32, source="objaverse-1.0", file_identifier="https://sketchfab.com/3d-models/" + "a" * 32, sha256=None, license="by")
-    local = AssetRecord(uid="b" * 64, source="local", file_identifier="/data/x.glb", sha256="b" * 64, license=None)
-    other = AssetRecord(uid="c" * 64, source="local", file_identifier="/data/y.glb", sha256="c" * 64, license=None)
+    v1 = SourceRecord(uid="a" * 32, source="objaverse-1.0", file_identifier="https://sketchfab.com/3d-models/" + "a" * 32, sha256=None, license="by")
+    local = SourceRecord(uid="b" * 64, source="local", file_identifier="/data/x.glb", sha256="b" * 64, license=None)
+    other = SourceRecord(uid="c" * 64, source="local", file_identifier="/data/y.glb", sha256="c" * 64, license=None)
     csv = tmp_path / "cap3d.csv"
     csv.write_text(f"{'a' * 32},A walking robot\n{'b' * 64},\"A red, spinning top\"\n{'d' * 32},unrelated\n")
     assert record_captions([v1, local, other], csv) == {"a" * 32: "A walking robot", "b" * 64: "A red, spinning top"}

@@ -28,7 +28,7 @@ from d4d.curation.sources import LocalFolderSource
 pytestmark = [requires_bpy, pytest.mark.blender, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
-SMALL = ["--frames", "8", "--resolution", "32", "--engine", "workbench", "--prepass-resolution", "32", "--workers", "1"]
+SMALL = ["--frames", "8", "--resolution", "32", "--engine", "workbench", "--prepass-resolution", "32", "--workers", "1", "--max-sample-step-s", "none"]
 
 
 def marked_pids(marker: str, ray_tmp: str) -> list[int]:
@@ -141,7 +141,7 @@ def test_crash_and_hang_are_recorded_as_failed_while_the_rest_finish(builtin_ass
     rows = decisions(out)
     assert sorted(rows) == sorted([f"{n}.glb" for n in builtin_assets] + ["crash.abc", "hang.blend"])
     crash, hang = rows["crash.abc"], rows["hang.blend"]
-    assert (crash["decision"], crash["reason"], crash["error_kind"], crash["attempts"]) == ("failed", "render_failed", "crashed", 2)
+    assert (crash["decision"], crash["reason"], crash["error_kind"], crash["attempts"], crash["stage"]) == ("failed", "render_failed", "crashed", 2, "curate")
     assert (hang["decision"], hang["reason"], hang["error_kind"], hang["attempts"]) == ("failed", "render_failed", "timeout", 2)
     assert (rows["static.glb"]["decision"], rows["static.glb"]["reason"], rows["static.glb"]["stage"]) == ("reject", "no_animation", "precheck")
     assert rows["rigid.glb"]["decision"] == "keep"
@@ -161,6 +161,9 @@ def test_crash_and_hang_are_recorded_as_failed_while_the_rest_finish(builtin_ass
     assert checked == len(kept) and not problems
     stats = json.loads((out / "stats.json").read_text())
     assert stats["by_decision"] == dict(Counter(r["decision"] for r in rows.values()))
+    # The crash kills the import (the whole asset fails); the hang is in its clip's analysis (the clip fails).
+    assert stats["assets"]["failed_whole"] == 1 and stats["clips"]["judged"] == len(builtin_assets) + 1
+    assert hang["stage"] == "precheck" and hang["asset_uid"] == hang["uid"]
     assert stats["retried_attempts"] == 2 and stats["assets_per_hour"] > 0
     assert "retry crash.abc" in log and "[7/7]" in log
 
@@ -182,7 +185,7 @@ def test_kill_of_worker_and_driver_then_rerun_gives_each_asset_exactly_once(buil
     deadline = time.time() + 180
     while time.time() < deadline and driver.poll() is None:
         events = manifest_events(out)
-        results = sum(e["event"] == "result" for e in events)
+        results = sum(e["event"] == "asset_done" for e in events)
         if not worker_killed and results >= 1:
             actors = [p for p in runs.pids() if b"ray::StepsActor" in Path(f"/proc/{p}/cmdline").read_bytes()]
             if actors:
@@ -196,7 +199,7 @@ def test_kill_of_worker_and_driver_then_rerun_gives_each_asset_exactly_once(buil
     driver.wait()
     runs.kill_all()
     before = manifest_events(out)
-    finished_before = {e["uid"] for e in before if e["event"] == "result"}
+    finished_before = {e["uid"] for e in before if e["event"] == "asset_done"}
     lost = [e for e in before if e["event"] == "attempt_failed"]
     assert 6 <= len(finished_before) < len(expected)
     assert [e["reason"] for e in lost] == ["worker_lost"]

@@ -9,16 +9,24 @@ from pathlib import Path
 import pytest
 from conftest import SHARED_ASSETS, requires_bpy
 
+from d4d.curation.procedure import DecisionConfig
 from d4d.curation.sources import LocalFolderSource
 from d4d.pipelines.chain import StepChain
 from d4d.pipelines.config import PipelineConfig
 from d4d.pipelines.sources import SourceSpec
 from d4d.pipelines.steps import Resources, WorkerContext, chain_resources, default_steps
 from d4d.pipelines.work import WorkItem
+from d4d.rendering.options import RenderOptions
 
 pytestmark = [requires_bpy, pytest.mark.blender]
 
-CONFIG = PipelineConfig(frames=8, precheck_resolution=16, prepass_resolution=32, resolution=32, engine="workbench", prepass_timeout_s=60, render_timeout_s=60)
+def quick_config(frames=8, resolution=32, prepass_resolution=32, **decision) -> PipelineConfig:
+    """Small Workbench settings for tests (the whole animated span in the few frames)."""
+    render = RenderOptions(frames=frames, resolution=resolution, engine="workbench", timeout_s=300, max_sample_step_s=None)
+    return PipelineConfig(decision=DecisionConfig(render=render, prepass_resolution=prepass_resolution, prepass_timeout_s=120, **decision))
+
+
+CONFIG = quick_config()
 
 
 def truncated_alembic(path: Path) -> Path:
@@ -53,28 +61,34 @@ def records(folder) -> dict:
     return {Path(r.file_identifier).name: r for r in LocalFolderSource(folder).records()}
 
 
-def test_animated_asset_is_kept_with_a_quality_render_named_by_uid(chain, records):
+def test_animated_asset_is_kept_with_a_quality_render_named_by_its_clip(chain, records):
     item = chain.process(WorkItem(records["rigid.glb"], caption="a box that slides"))
-    assert (item.decision, item.reason, item.stage) == ("keep", None, "motion")
-    render = Path(item.render_dir)
-    assert render.name == item.uid
+    assert item.failure is None and len(item.clips) == 1
+    (clip,) = item.clips
+    assert (clip.decision.decision, clip.decision.reason, clip.stage) == ("keep", None, "quality")
+    assert clip.clip_id == item.uid  # an asset's only clip keeps the asset's uid
+    render = clip.render_dir
+    assert render.name == clip.clip_id
     asset = json.loads((render / "asset.json").read_text())
-    assert asset["uid"] == item.uid and asset["caption"] == "a box that slides"
+    assert asset["uid"] == clip.clip_id and asset["asset_uid"] == item.uid and asset["caption"] == "a box that slides"
+    assert asset["source"]["url"] == item.record.file_identifier and asset["source"]["record"] == "local"
     assert asset["render"]["resolution"] == 32 and len(list((render / "dynamic").glob("*.png"))) == 8
-    assert item.measures["motion_magnitude"] == asset["motion_magnitude"] > 0
-    assert item.measures["has_animation"] is True and item.measures["geometric_max_displacement"] > 0.01
-    assert set(item.timings) == {"fetch", "precheck", "prepass", "quality", "motion"}
+    measures = clip.decision.measures
+    assert measures["motion_magnitude"] == asset["motion_magnitude"] > 0
+    assert measures["has_animation"] is True and measures["geometric_max_displacement"] > 0.01
+    assert set(clip.timings) == {"fetch", "precheck", "prepass", "quality"}
 
 
 def test_static_asset_is_rejected_by_the_precheck_keeping_only_its_preview(chain, records):
     from d4d.rendering.contract import load_render
 
     item = chain.process(WorkItem(records["static.glb"]))
-    assert (item.decision, item.reason, item.stage) == ("reject", "no_animation", "precheck")
-    assert "prepass" not in item.timings and "quality" not in item.timings
+    (clip,) = item.clips
+    assert (clip.decision.decision, clip.decision.reason, clip.stage) == ("reject", "no_animation", "precheck")
+    assert "prepass" not in clip.timings and "quality" not in clip.timings
     assert not any(chain.context.scratch_dir.iterdir())  # nothing left in scratch
-    preview = Path(item.render_dir)  # the pre-check's front video, kept for reports
-    assert preview.parent.name == "previews" and preview.name == item.uid
+    preview = clip.render_dir  # the pre-check's front video, kept for reports
+    assert preview.parent.name == "previews" and preview.name == clip.clip_id
     assert set(load_render(preview).videos) == {"front"}
 
 
@@ -82,16 +96,18 @@ def test_file_that_crashes_blender_is_a_retryable_render_failure(chain, records)
     if "crash.abc" not in records:
         pytest.skip("../shared/assets is not present")
     item = chain.process(WorkItem(records["crash.abc"]))
-    assert (item.decision, item.reason, item.error_kind, item.stage) == ("failed", "render_failed", "crashed", "precheck")
-    assert item.retryable and "SIGABRT" in item.detail
+    failure = item.failure
+    assert (failure.reason, failure.kind, failure.stage) == ("render_failed", "crashed", "curate")
+    assert failure.retryable and "SIGABRT" in failure.detail
     # The worker survives: the next asset renders in a fresh Blender process.
-    assert chain.process(WorkItem(records["rigid.glb"])).decision == "keep"
+    assert chain.process(WorkItem(records["rigid.glb"])).clips[0].decision.kept
 
 
 def test_empty_file_fails_at_fetch_and_is_not_retried(chain, records):
     item = chain.process(WorkItem(records["empty.glb"]))
-    assert (item.decision, item.reason, item.error_kind, item.stage) == ("failed", "fetch_failed", "InvalidAsset", "fetch")
-    assert not item.retryable and "empty" in item.detail
+    failure = item.failure
+    assert (failure.reason, failure.kind, failure.stage) == ("fetch_failed", "InvalidAsset", "fetch")
+    assert not failure.retryable and "empty" in failure.detail and not item.clips
 
 
 class _Explodes:
@@ -111,8 +127,9 @@ def test_an_exception_in_a_step_becomes_a_retryable_step_error(records, tmp_path
     chain = StepChain([_Explodes()], WorkerContext(tmp_path / "logs", scratch_dir=tmp_path))
     item = chain.process(WorkItem(records["rigid.glb"]))
     chain.close()
-    assert (item.decision, item.reason, item.error_kind, item.stage) == ("failed", "step_error", "ZeroDivisionError", "explodes")
-    assert item.retryable and "test_pipeline_steps.py" in item.detail
+    failure = item.failure
+    assert (failure.reason, failure.kind, failure.stage) == ("step_error", "ZeroDivisionError", "explodes")
+    assert failure.retryable and "test_pipeline_steps.py" in failure.detail
 
 
 def test_worker_reserves_the_largest_need_of_its_steps(folder):
@@ -138,10 +155,10 @@ def test_objaverse_source_fetches_from_the_offline_cache_and_records_what_it_lac
         found = chain.process(WorkItem(records[cached]))
     finally:
         chain.close()
-    assert (missing.decision, missing.reason, missing.error_kind, missing.retryable) == ("failed", "fetch_failed", "MissingFromCache", False)
-    assert str(tmp_path / "hf-objaverse-v1" / "glbs" / "000-001" / f"{uncached}.glb") in missing.detail
-    assert found.stage != "fetch" and found.decision in ("keep", "reject") and len(found.record.sha256) == 64
-    assert found.measures["has_animation"] is True  # the cached glb is an animated triangle
+    assert (missing.failure.reason, missing.failure.kind, missing.failure.retryable) == ("fetch_failed", "MissingFromCache", False)
+    assert str(tmp_path / "hf-objaverse-v1" / "glbs" / "000-001" / f"{uncached}.glb") in missing.failure.detail
+    assert found.failure is None and len(found.record.sha256) == 64
+    assert found.clips[0].decision.measures["has_animation"] is True  # the cached glb is an animated triangle
 
 
 MORPH_CUBE = Path("/usr/share/assimp/models/glTF2/glTF-Sample-Models/AnimatedMorphCube-glTF/AnimatedMorphCube.gltf")
@@ -154,15 +171,14 @@ def test_prepass_defers_image_fidelity_rejects_to_the_quality_render(tmp_path):
     from d4d.curation.decision import decide
     from d4d.rendering.api import Renderer
     from d4d.rendering.contract import load_render
-    from d4d.rendering.options import PREVIEW_PRESET, RenderOptions
 
     # SSIM's 11-pixel window makes the rule resolution-dependent: this cube scores 0.19 at 64 px and
     # 0.60 at 256 px, the paper's size, where the final decision is made (Workbench keeps it quick).
-    config = PipelineConfig(frames=24, prepass_resolution=64, resolution=256, engine="workbench", prepass_timeout_s=120, render_timeout_s=300)
+    config = quick_config(frames=24, resolution=256, prepass_resolution=64)
     with Renderer() as renderer:
-        renderer.render(MORPH_CUBE, tmp_path / "preview", RenderOptions(**PREVIEW_PRESET, frames=24, resolution=64))
+        renderer.render(MORPH_CUBE, tmp_path / "preview", config.decision.prepass_options())
     preview = load_render(tmp_path / "preview")
-    cheap = decide(preview.asset, {n: v.rgba for n, v in preview.videos.items()}, config.curation)
+    cheap = decide(preview.asset, {n: v.rgba for n, v in preview.videos.items()}, config.decision.rules)
     assert (cheap.decision, cheap.reason, cheap.measures["rules_fired_by"]) == ("reject", "distorted", ["front_ssim"])
 
     folder = tmp_path / "assets"
@@ -174,18 +190,17 @@ def test_prepass_defers_image_fidelity_rejects_to_the_quality_render(tmp_path):
         item = chain.process(WorkItem(record))
     finally:
         chain.close()
-    assert (item.decision, item.reason, item.stage) == ("keep", None, "motion"), item.detail
-    assert item.measures["prepass_deferred"].startswith("distorted")
-    assert Path(item.render_dir).is_dir()
+    (clip,) = item.clips
+    assert (clip.decision.decision, clip.decision.reason, clip.stage) == ("keep", None, "quality"), clip.decision.detail
+    assert clip.decision.measures["prepass_deferred"].startswith("distorted")
+    assert clip.render_dir.is_dir()
 
 
 def test_reject_previews_can_be_turned_off(chain, records, folder, tmp_path):
-    from dataclasses import replace
+    from d4d.pipelines.steps import Curate
 
-    from d4d.pipelines.steps import GeometricPrecheck
-
-    (step,) = [s for s in default_steps(SourceSpec("local", str(folder)), replace(CONFIG, reject_previews=False), tmp_path / "renders") if isinstance(s, GeometricPrecheck)]
+    (step,) = [s for s in default_steps(SourceSpec("local", str(folder)), quick_config(reject_previews=False), tmp_path / "renders") if isinstance(s, Curate)]
     step.setup(chain.context)
     item = step.process(WorkItem(records["static.glb"]))
-    assert item.decision == "reject" and item.render_dir is None
-    assert not any(chain.context.scratch_dir.iterdir())
+    assert item.clips[0].decision.decision == "reject" and item.clips[0].render_dir is None
+    assert not any(chain.context.scratch_dir.iterdir()) and not (tmp_path / "previews").exists()

@@ -1,4 +1,4 @@
-"""Asset sources: Objaverse 1.0, Objaverse-XL and a local folder, each yielding AssetRecords.
+"""Asset sources: Objaverse 1.0, Objaverse-XL and a local folder, each yielding SourceRecords.
 
 Every source has ``records()`` (annotation-level, cheap, ``local_path`` set when the file is
 already cached), ``fetch_many(records)`` / ``fetch(record)`` (make the file local and check
@@ -7,11 +7,11 @@ it), and ``missing`` (one line per thing an offline cache lacked).
 
 from d4d.curation.sources.base import (
     ASSET_EXTENSIONS,
-    AssetRecord,
     ChecksumMismatch,
     FetchError,
     InvalidAsset,
     MissingFromCache,
+    SourceRecord,
     sha256_file,
     verify_asset_file,
 )
@@ -22,7 +22,7 @@ from d4d.curation.sources.objaverse_xl import ObjaverseXLSource, XLFilter
 
 __all__ = [
     "ASSET_EXTENSIONS",
-    "AssetRecord",
+    "SourceRecord",
     "ChecksumMismatch",
     "FetchError",
     "IdIndex",

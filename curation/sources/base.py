@@ -1,4 +1,4 @@
-"""What every asset source yields (``AssetRecord``), how fetched files are checked, and the errors.
+"""What every asset source yields (``SourceRecord``), how fetched files are checked, and the errors.
 
 Pure Python; no network here. A source builds records from annotations, and ``fetch`` fills
 ``local_path`` and ``sha256`` after checking the file (``verify_asset_file``).
@@ -43,7 +43,7 @@ class InvalidAsset(FetchError):
 
 
 @dataclass
-class AssetRecord:
+class SourceRecord:
     """One asset from one source.
 
     Attributes:
@@ -82,7 +82,7 @@ class AssetSource:
 
     missing: list[str]
 
-    def fetch(self, record: AssetRecord) -> AssetRecord:
+    def fetch(self, record: SourceRecord) -> SourceRecord:
         """``fetch_many`` for one record; raises its FetchError."""
         [(fetched, error)] = list(self.fetch_many([record]))
         if error is not None:

@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-from d4d.curation.sources.base import AssetRecord
+from d4d.curation.sources.base import SourceRecord
 
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -61,12 +61,12 @@ class IdIndex:
     both are 32 hex characters.
     """
 
-    def __init__(self, records: Iterable[AssetRecord] = ()) -> None:
-        self._by_key: dict[str, AssetRecord] = {}
+    def __init__(self, records: Iterable[SourceRecord] = ()) -> None:
+        self._by_key: dict[str, SourceRecord] = {}
         for record in records:
             self.add(record)
 
-    def add(self, record: AssetRecord) -> None:
+    def add(self, record: SourceRecord) -> None:
         keys = {record.uid.lower(), record.file_identifier}
         if record.sha256:
             keys.add(record.sha256.lower())
@@ -76,7 +76,7 @@ class IdIndex:
         for key in keys:
             self._by_key[key] = record
 
-    def get(self, identifier: str) -> AssetRecord | None:
+    def get(self, identifier: str) -> SourceRecord | None:
         s = identifier.strip()
         return self._by_key.get(s) or self._by_key.get(s.lower())
 

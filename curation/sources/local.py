@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from d4d.curation.sources.base import ASSET_EXTENSIONS, AssetRecord, AssetSource, FetchError, sha256_file, verify_asset_file
+from d4d.curation.sources.base import ASSET_EXTENSIONS, AssetSource, FetchError, SourceRecord, sha256_file, verify_asset_file
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class LocalFolderSource(AssetSource):
         #: kept for interface parity with the Objaverse sources: a local folder lacks nothing.
         self.missing: list[str] = []
 
-    def records(self) -> Iterator[AssetRecord]:
+    def records(self) -> Iterator[SourceRecord]:
         if not self.root.is_dir():
             raise FileNotFoundError(f"{self.root}: asset folder not found")
         self.duplicates = []
@@ -51,7 +51,7 @@ class LocalFolderSource(AssetSource):
                 log.info("%s: same bytes as %s, skipped", path, seen[digest])
                 continue
             seen[digest] = path
-            yield AssetRecord(
+            yield SourceRecord(
                 uid=digest,
                 source=SOURCE,
                 file_identifier=str(path.resolve()),
@@ -65,7 +65,7 @@ class LocalFolderSource(AssetSource):
                 },
             )
 
-    def fetch_many(self, records: Iterable[AssetRecord]) -> Iterator[tuple[AssetRecord, FetchError | None]]:
+    def fetch_many(self, records: Iterable[SourceRecord]) -> Iterator[tuple[SourceRecord, FetchError | None]]:
         """Check each file (exists, non-empty, complete glTF binary for .glb, unchanged sha256)."""
         for record in records:
             try:

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from d4d.curation.sources.base import (
-    AssetRecord,
     AssetSource,
     FetchError,
     MissingFromCache,
+    SourceRecord,
     network_timeout,
     require_reachable,
     verify_asset_file,
@@ -39,7 +39,7 @@ VERSIONED_DIR = "hf-objaverse-v1"
 #: Objaverse 1.0 metadata comes in 160 group files "000-000" ... "000-159".
 N_METADATA_GROUPS = 160
 HF_HOST = "huggingface.co"
-#: Annotation fields copied into AssetRecord.metadata (the rest, e.g. thumbnails, is dropped).
+#: Annotation fields copied into SourceRecord.metadata (the rest, e.g. thumbnails, is dropped).
 KEPT_FIELDS = ("name", "animationCount", "faceCount", "vertexCount", "isAgeRestricted", "viewerUrl", "publishedAt")
 
 
@@ -84,7 +84,7 @@ class V1Filter:
 
 
 class ObjaverseV1Source(AssetSource):
-    """Objaverse 1.0 assets as AssetRecords.
+    """Objaverse 1.0 assets as SourceRecords.
 
     Args:
         base_dir: the objaverse download dir (the folder that holds ``hf-objaverse-v1``).
@@ -165,7 +165,7 @@ class ObjaverseV1Source(AssetSource):
         except KeyError:
             raise FetchError(f"{SOURCE} uid {uid}: not in object-paths.json.gz") from None
 
-    def records(self) -> Iterator[AssetRecord]:
+    def records(self) -> Iterator[SourceRecord]:
         """Records for the annotations that pass ``filter``, with ``local_path`` set when cached."""
         self.dropped = Counter()
         for uid, annotation in sorted(self.annotations().items()):
@@ -174,7 +174,7 @@ class ObjaverseV1Source(AssetSource):
                 self.dropped[reason] += 1
                 continue
             path = self.local_path(uid)
-            yield AssetRecord(
+            yield SourceRecord(
                 uid=uid,
                 source=SOURCE,
                 file_identifier=f"https://sketchfab.com/3d-models/{uid}",
@@ -184,7 +184,7 @@ class ObjaverseV1Source(AssetSource):
                 metadata={k: annotation[k] for k in KEPT_FIELDS if k in annotation},
             )
 
-    def fetch_many(self, records: Iterable[AssetRecord]) -> Iterator[tuple[AssetRecord, FetchError | None]]:
+    def fetch_many(self, records: Iterable[SourceRecord]) -> Iterator[tuple[SourceRecord, FetchError | None]]:
         """Make each record's glb local, check it, and yield (record with local_path and
         sha256, None) or (record unchanged, the error)."""
         records = list(records)
@@ -209,7 +209,7 @@ class ObjaverseV1Source(AssetSource):
             yield dataclasses.replace(record, local_path=path, sha256=digest), None
 
 
-    def _download(self, records: list[AssetRecord]) -> None:
+    def _download(self, records: list[SourceRecord]) -> None:
         import pandas as pd
         from objaverse.xl import SketchfabDownloader
 

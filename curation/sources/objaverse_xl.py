@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from d4d.curation.sources.base import (
-    AssetRecord,
     AssetSource,
     FetchError,
     MissingFromCache,
+    SourceRecord,
     network_timeout,
     require_reachable,
     verify_asset_file,
@@ -89,7 +89,7 @@ class XLFilter:
 
 
 class ObjaverseXLSource(AssetSource):
-    """Objaverse-XL assets as AssetRecords.
+    """Objaverse-XL assets as SourceRecords.
 
     Args:
         base_dir: the objaverse download dir.
@@ -135,7 +135,7 @@ class ObjaverseXLSource(AssetSource):
             return pd.DataFrame(columns=["fileIdentifier", "source", "license", "fileType", "sha256", "metadata"])
         return pd.concat(frames, ignore_index=True)
 
-    def records(self) -> Iterator[AssetRecord]:
+    def records(self) -> Iterator[SourceRecord]:
         """Records for the rows that pass ``filter``, with ``local_path`` set when cached."""
         self.dropped = Counter()
         for row in self.annotations().to_dict("records"):
@@ -146,7 +146,7 @@ class ObjaverseXLSource(AssetSource):
             extra = row.get("metadata") or "{}"
             metadata = json.loads(extra) if isinstance(extra, str) else dict(extra)
             metadata["fileType"] = row.get("fileType")
-            record = AssetRecord(
+            record = SourceRecord(
                 uid=save_uid(row["fileIdentifier"]),
                 source=f"objaverse-xl/{row['source']}",
                 file_identifier=row["fileIdentifier"],
@@ -157,7 +157,7 @@ class ObjaverseXLSource(AssetSource):
             path = self._cached_path_or_none(record)
             yield dataclasses.replace(record, local_path=path) if path is not None else record
 
-    def expected_path(self, record: AssetRecord) -> Path:
+    def expected_path(self, record: SourceRecord) -> Path:
         """Where objaverse.xl's downloader keeps (or would keep) this record's file."""
         source = record.source.split("/", 1)[1]
         fid = record.file_identifier
@@ -177,14 +177,14 @@ class ObjaverseXLSource(AssetSource):
             return self.base_dir / "github" / "repos" / parts[3] / parts[4] / "/".join(parts[7:])
         raise FetchError(f"{record.source} {fid}: unknown Objaverse-XL source")
 
-    def _cached_path_or_none(self, record: AssetRecord) -> Path | None:
+    def _cached_path_or_none(self, record: SourceRecord) -> Path | None:
         try:
             path = self.expected_path(record)
         except FetchError:  # e.g. sketchfab without object-paths.json.gz in the cache
             return None
         return path if path.is_file() else None
 
-    def fetch_many(self, records: Iterable[AssetRecord]) -> Iterator[tuple[AssetRecord, FetchError | None]]:
+    def fetch_many(self, records: Iterable[SourceRecord]) -> Iterator[tuple[SourceRecord, FetchError | None]]:
         """Make each record's file local and check its sha256 against the annotation; yield
         (record with local_path and verified sha256, None) or (record unchanged, the error)."""
         records = list(records)
@@ -206,7 +206,7 @@ class ObjaverseXLSource(AssetSource):
             yield dataclasses.replace(record, local_path=path, sha256=digest), None
 
 
-    def _download(self, records: list[AssetRecord]) -> None:
+    def _download(self, records: list[SourceRecord]) -> None:
         if not records:
             return
         import objaverse.xl as oxl
