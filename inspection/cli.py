@@ -1,6 +1,6 @@
-"""d4d-inspect: one HTML page to look at a data set, a training run or a reconstruction.
+"""d4d-inspect: one HTML page to look at a data set, a training run, an evaluation or a reconstruction.
 
-    d4d-inspect PATH --out report.html [--kind curation|training|reconstruction] [--embed]
+    d4d-inspect PATH --out report.html [--kind curation|training|evaluation|reconstruction] [--embed]
                 [--config CURATION.json] [--workers N] [--per-page 50] [--preview-size 128]
 
 Exit status: 0 when the page was written, 1 when PATH cannot be inspected, 2 for bad arguments.
@@ -21,8 +21,10 @@ from d4d.inspection.report import write_report
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="d4d-inspect", description="Write an HTML page (no server, no network) showing a curation output, a training run or a reconstruction.")
-    p.add_argument("path", metavar="PATH", type=Path, help="curation output (decisions.parquet + shards/, or render directories), training run, or reconstruction output")
+    p = argparse.ArgumentParser(prog="d4d-inspect", description="Write an HTML page (no server, no network) showing a curation output, a training run, "
+                                                       "a d4d-eval output or a reconstruction.")
+    p.add_argument("path", metavar="PATH", type=Path, help="curation output (decisions.parquet + shards/, or render directories), training run, "
+                                                                  "d4d-eval output (eval.json) or reconstruction output")
     p.add_argument("--out", required=True, type=Path, help="page to write (*.html; previews go to <stem>_files/ beside it) or a folder for index.html")
     p.add_argument("--kind", choices=KINDS, help="what PATH is (default: detected from its layout)")
     p.add_argument("--embed", action="store_true", help="put previews into the page as data URIs (a single file; for small inputs)")

@@ -1,18 +1,20 @@
-"""Tell what a path holds from its layout: a curation output, a training run or a reconstruction."""
+"""Tell what a path holds from its layout: a curation output, a training run, an evaluation or a reconstruction."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from d4d.inspection.curation_data import InspectError, find_render_dirs
+from d4d.inspection.evaluation_view import is_evaluation
 from d4d.inspection.reconstruction_view import find_reconstructions
 from d4d.inspection.training_view import is_training_run
 
-KINDS = ("curation", "training", "reconstruction")
+KINDS = ("curation", "training", "evaluation", "reconstruction")
 
 
 def detect_kind(path: Path) -> str:
-    """"training" (train_config.json, or checkpoints/ with logs/), "reconstruction" (metrics.json
+    """"training" (train_config.json, or checkpoints/ with logs/), "evaluation" (a d4d-eval
+    eval.json), "reconstruction" (metrics.json
     with turntable.mp4 or canonical.ply, here or in subdirectories) or "curation"
     (decisions.parquet, shards/ or part-*.parquet, or render directories).
 
@@ -23,9 +25,11 @@ def detect_kind(path: Path) -> str:
         raise InspectError(f"{path}: not a directory")
     if is_training_run(path):
         return "training"
+    if is_evaluation(path):
+        return "evaluation"
     if find_reconstructions(path):
         return "reconstruction"
     if (path / "decisions.parquet").is_file() or (path / "shards").is_dir() or any(path.glob("part-*.parquet")) or find_render_dirs(path):
         return "curation"
     raise InspectError(f"{path}: not a curation output (decisions.parquet, shards/, render directories), "
-                       "a training run (train_config.json) or a reconstruction (metrics.json + turntable.mp4)")
+                       "a training run (train_config.json), an evaluation (eval.json) or a reconstruction (metrics.json + turntable.mp4)")

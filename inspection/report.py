@@ -1,4 +1,4 @@
-"""write_report(path, out): inspect a curation output, a training run or a reconstruction as one page.
+"""write_report(path, out): inspect a curation output, a training run, an evaluation or a reconstruction as one page.
 
     from d4d.inspection.report import write_report
     page = write_report("runs/curate-001", "reports/curate.html")
@@ -20,6 +20,7 @@ from pathlib import Path
 from d4d.inspection.curation_data import InspectError
 from d4d.inspection.curation_view import curation_report
 from d4d.inspection.detect import KINDS, detect_kind
+from d4d.inspection.evaluation_view import evaluation_report
 from d4d.inspection.media import PREVIEW_SIZE, MediaStore, write_atomic
 from d4d.inspection.model import Report
 from d4d.inspection.page import render_html
@@ -47,6 +48,8 @@ def build_report(path: str | Path, store: MediaStore, kind: str | None = None, c
         report = curation_report(path, store, curation_config, workers)
     elif kind == "training":
         report = training_report(path, store)
+    elif kind == "evaluation":
+        report = evaluation_report(path, store)
     else:
         report = reconstruction_report(path, store, workers)
     report.per_page = per_page
@@ -58,9 +61,9 @@ def write_report(path: str | Path, out: str | Path, *, kind: str | None = None, 
     """Inspect ``path`` and write the page; returns the page's path.
 
     Args:
-        path: a curation output, a training run directory or a reconstruction output.
+        path: a curation output, a training run directory, a d4d-eval output or a reconstruction output.
         out: the page (``*.html``) or a folder for ``index.html``.
-        kind: "curation", "training" or "reconstruction"; None detects it.
+        kind: "curation", "training", "evaluation" or "reconstruction"; None detects it.
         embed: previews as data URIs inside the page (one file; for small inputs).
         curation_config: CurationConfig fields used when render directories are decided here.
         workers: processes decoding and encoding previews (default: the CPU count, at most 8).

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from d4d.evaluation.evaluate import read_results
 from d4d.inspection import svg
+from d4d.inspection.evaluation_view import RESULTS_NAME, evaluation_tables
 from d4d.inspection.media import MediaStore, file_key, sprite_sheet
 from d4d.inspection.model import Item, Plot, Report
 
@@ -132,6 +134,12 @@ def training_report(run: Path, store: MediaStore) -> Report:
             report.tables["train_config.json"] = json.loads(config_path.read_text())
         except json.JSONDecodeError as exc:
             report.notes.append(f"{config_path}: not valid JSON ({exc})")
+    eval_path = run / "eval" / RESULTS_NAME
+    if eval_path.is_file():
+        try:
+            report.tables.update(evaluation_tables(read_results(eval_path)))
+        except ValueError as exc:
+            report.notes.append(str(exc))
     checkpoints = sorted(p.name for p in (run / "checkpoints").glob("step-*") if p.is_dir()) if (run / "checkpoints").is_dir() else []
     last_step = max((int(max(xs)) for xs, _ in series.values() if xs), default=None)
     loss_tag = "loss" if "loss" in series else next((k for k in series if "loss" in k.lower()), None)
