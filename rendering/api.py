@@ -355,8 +355,7 @@ class OpenAsset:
         return AssetInfo(
             source=self.source, animation=animation_info(plan, d, analysis), importer=d["importer"], blender_version=d["blender_version"],
             counts=counts, missing_linked_files=d["missing_linked_files"], normalization=analysis["normalization"],
-            timings={"import_s": d["import_s"], "analyse_s": analysis["analyse_s"]},
-            extra={"warnings": d["warnings"]} if d["warnings"] else {},
+            timings={"import_s": d["import_s"], "analyse_s": analysis["analyse_s"]}, warnings=d["warnings"] or None,
         )
 
     def render(self, plan: ClipPlan, out: str | Path, options: RenderOptions, overwrite: bool = False,

@@ -197,6 +197,9 @@ class AssetInfo(Record):
     """Scene counts: objects, meshes, vertices, faces, armatures, shape_keys, actions, materials, images."""
     missing_linked_files: list[str] | None = None
     """Linked files (textures) that were neither packed nor on disk."""
+    warnings: list[str] | None = None
+    """What was rendered differently from the file because the asset policy allowed it
+    (e.g. ``unreadable_texture: rendered without skin.jpg``)."""
     normalization: dict | None = None
     """x' = scale * x + offset, centring the union of all sampled bounding boxes with its largest side 1:
     ``scale``, ``offset`` [3], raw ``bbox_min`` / ``bbox_max`` [3], ``computed_over``."""

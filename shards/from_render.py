@@ -78,6 +78,7 @@ def row_from_render(
         "action": animation.action,
         "window_start_s": window.get("start_s"),
         "window_end_s": window.get("end_s"),
+        "warnings": asset.warnings,
         "K": sample.K.reshape(-1).tolist(),
         "motion_magnitude_per_frame": per_frame,
         "asset_json": json.dumps(asset.to_dict(), sort_keys=True),

@@ -5,7 +5,7 @@ content hash covers, and the Parquet key-value metadata keys. Everything else in
 (writer, verifier, readers) takes its column lists from here.
 
 Version 2 adds the clip's identity (``asset_uid``, ``action``, ``window_start_s``,
-``window_end_s``) and the second orbit's videos (``dynamic2``, ``static2``). Version-1 shards
+``window_end_s``), what the asset policy let through (``warnings``) and the second orbit's videos (``dynamic2``, ``static2``). Version-1 shards
 stay readable: their rows read with those columns null (``upgrade_table``), and they verify
 against the version-1 column list.
 """
@@ -65,6 +65,7 @@ CLIP_FIELDS = [
     pa.field("action", pa.string()),
     pa.field("window_start_s", pa.float64()),
     pa.field("window_end_s", pa.float64()),
+    pa.field("warnings", pa.list_(pa.string())),
 ]
 
 

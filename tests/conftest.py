@@ -74,3 +74,13 @@ def exported_formats(builtin_assets, tmp_path_factory) -> Path:
         timeout=300,
     )
     return out
+
+
+@pytest.fixture(scope="session")
+def wild_assets(tmp_path_factory) -> dict[str, Path]:
+    """name -> path of the wild-shaped assets (d4d/testing/wild_assets.py), generated with Blender."""
+    if not HAS_BPY:
+        pytest.skip("bpy is not installed")
+    from d4d.testing.wild_assets import ensure_wild_assets
+
+    return ensure_wild_assets(tmp_path_factory.mktemp("wild_assets"))

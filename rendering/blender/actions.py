@@ -54,9 +54,13 @@ def _owner_name(idb) -> str:
 
 
 def _clip_name(owner, action) -> str:
-    """FBX names a take's action "<object>|<take>": the clip is the take; otherwise the action."""
+    """FBX names a take's action "<object>|<take>" (and Blender's FBX exporter names takes
+    "<object>|<action>" already): the clip is the name with the owner's prefixes removed."""
     prefix = _owner_name(owner) + "|"
-    return action.name[len(prefix):] if action.name.startswith(prefix) and len(action.name) > len(prefix) else action.name
+    name = action.name
+    while name.startswith(prefix) and len(name) > len(prefix):
+        name = name[len(prefix):]
+    return name
 
 
 def _unassigned_owner(bpy, action):
