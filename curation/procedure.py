@@ -18,21 +18,23 @@ whose render fails is a ``failed`` outcome of its own, and its siblings go on.
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 from d4d.curation.config import CurationConfig
 from d4d.curation.decision import Decision, decide
 from d4d.curation.rules import failure_reason
+from d4d.files import publish_dir
 from d4d.rendering.api import AssetPolicy, OpenAsset, Renderer
 from d4d.rendering.clips import ClipPlan, clip_id
 from d4d.rendering.contract import AssetInfo, RenderContractError, RenderSample, load_render
 from d4d.rendering.errors import AssetError
 from d4d.rendering.options import PREVIEW_PRESET, RenderOptions
+from d4d.untrusted import child
 
 #: Rules whose verdict depends on image fidelity (front-view SSIM). A low-resolution Workbench
 #: render can cross their thresholds where the quality render does not (benchmarks/RESULTS.md:
@@ -50,8 +52,14 @@ class DecisionConfig:
     samples, time sampling and windows)."""
     prepass_resolution: int = 64
     """Side in pixels of the pre-pass's Workbench render of all videos, whose frames the rules read."""
+    prepass_videos: tuple[Literal["dynamic", "static", "front"], ...] = ("dynamic", "static")
+    """Videos of the pre-pass render. The orbits are what its rules read (framing, emptiness;
+    its SSIM verdicts are deferred to the quality render, so the front video would only be
+    rendered to be overruled)."""
     precheck_resolution: int = 16
     """Side in pixels of the front-view preview kept for a clip rejected at the pre-check."""
+    preview_frames: int = 8
+    """Frames of that preview (evenly spaced over the clip, first and last included)."""
     prepass_timeout_s: float = 120.0
     """Import, pre-check and pre-pass time bound, seconds; longer counts as a failed attempt (timeout)."""
     reject_previews: bool = True
@@ -69,16 +77,18 @@ class DecisionConfig:
         for name in ("prepass_resolution", "precheck_resolution"):
             if not 16 <= getattr(self, name) <= 4096:
                 raise ValueError(f"{name} must be in [16, 4096] pixels, got {getattr(self, name)}")
+        if not 2 <= self.preview_frames <= self.render.frames:
+            raise ValueError(f"preview_frames must be in [2, {self.render.frames}] (the clip's frames), got {self.preview_frames}")
         if self.max_clips_per_asset < 1:
             raise ValueError(f"max_clips_per_asset must be >= 1, got {self.max_clips_per_asset}")
         if self.prepass_timeout_s <= 0:
             raise ValueError(f"prepass_timeout_s must be > 0 seconds, got {self.prepass_timeout_s}")
 
     def prepass_options(self) -> RenderOptions:
-        return replace(self.render, **PREVIEW_PRESET, resolution=self.prepass_resolution, timeout_s=self.prepass_timeout_s)
+        return replace(self.render, **PREVIEW_PRESET, resolution=self.prepass_resolution, timeout_s=self.prepass_timeout_s, videos=self.prepass_videos, orbits=1)
 
     def preview_options(self) -> RenderOptions:
-        return replace(self.prepass_options(), resolution=self.precheck_resolution, videos=("front",))
+        return replace(self.prepass_options(), resolution=self.precheck_resolution, videos=("front",), frames=self.preview_frames)
 
 
 @dataclass
@@ -134,11 +144,8 @@ def _publish_preview(scratch: Path, previews_dir: Path | None, clip: str) -> Pat
     if previews_dir is None or not (scratch / "transforms.json").exists():
         shutil.rmtree(scratch, ignore_errors=True)
         return None
-    target = previews_dir / clip
     previews_dir.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(scratch, target)
-    return target
+    return publish_dir(scratch, child(previews_dir, clip, "clip id"))
 
 
 class StagedDecision:
@@ -209,7 +216,7 @@ class StagedDecision:
             pre = decide(opened.analyse(plan, self.config.prepass_timeout_s), None, self.config.rules)
             measures.update(pre.measures)
             if pre.decision == "reject":
-                preview = self._cheap_render(opened, plan, cid, self.config.preview_options(), previews) if previews else None
+                preview = self._cheap_render(opened, plan.subsampled(self.config.preview_frames), cid, self.config.preview_options(), previews) if previews else None
                 return outcome(pre, "precheck", preview)
         except AssetError as exc:
             return failed(exc, "precheck")
@@ -218,7 +225,7 @@ class StagedDecision:
 
         # 2. pre-pass: every rule on a cheap render; image-fidelity-only verdicts are deferred.
         clock = time.perf_counter()
-        scratch = self.scratch_dir / f"{cid}-prepass"
+        scratch = child(self.scratch_dir, f"{cid}-prepass", "clip id")
         try:
             opened.render(plan, scratch, self.config.prepass_options(), overwrite=True)
             verdict = decide_render(load_render(scratch), self.config.rules)
@@ -236,7 +243,7 @@ class StagedDecision:
 
         # 3. quality render: the final decision.
         clock = time.perf_counter()
-        out = Path(renders_dir) / cid
+        out = child(renders_dir, cid, "clip id")
         try:
             asset = opened.render(plan, out, self.config.render, overwrite=True, annotate=annotate and (lambda info: annotate(info, cid)))
             final = decide_render(load_render(out), self.config.rules)
@@ -253,7 +260,7 @@ class StagedDecision:
 
     def _cheap_render(self, opened: OpenAsset, plan: ClipPlan, cid: str, options: RenderOptions, previews: Path) -> Path | None:
         """A small preview of a rejected clip under ``previews/<cid>``; None when it cannot be rendered."""
-        scratch = self.scratch_dir / f"{cid}-preview"
+        scratch = child(self.scratch_dir, f"{cid}-preview", "clip id")
         try:
             opened.render(plan, scratch, options, overwrite=True)
         except AssetError:

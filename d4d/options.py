@@ -149,7 +149,7 @@ def add_options(parser, cls: type, *, prefix: str = "", exclude: tuple[str, ...]
                 choices = typing.get_args(item)
                 parser.add_argument(*flags, nargs=nargs, choices=choices, type=type(choices[0]), **common)
             elif (parse := _scalar_parser(item, False, flag)) is not None and (nargs == "+" or len(set(args)) == 1):
-                parser.add_argument(*flags, nargs=nargs, type=parse, **common)
+                parser.add_argument(*flags, nargs=nargs, type=parse, metavar=item.__name__.upper(), **common)
         elif (parse := _scalar_parser(kind, optional, flag)) is not None:
             parser.add_argument(*flags, type=parse, metavar=kind.__name__.upper(), **common)
 

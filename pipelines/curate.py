@@ -79,11 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     from d4d.pipelines.manifest import RunLocked
-    from d4d.pipelines.runner import SourceError, run_curation
+    from d4d.pipelines.runner import OutputRefused, SourceError, run_curation
 
     try:
         run_curation(spec, config, args.out, limit=args.limit, address=args.address, captions_csv=args.captions)
-    except (SourceError, RunLocked) as exc:
+    except (SourceError, RunLocked, OutputRefused) as exc:
         print(f"d4d-curate: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import socket
 from pathlib import Path
 
 import ray
+from ray._private.authentication.authentication_token_setup import maybe_enable_token_auth_if_token_available
 
+from d4d.files import write_bytes_atomic
 from d4d.pipelines.chain import StepChain
 from d4d.pipelines.steps import Resources, WorkerContext, chain_resources
 from d4d.rendering.api import Limits
@@ -67,17 +70,63 @@ def dashboard_available() -> bool:
     return get_dashboard_dependency_error() is None
 
 
-def init_ray(address: str | None, num_cpus: float, num_gpus: float) -> str:
+#: Where a run records the session directory of the embedded Ray it started (under OUT).
+SESSION_RECORD = ".d4d-ray-session"
+
+
+def session_processes(session_dir: str) -> list[int]:
+    """Processes (other than this one) that have a file of a Ray session directory open, or name it
+    on their command line: the processes of that session, whatever their titles say."""
+    session_dir = session_dir.rstrip("/") + "/"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().decode(errors="replace")
+            files = [os.readlink(fd) for fd in (entry / "fd").iterdir()]
+        except OSError:  # gone, or not ours to look at
+            continue
+        if session_dir in command or any(f.startswith(session_dir) for f in files):
+            found.append(int(entry.name))
+    return found
+
+
+def reap_embedded_ray(out: Path) -> list[int]:
+    """Kill what the embedded Ray of an earlier run of ``out`` left running: a driver killed with
+    ``kill -9`` cannot stop its Ray, whose dashboard and runtime-env agents then stay up. Call it
+    holding the run's lock (so that earlier driver is gone). Returns the pids killed."""
+    record = Path(out) / SESSION_RECORD
+    if not record.is_file():
+        return []
+    session_dir = record.read_text().strip()
+    pids = session_processes(session_dir) if session_dir.startswith("/") else []
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    record.unlink()
+    return pids
+
+
+def init_ray(address: str | None, num_cpus: float, num_gpus: float, out: Path) -> str:
     """Join the cluster at ``address`` (or RAY_ADDRESS, as ``ray job submit`` sets it), else
     start an embedded local Ray with ``num_cpus`` / ``num_gpus`` logical resources and the
-    dashboard when it is installed. Returns a line describing where it runs."""
+    dashboard (on 127.0.0.1 only) when it is installed, recording its session directory under
+    ``out`` for ``reap_embedded_ray``. Returns a line describing where it runs."""
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        context = ray.init(address=address)
         where = f"Ray cluster at {address}"
+        # A `ray start --head` cluster (Ray 2.60) authenticates with the token in ~/.ray/auth_token:
+        # use it when RAY_AUTH_MODE is unset and the token is here, as Ray's own CLI does.
+        if maybe_enable_token_auth_if_token_available(warn_if_disabled=False):
+            where += " (token authentication)"
+        context = ray.init(address=address)
     else:
         dashboard = dashboard_available()
-        context = ray.init(num_cpus=max(1, math.ceil(num_cpus)), num_gpus=num_gpus, include_dashboard=dashboard)
+        context = ray.init(num_cpus=max(1, math.ceil(num_cpus)), num_gpus=num_gpus, include_dashboard=dashboard, dashboard_host="127.0.0.1")
+        write_bytes_atomic(Path(out) / SESSION_RECORD, ray._private.worker._global_node.get_session_dir_path().encode())
         where = "embedded local Ray" + ("" if dashboard else " (no dashboard: it needs ray[default])")
     resources = ray.cluster_resources()
     line = f"{where}: {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs"

@@ -18,13 +18,16 @@ from pathlib import Path
 
 import ray
 
+from d4d.curation.sources import FetchError
+from d4d.curation.sources.base import invalid_record
 from d4d.pipelines.config import PipelineConfig
 from d4d.pipelines.manifest import Manifest
-from d4d.pipelines.ray_adapter import BatchStepActor, init_ray, start_actor, start_steps_actor
+from d4d.pipelines.ray_adapter import SESSION_RECORD, BatchStepActor, init_ray, reap_embedded_ray, start_actor, start_steps_actor
 from d4d.pipelines.sources import SourceSpec, open_source, prepare_source
 from d4d.pipelines.steps import WriteShards, chain_resources, default_steps
-from d4d.pipelines.tables import clip_event, failure_event, run_stats, write_tables
+from d4d.pipelines.tables import clip_event, failure_event, problem_event, run_stats, write_tables
 from d4d.pipelines.work import WorkItem
+from d4d.untrusted import BadIdentifier, check_identifier, inside
 
 #: Seconds between summary lines and table refreshes while the run goes on.
 SUMMARY_EVERY_S = 30.0
@@ -52,6 +55,18 @@ class Layout:
     def scratch(self) -> Path:
         """The workers' temporary pre-check / pre-pass renders; emptied when a run starts."""
         return self.root / "scratch"
+
+    @property
+    def previews(self) -> Path:
+        """Rejected clips' cheap renders."""
+        return self.root / "previews"
+
+    def check(self) -> None:
+        """Refuse (SourceError) an output directory whose parts are links that lead out of it:
+        d4d writes and deletes only inside OUT."""
+        for path in (self.renders, self.previews, self.shards, self.logs, self.scratch):
+            if (path.exists() or path.is_symlink()) and not inside(self.root, path):
+                raise OutputRefused(f"{path}: a link out of the output directory {self.root}; d4d writes only inside it")
 
 
 @dataclass
@@ -87,10 +102,11 @@ class Progress:
         seconds = 3600.0 * (self.total - self.done) / rate
         return f"ETA {seconds / 3600:.1f} h" if seconds >= 5400 else f"ETA {seconds / 60:.0f} min" if seconds >= 90 else f"ETA {seconds:.0f} s"
 
-    def asset(self, item: WorkItem, events: list[dict]) -> None:
-        """Report a finished asset from its result events (one per clip, or its failure)."""
+    def asset(self, item: WorkItem, events: list[dict], judged: bool = True) -> None:
+        """Report a finished asset from its result events (one per clip, or its failure);
+        ``judged`` False for an entry the source could not hand over (not counted in the rate)."""
         self.done += 1
-        self.finished_here += 1
+        self.finished_here += judged
         self.counts.update(e["decision"] for e in events)
         seconds = sum(sum((e.get("timings") or {}).values()) for e in events)
         verdicts = collections.Counter(e["decision"] + (f" {e['reason']}" if e["reason"] else "") for e in events)
@@ -113,22 +129,30 @@ class Progress:
         return True
 
 
+class OutputRefused(Exception):
+    """The output directory cannot be used safely (a part of it links elsewhere)."""
+
+
 class SourceError(Exception):
     """The source cannot list its assets (missing folder or annotations, duplicate uids)."""
 
 
 def list_records(spec: SourceSpec, limit: int | None) -> list:
-    """The source's records in its order, the first ``limit`` of them; uids must be unique.
-    Raises SourceError naming the source."""
-    from d4d.curation.sources import FetchError
-
+    """The source's records in its order, the first ``limit`` of them. A uid that is not a safe
+    name, or that the source yields twice, makes that record a ``bad_identifier`` one (its
+    row says why); nothing about one record stops the listing. Raises SourceError naming the
+    source when it cannot be listed at all."""
     records = []
     seen = set()
     try:
         source = open_source(spec)
         for record in source.records():
-            if record.uid in seen:
-                raise SourceError(f"{spec.kind} source yields uid {record.uid} twice ({record.file_identifier})")
+            try:
+                check_identifier(record.uid, "uid")
+                if record.uid in seen:
+                    raise BadIdentifier(f"uid {record.uid} appears twice in the source")
+            except BadIdentifier as exc:
+                record = invalid_record(record.source, record.uid, record.file_identifier, str(exc))
             seen.add(record.uid)
             records.append(record)
             if limit is not None and len(records) >= limit:
@@ -137,6 +161,10 @@ def list_records(spec: SourceSpec, limit: int | None) -> list:
         raise SourceError(f"source {spec.kind}{':' + spec.path if spec.path else ''}: {exc}") from None
     for line in getattr(source, "missing", []):
         print(f"missing: {line}", flush=True)
+    problems = collections.Counter(r.problem.reason for r in records if r.problem is not None)
+    if problems:
+        print(f"{sum(problems.values())} of {len(records)} entries cannot be curated and get a row saying why: "
+              + ", ".join(f"{n} {reason}" for reason, n in sorted(problems.items())), flush=True)
     return records
 
 
@@ -149,7 +177,7 @@ class Run:
         self.steps = default_steps(spec, config, layout.renders)
         self.started = time.time()
         state = manifest.state
-        self.queue = collections.deque((r, state.failed_attempts[r.uid] + 1) for r in records if r.uid not in state.assets_done)
+        self.queue = collections.deque((r, state.failed_attempts[r.uid] + 1) for r in records if r.uid not in state.assets_done and r.problem is None)
         self.progress = Progress(len(records), sum(r.uid in state.assets_done for r in records), self.started)
         self.pending_shards: list[str] = [r["render_dir"] for r in state.unsharded_keeps()]
         self.shard_ref = None
@@ -239,7 +267,17 @@ class Run:
         stats = run_stats(self.manifest.state, len(self.records), self.started, time.time() - self.started, self.config.workers)
         write_tables(self.layout.root, self.manifest.state, stats)
 
+    def _record_problems(self) -> None:
+        """Rows for the source's entries that cannot be curated (bad identifiers, broken links, duplicates)."""
+        for record in self.records:
+            if record.problem is not None and record.uid not in self.manifest.state.assets_done:
+                item = WorkItem(record)
+                self.manifest.append(problem_event(item))
+                self.manifest.append({"event": "asset_done", "uid": record.uid, "clips": [record.uid]})
+                self.progress.asset(item, [self.manifest.state.results[record.uid]], judged=False)
+
     def run(self) -> dict:
+        self._record_problems()
         n_workers = min(self.config.workers, len(self.queue)) if self.queue else 0
         self.slots = [self._new_slot() for _ in range(n_workers)]
         for slot in self.slots:
@@ -306,6 +344,7 @@ def run_curation(
     """
     layout = Layout(Path(out_dir).resolve())
     layout.root.mkdir(parents=True, exist_ok=True)
+    layout.check()
     prepare_source(spec)
     records = list_records(spec, limit)
     captions = record_captions(records, captions_csv)
@@ -314,17 +353,23 @@ def run_curation(
         if first is not None and first.get("config") != config.to_json():
             print("note: settings differ from the first run in this directory; finished assets keep their earlier results", flush=True)
         shutil.rmtree(layout.scratch, ignore_errors=True)  # left by killed workers; no other run holds OUT
+        reaped = reap_embedded_ray(layout.root)
+        if reaped:
+            print(f"stopped {len(reaped)} processes the embedded Ray of a killed earlier run left running", flush=True)
         manifest.append({"event": "run", "source": vars(spec), "config": config.to_json(), "assets": len(records)})
         worker_needs = chain_resources(default_steps(spec, config, layout.renders))
-        where = init_ray(address, config.workers * worker_needs.num_cpus + WriteShards.resources.num_cpus, config.workers * worker_needs.num_gpus)
+        where = init_ray(address, config.workers * worker_needs.num_cpus + WriteShards.resources.num_cpus, config.workers * worker_needs.num_gpus, layout.root)
         print(f"d4d-curate: {where}", flush=True)
         try:
             stats = Run(spec, config, layout, manifest, records, captions).run()
         finally:
             ray.shutdown()
+            (layout.root / SESSION_RECORD).unlink(missing_ok=True)
+    not_curated = ", ".join(f"{n} {reason}" for reason, n in stats["assets"]["not_curated"].items())
     print(
         f"done: {stats['finished']}/{stats['total_assets']} assets, {stats['clips']['judged']} clips ({stats['clips']['by_decision']}), "
         f"{stats['assets']['failed_whole']} assets failed whole, {stats['in_shards']} clips in shards; "
+        + (f"entries not curated: {not_curated}; " if not_curated else "") +
         f"{stats['finished_this_run']} assets this run at {stats['assets_per_hour'] or 0:.0f} assets/h; tables in {layout.root}",
         flush=True,
     )

@@ -119,6 +119,16 @@ def failure_event(item: WorkItem, attempt: int, worker: str) -> dict:
     }
 
 
+def problem_event(item: WorkItem) -> dict:
+    """The manifest's result event for a source entry that cannot be curated (record.problem)."""
+    problem = item.record.problem
+    return {
+        "event": "result", "uid": item.uid, **_record_columns(item), "whole_asset": True, "decision": problem.decision, "reason": problem.reason,
+        "detail": problem.detail, "stage": "source", "error_kind": problem.reason if problem.decision == "failed" else None, "attempts": 0,
+        "render_dir": None, "worker": None, "measures": {k: v for k, v in item.record.metadata.items() if k == "duplicate_of"}, "timings": {},
+    }
+
+
 def _number(value, kind: pa.DataType):
     if value is None or isinstance(value, (list, dict, str)):
         return None
@@ -167,13 +177,14 @@ def run_stats(state: ManifestState, total: int, started: float, wall_s: float, w
     """Counts, throughput and per-stage time of the run so far, with assets and clips apart.
 
     ``by_decision`` / ``by_reason`` / ``by_stage`` count clip rows (and failed assets' rows);
-    ``assets`` counts the source's assets (finished, with a kept clip, failed as a whole).
-    ``assets_per_hour`` counts the assets finished by *this* invocation over its wall time, and
+    ``assets`` counts the source's assets (finished, with a kept clip, failed as a whole, and the
+    entries the source could not hand over, by reason: bad identifiers, broken links, duplicates).
+    ``assets_per_hour`` counts the assets judged by *this* invocation over its wall time, and
     ``eta_s`` is the time left at that rate. ``stage_seconds`` sums every row's per-stage
     seconds (all invocations); ``stage_seconds_per_clip`` divides by the rows that reached it.
     """
     results = list(state.results.values())
-    this_run_rows = [r for r in results if r.get("time", 0) >= started]
+    this_run_rows = [r for r in results if r.get("time", 0) >= started and r.get("stage") != "source"]
     this_run_assets = {r.get("asset_uid", r["uid"]) for r in this_run_rows}
     stage_s: Counter = Counter()
     stage_n: Counter = Counter()
@@ -195,7 +206,8 @@ def run_stats(state: ManifestState, total: int, started: float, wall_s: float, w
             "total": total,
             "finished": finished,
             "with_kept_clip": sum(any(r["decision"] == "keep" for r in rows) for rows in asset_rows.values()),
-            "failed_whole": sum(bool(r.get("whole_asset")) for r in results),
+            "failed_whole": sum(bool(r.get("whole_asset")) and r["decision"] == "failed" and r.get("stage") != "source" for r in results),
+            "not_curated": dict(sorted(Counter(r["reason"] for r in results if r.get("stage") == "source").items())),
         },
         "clips": {
             "judged": len(clips),

@@ -53,6 +53,14 @@ class ClipPlan:
     window: Window | None
     default: bool
 
+    def subsampled(self, n: int) -> ClipPlan:
+        """The same clip shown by ``n`` of its samples, evenly spaced (first and last kept): a
+        cheaper preview of it."""
+        keep = np.unique(np.round(np.linspace(0, len(self.sampling.frames) - 1, n)).astype(int))
+        s = self.sampling
+        sampling = TimeSampling(s.start, s.end, s.frames[keep], s.times[keep], s.has_animation, s.reason)
+        return ClipPlan(self.name, self.suffix, sampling, self.window, self.default)
+
     def window_info(self, fps: float) -> dict | None:
         """asset.json's ``animation.window``: where the window sits and why it was chosen."""
         if self.window is None:

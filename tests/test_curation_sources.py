@@ -2,7 +2,6 @@
 read through the real objaverse package, with the network blocked."""
 
 import hashlib
-import json
 import socket
 from pathlib import Path
 
@@ -19,14 +18,13 @@ from d4d.curation.sources import (
     MissingFromCache,
     ObjaverseV1Source,
     ObjaverseXLSource,
-    SourceRecord,
     V1Filter,
     XLFilter,
     identifier_kind,
     load_id_list,
     save_uid,
 )
-from d4d.testing.objaverse_cache import animated_triangle_glb, build_v1_cache, v1_annotation, write_xl_parquet
+from d4d.testing.objaverse_cache import animated_triangle_glb, build_v1_cache, v1_annotation, write_json_gz, write_xl_parquet
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "assets" / "objaverse-xl-test-files"
 
@@ -276,10 +274,12 @@ def test_local_folder_source(tmp_path):
     (root / "notes.txt").write_text("not an asset")
     source = LocalFolderSource(root)
     records = list(source.records())
-    assert [r.metadata["relative_path"] for r in records] == ["nested/Box.OBJ", "nested/copy.glb"]
-    assert source.duplicates == [(root / "walk.glb", root / "nested" / "copy.glb")]
-    assert records[1].uid == records[1].sha256 == hashlib.sha256(glb).hexdigest()
-    assert all(e is None for _, e in source.fetch_many(records))
+    assert [r.metadata["relative_path"] for r in records] == ["nested/Box.OBJ", "nested/copy.glb", "walk.glb"]
+    assert records[1].uid == records[1].sha256 == hashlib.sha256(glb).hexdigest() and records[1].problem is None
+    duplicate = records[2]  # same bytes and format as nested/copy.glb: a row of its own that names it
+    assert (duplicate.problem.decision, duplicate.problem.reason) == ("reject", "duplicate")
+    assert "nested/copy.glb" in duplicate.problem.detail and duplicate.metadata["duplicate_of"] == records[1].uid
+    assert all(e is None for _, e in source.fetch_many(records[:2]))
     (root / "nested" / "Box.OBJ").write_text("changed")
     with pytest.raises(ChecksumMismatch):
         source.fetch(records[0])
@@ -303,13 +303,6 @@ def test_local_folder_on_objaverse_xl_test_files(tmp_path):
     assert isinstance(error, InvalidAsset)
 
 
-def test_record_to_json_is_plain_json():
-    r = SourceRecord("u", "local", "/x.glb", "0" * 64, None, Path("/x.glb"), {"k": 1})
-    assert json.loads(json.dumps(r.to_json())) == {
-        "uid": "u", "source": "local", "file_identifier": "/x.glb", "sha256": "0" * 64,
-        "license": None, "local_path": "/x.glb", "metadata": {"k": 1},
-    }
-
 
 def test_online_mode_gives_up_fast_when_the_host_is_unreachable(v1_cache, monkeypatch):
     """Online, what the cache lacks (here a metadata group, then a glb) needs the network; an
@@ -326,3 +319,77 @@ def test_online_mode_gives_up_fast_when_the_host_is_unreachable(v1_cache, monkey
     record = next(r for r in ObjaverseV1Source(base).records() if r.uid == C)
     with pytest.raises(FetchError, match=r"cannot reach 127.0.0.1:443 within 2s"):
         source.fetch(record)
+
+
+def test_every_entry_of_a_local_folder_gets_exactly_one_record(tmp_path):
+    """Directories and broken links named like assets, content-addressed links, the same bytes
+    under two formats, hostile names: each entry is one record, none vanishes silently."""
+    root = tmp_path / "assets"
+    blobs = tmp_path / "blobs"  # a content-addressed cache: targets have no extension
+    (root / "snapshot").mkdir(parents=True)
+    blobs.mkdir()
+    glb = animated_triangle_glb()
+    (blobs / hashlib.sha256(glb).hexdigest()).write_bytes(glb)
+    (root / "snapshot" / "model.glb").symlink_to(blobs / hashlib.sha256(glb).hexdigest())
+    (root / "folder.fbx").mkdir()  # a directory with an asset's name
+    (root / "gone.glb").symlink_to(tmp_path / "nowhere.glb")
+    (root / "loop.glb").symlink_to(root / "loop.glb")
+    (root / "same.obj").write_bytes(b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+    (root / "same.ply").write_bytes(b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")  # same bytes, another format
+    (root / "line\nbreak.glb").write_bytes(glb + b"  ")  # a hostile name (and other bytes)
+    records = {r.metadata["relative_path"]: r for r in LocalFolderSource(root).records()}
+    assert sorted(records) == sorted(["snapshot/model.glb", "folder.fbx", "gone.glb", "loop.glb", "same.obj", "same.ply", "line\nbreak.glb"])
+    problems = {path: (r.problem.decision, r.problem.reason) for path, r in records.items() if r.problem}
+    assert problems == {"folder.fbx": ("failed", "not_a_file"), "gone.glb": ("failed", "dangling_link"), "loop.glb": ("failed", "link_loop")}
+    assert all("\n" not in r.problem.detail for r in records.values() if r.problem), "a detail must stay on one line"
+    linked = records["snapshot/model.glb"]
+    assert linked.local_path == root / "snapshot" / "model.glb" and linked.uid == hashlib.sha256(glb).hexdigest()  # imported by the link's name
+    assert records["same.obj"].uid != records["same.ply"].uid and {records["same.obj"].problem, records["same.ply"].problem} == {None}
+    uids = [r.uid for r in records.values()]
+    assert len(set(uids)) == len(uids) and uids == [r.uid for r in LocalFolderSource(root).records()]  # stable across listings
+    from d4d.untrusted import check_identifier
+
+    assert all(check_identifier(uid) for uid in uids)
+
+
+HOSTILE_V1 = {"../../somewhere": "glbs/000-000/x.glb", "a" * 31 + "\0": "glbs/000-000/y.glb", "f" * 32: "../../../etc/passwd", "e" * 32: "/etc/passwd"}
+
+
+def test_hostile_objaverse_1_identifiers_become_bad_identifier_records(tmp_path):
+    """uids and object paths from the cache's JSON that climb out, are absolute or hold NUL bytes
+    never become paths: each is a record with a safe uid and the reason, and listing goes on."""
+    from d4d.curation.sources.objaverse_v1 import ObjaverseV1Source
+    from d4d.untrusted import check_identifier
+
+    objects = {A: v1_annotation(A, 2)} | {uid: v1_annotation(uid, 2) for uid in HOSTILE_V1}
+    build_v1_cache(tmp_path, {A: objects[A]}, {A: "000-000"}, cached={A})
+    root = tmp_path / "hf-objaverse-v1"
+    write_json_gz(root / "object-paths.json.gz", {A: f"glbs/000-000/{A}.glb", **HOSTILE_V1})
+    write_json_gz(root / "metadata" / "000-000.json.gz", objects)  # the annotations name them too
+    records = list(ObjaverseV1Source(tmp_path).records())
+    good = [r for r in records if r.problem is None]
+    bad = [r for r in records if r.problem is not None]
+    assert [r.uid for r in good] == [A] and len(bad) == len(HOSTILE_V1)
+    for record in bad:
+        assert record.problem.reason == "bad_identifier" and record.local_path is None and "\n" not in record.problem.detail
+        check_identifier(record.uid)  # what the pipeline turns into a path is safe
+    assert not any(str(tmp_path.parent) not in str(r.local_path) for r in good)
+
+
+def test_hostile_objaverse_xl_identifiers_become_bad_identifier_records(xl_cache):
+    base, rows = xl_cache
+    hostile = [
+        dict(fileIdentifier="https://github.com/org/repo/blob/0123abcd/../../../../etc/passwd.glb", source="github", license="MIT", fileType="glb", sha256="2" * 64, metadata="{}"),
+        dict(fileIdentifier="https://github.com/../repo/blob/0123abcd/a.glb", source="github", license="MIT", fileType="glb", sha256="3" * 64, metadata="{}"),
+        dict(fileIdentifier="https://github.com/org/repo/blob/0123abcd/a\0.glb", source="github", license="MIT", fileType="glb", sha256="4" * 64, metadata="{}"),
+        dict(fileIdentifier="https://github.com/org/repo/blob/0123abcd/ok.glb", source="github", license="MIT", fileType="glb", sha256="../../x", metadata="{}"),
+    ]
+    write_xl_parquet(base, "github", rows["github"] + hostile)
+    write_xl_parquet(base, "thingiverse", rows["thingiverse"] + [dict(fileIdentifier="https://www.thingiverse.com/malformed", source="thingiverse",
+                                                                       license="cc", fileType="stl", sha256="5" * 64, metadata="{}")])
+    records = list(ObjaverseXLSource(base).records())  # a malformed thingiverse id used to raise IndexError here
+    bad = [r for r in records if r.problem is not None]
+    assert len(bad) == len(hostile) + 1 and all(r.problem.reason == "bad_identifier" for r in bad)
+    assert all(r.local_path is None and "\0" not in r.file_identifier for r in bad)
+    good = [r for r in records if r.problem is None and r.local_path is not None]
+    assert good and all(r.local_path.resolve().is_relative_to(base.resolve()) for r in good)

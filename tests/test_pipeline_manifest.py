@@ -127,7 +127,7 @@ def test_clips_of_one_asset_are_rows_of_their_own_and_stats_count_assets_and_cli
     walk = rows["robot--walk-1a2b3c-w0"]
     assert (walk["asset_uid"], walk["action"], walk["window_start_s"], walk["window_end_s"], walk["window_rank"]) == ("robot", "Walk", 1.0, 3.875, 0)
     assert rows["robot--tpose-4d5e6f-w0"]["reason"] == "no_animation" and rows["broken"]["asset_uid"] == "broken"
-    assert stats["assets"] == {"total": 3, "finished": 2, "with_kept_clip": 1, "failed_whole": 1}
+    assert stats["assets"] == {"total": 3, "finished": 2, "with_kept_clip": 1, "failed_whole": 1, "not_curated": {}}
     assert stats["clips"]["judged"] == 3 and stats["clips"]["by_decision"] == {"keep": 1, "reject": 1, "failed": 1}
     assert stats["remaining"] == 1 and stats["finished_this_run"] == 2
 

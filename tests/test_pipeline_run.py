@@ -228,12 +228,13 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def ray_cluster():
-    """A local ``ray start --head`` on free ports with its own temp dir; stopped (by pid) after."""
+def ray_cluster(tmp_path_factory):
+    """A local ``ray start --head`` on free ports with its own temp dir, with Ray's default token
+    authentication (the token goes to ``$HOME/.ray/auth_token`` of a home of its own, as on a
+    real head); stopped (by pid) after."""
     runs = Runs()
-    # Ray's token authentication would need the head's token in every client; this cluster
-    # listens on this machine only, so the test opts out (RAY_AUTH_MODE, as Ray's warning says).
-    runs.env["RAY_AUTH_MODE"] = "disabled"
+    runs.env["HOME"] = str(tmp_path_factory.mktemp("home"))
+    runs.env.pop("RAY_AUTH_MODE", None)
     port, dashboard = free_port(), free_port()
     from d4d.pipelines.ray_adapter import dashboard_available
 
@@ -243,6 +244,10 @@ def ray_cluster():
         "--include-dashboard", "true" if dashboard_available() else "false", "--dashboard-port", str(dashboard),
     ]  # fmt: skip
     try:
+        # The head's token, where Ray keeps it (a machine that ran any local Ray already has one);
+        # with it, ray start --head enables token authentication.
+        token = subprocess.run([command[0], "get-auth-token", "--generate"], env=runs.env, capture_output=True, text=True, timeout=60)
+        assert token.returncode == 0 and (Path(runs.env["HOME"]) / ".ray" / "auth_token").is_file(), token.stderr[-2000:]
         started = subprocess.run(command, env=runs.env, capture_output=True, text=True, timeout=120)
         assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
         yield {"address": f"127.0.0.1:{port}", "dashboard": f"http://127.0.0.1:{dashboard}", "runs": runs}
@@ -267,7 +272,7 @@ def test_driver_joins_a_running_cluster(how, builtin_assets, ray_cluster, tmp_pa
         cwd=REPO, env=env, capture_output=True, text=True, timeout=240,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert f"Ray cluster at {ray_cluster['address']}" in proc.stdout
+    assert f"Ray cluster at {ray_cluster['address']} (token authentication)" in proc.stdout
     rows = decisions(out)
     assert rows["rigid.glb"]["decision"] == "keep" and rows["static.glb"]["reason"] == "no_animation"
     assert shard_uids(out) == [rows["rigid.glb"]["uid"]]
@@ -285,10 +290,15 @@ def test_ray_job_submit_runs_the_same_job(builtin_assets, ray_cluster, tmp_path)
         shutil.copy(builtin_assets[name], assets / f"{name}.glb")
     out = tmp_path / "out"
     ray = str(Path(sys.executable).with_name("ray"))
+    # Without the token mode, Ray's client refuses: the cluster really authenticates.
+    refused = subprocess.run([ray, "job", "list", "--address", ray_cluster["dashboard"]], cwd=REPO, env=ray_cluster["runs"].env,
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and "token" in (refused.stdout + refused.stderr).lower()
+    # Exactly the README's command: the client names the token mode; the token is in ~/.ray/auth_token.
     proc = subprocess.run(
         [ray, "job", "submit", "--address", ray_cluster["dashboard"], "--working-dir", ".", "--",
          "python", "-m", "d4d.pipelines.curate", "--source", f"local:{assets}", "--out", str(out), *SMALL],
-        cwd=REPO, env=ray_cluster["runs"].env, capture_output=True, text=True, timeout=300,
+        cwd=REPO, env={**ray_cluster["runs"].env, "RAY_AUTH_MODE": "token"}, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-4000:]
@@ -296,3 +306,93 @@ def test_ray_job_submit_runs_the_same_job(builtin_assets, ray_cluster, tmp_path)
     rows = decisions(out)
     assert rows["rigid.glb"]["decision"] == "keep" and rows["static.glb"]["reason"] == "no_animation"
     assert shard_uids(out) == [rows["rigid.glb"]["uid"]]
+
+
+def listening_pids() -> dict[int, set[int]]:
+    """pid -> TCP ports it listens on, for every process of this machine (its own sockets, /proc/net)."""
+    inodes = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A":  # LISTEN
+                inodes[fields[9]] = int(fields[1].rsplit(":", 1)[1], 16)
+    found: dict[int, set[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            links = [os.readlink(fd) for fd in (entry / "fd").iterdir()]
+        except OSError:
+            continue
+        ports = {inodes[link[8:-1]] for link in links if link.startswith("socket:[") and link[8:-1] in inodes}
+        if ports:
+            found[int(entry.name)] = ports
+    return found
+
+
+def test_a_killed_driver_leaves_no_listening_process_once_the_next_run_starts(builtin_assets, runs, tmp_path):
+    from d4d.pipelines.ray_adapter import SESSION_RECORD, session_processes
+
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    for name in ("rigid", "skinned", "shapekeys", "static"):
+        shutil.copy(builtin_assets[name], assets / f"{name}.glb")
+    out = tmp_path / "out"
+    args = ["--source", f"local:{assets}", "--out", str(out), *SMALL]
+    driver = runs.start(args, tmp_path / "first.log")
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(e["event"] == "asset_done" for e in manifest_events(out)):
+        time.sleep(0.2)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    session = (out / SESSION_RECORD).read_text()
+    time.sleep(2)
+    left = set(session_processes(session))
+    listening = {pid: ports for pid, ports in listening_pids().items() if pid in left}
+    assert listening, "the killed driver's Ray left nothing listening: this test would not see the leak it checks"
+
+    second = runs.start(args, tmp_path / "second.log")  # the same command again, on the same OUT
+    deadline = time.time() + 120
+    while time.time() < deadline and "embedded local Ray" not in (tmp_path / "second.log").read_text():
+        time.sleep(0.2)
+    log = (tmp_path / "second.log").read_text()
+    assert "processes the embedded Ray of a killed earlier run left running" in log, log[-2000:]
+    still = {pid: ports for pid, ports in listening_pids().items() if pid in left}  # checked while the new run goes on
+    assert not still, f"processes of the killed run still listen: {still}"
+    assert not session_processes(session)
+    assert second.wait(timeout=240) == 0, (tmp_path / "second.log").read_text()[-2000:]
+    assert not (out / SESSION_RECORD).exists() and len(decisions(out)) == 4
+
+
+def test_every_entry_gets_one_row_and_an_output_that_links_out_is_refused(builtin_assets, runs, tmp_path):
+    """Broken links, a directory with an asset's name and a duplicate each get a row saying why,
+    counted on the console; an OUT whose renders folder links elsewhere is refused before anything is written."""
+    assets = tmp_path / "assets"
+    (assets / "sub").mkdir(parents=True)
+    shutil.copy(builtin_assets["rigid"], assets / "rigid.glb")
+    shutil.copy(builtin_assets["rigid"], assets / "sub" / "rigid_copy.glb")
+    (assets / "folder.glb").mkdir()
+    (assets / "dangling.fbx").symlink_to(tmp_path / "nowhere.fbx")
+    (assets / "loop.glb").symlink_to(assets / "loop.glb")
+    out = tmp_path / "out"
+    log = runs.run(["--source", f"local:{assets}", "--out", str(out), *SMALL], tmp_path / "run.log")
+    rows = {r["name"]: r for r in pq.read_table(out / "decisions.parquet").to_pylist()}
+    assert sorted(rows) == ["dangling.fbx", "folder.glb", "loop.glb", "rigid.glb", "rigid_copy.glb"]
+    assert (rows["dangling.fbx"]["decision"], rows["dangling.fbx"]["reason"]) == ("failed", "dangling_link")
+    assert (rows["loop.glb"]["reason"], rows["folder.glb"]["reason"]) == ("link_loop", "not_a_file")
+    copy = rows["rigid_copy.glb"]
+    assert (copy["decision"], copy["reason"]) == ("reject", "duplicate") and rows["rigid.glb"]["uid"] in copy["detail"]
+    assert rows["rigid.glb"]["decision"] == "keep"
+    assert "4 of 5 entries cannot be curated and get a row saying why: 1 dangling_link, 1 duplicate, 1 link_loop, 1 not_a_file" in log
+    assert "entries not curated: 1 dangling_link, 1 duplicate, 1 link_loop, 1 not_a_file" in log  # the closing summary
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "precious.txt").write_text("keep me")
+    linked = tmp_path / "linked_out"
+    linked.mkdir()
+    (linked / "renders").symlink_to(elsewhere)
+    done = subprocess.run([sys.executable, "-m", "d4d.pipelines.curate", "--source", f"local:{assets}", "--out", str(linked), *SMALL],
+                          cwd=REPO, env=runs.env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "a link out of the output directory" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["precious.txt"] and not (linked / "manifest.jsonl").exists()

@@ -62,7 +62,7 @@ def one_thread():
 def test_reconstruction_reaches_target_psnr(sphere_render, tmp_path, one_thread):
     sample = load_render(sphere_render, videos=("dynamic", "static"))
     fast = preset("fast")
-    config = replace(fast, coarse_iterations=200, iterations=400, log_every=0, densify=replace(fast.densify, refine_stop_iter=450, max_gaussians=6000))
+    config = replace(fast, coarse_iterations=200, iterations=400, progress_every_s=0, densify=replace(fast.densify, refine_stop_iter=450, max_gaussians=6000))
     torch.manual_seed(0)
     result = reconstruct(views_from_sample(sample), config, device="cpu", backend="torch")
     assert sorted(result.heldout.indices) == [4, 12, 20] and set(result.heldout.videos) == {"dynamic"}

@@ -20,7 +20,7 @@ TARGET_PSNR_DB = 27.0
 def test_reconstruction_of_a_real_render_reaches_target_on_heldout_views(render_builtin):
     sample = load_render(render_builtin("rigid", resolution=64, frames=24, videos=("dynamic", "static")), videos=("dynamic", "static"))
     fast = preset("fast")
-    config = replace(fast, coarse_iterations=200, iterations=400, log_every=0, densify=replace(fast.densify, refine_stop_iter=450, max_gaussians=6000))
+    config = replace(fast, coarse_iterations=200, iterations=400, progress_every_s=0, densify=replace(fast.densify, refine_stop_iter=450, max_gaussians=6000))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

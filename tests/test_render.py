@@ -362,8 +362,8 @@ def test_progress_is_reported_per_frame(renderer, builtin_assets, tmp_path):
         renderer.render(builtin_assets["rigid"], tmp_path / "out", RenderOptions(engine="workbench", resolution=32, frames=3, videos=("dynamic", "front"), timeout_s=30))
     finally:
         renderer.on_progress = None
-    assert [(p["stage"], p["done"]) for p in seen] == [("dynamic", 1), ("dynamic", 2), ("dynamic", 3), ("front", 1), ("front", 2), ("front", 3)]
-    assert all(p["total"] == 3 for p in seen)
+    assert [(p["stage"], p["done"]) for p in seen] == [("frames", k) for k in range(1, 7)]
+    assert all(p["total"] == 6 for p in seen)
 
 
 def test_worker_dies_with_its_parent_even_mid_render(builtin_assets, exported_formats, tmp_path):

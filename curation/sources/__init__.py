@@ -7,10 +7,12 @@ it), and ``missing`` (one line per thing an offline cache lacked).
 
 from d4d.curation.sources.base import (
     ASSET_EXTENSIONS,
+    PROBLEMS,
     ChecksumMismatch,
     FetchError,
     InvalidAsset,
     MissingFromCache,
+    RecordProblem,
     SourceRecord,
     sha256_file,
     verify_asset_file,
@@ -22,6 +24,8 @@ from d4d.curation.sources.objaverse_xl import ObjaverseXLSource, XLFilter
 
 __all__ = [
     "ASSET_EXTENSIONS",
+    "PROBLEMS",
+    "RecordProblem",
     "SourceRecord",
     "ChecksumMismatch",
     "FetchError",

@@ -12,12 +12,16 @@ import json
 import logging
 import socket
 import struct
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-#: Extensions (lower case, no dot) of the 3D formats d4d's renderer imports; the same set
+from d4d.files import sha256_file
+from d4d.rendering.blender.importers import SUPPORTED_EXTENSIONS
+from d4d.untrusted import printable
+
+#: Extensions (lower case, no dot) of the 3D formats d4d's renderer imports: the set
 #: Objaverse-XL crawled, plus "usdc".
-ASSET_EXTENSIONS = ("glb", "gltf", "fbx", "obj", "dae", "abc", "blend", "usd", "usda", "usdc", "usdz", "stl", "ply")
+ASSET_EXTENSIONS = tuple(e.lstrip(".") for e in SUPPORTED_EXTENSIONS)
 
 GLB_MAGIC = b"glTF"
 _GLB_JSON_CHUNK = 0x4E4F534A  # "JSON" little endian
@@ -42,6 +46,33 @@ class InvalidAsset(FetchError):
     """The local file is empty, truncated or not in the format its name says."""
 
 
+@dataclass(frozen=True)
+class RecordProblem:
+    """Why an entry of a source cannot be curated, found while listing it; it becomes the
+    entry's row in decisions.parquet without any rendering.
+
+    Attributes:
+        decision: "failed" (the entry is broken or unsafe) or "reject" (a duplicate).
+        reason: ``bad_identifier``, ``not_a_file``, ``dangling_link``, ``link_loop``,
+            ``duplicate`` (curation.sources.PROBLEMS).
+        detail: one line naming the entry (and, for a duplicate, the row it duplicates).
+    """
+
+    decision: str
+    reason: str
+    detail: str
+
+
+#: Reasons a source gives for entries it cannot hand to curation.
+PROBLEMS = {
+    "bad_identifier": "the source's uid, file identifier, sha256 or cache path is malformed or unsafe (never used as a path)",
+    "not_a_file": "looks like an asset by its name, but is a directory or other non-file",
+    "dangling_link": "a symbolic link whose target does not exist",
+    "link_loop": "a symbolic link that leads back to itself",
+    "duplicate": "the same bytes and format as another entry of the source; the detail names its row",
+}
+
+
 @dataclass
 class SourceRecord:
     """One asset from one source.
@@ -60,6 +91,8 @@ class SourceRecord:
         license: the annotated license string (e.g. "by", "cc0"), or None when unknown.
         local_path: the file on disk once fetched (or found in the cache), else None.
         metadata: source-specific annotation fields (name, animationCount, faceCount, ...).
+        problem: set when the entry cannot be curated (a bad identifier, a broken link, a
+            duplicate); such a record is never fetched or rendered.
     """
 
     uid: str
@@ -69,11 +102,24 @@ class SourceRecord:
     license: str | None
     local_path: Path | None = None
     metadata: dict = field(default_factory=dict)
+    problem: RecordProblem | None = None
 
-    def to_json(self) -> dict:
-        d = asdict(self)
-        d["local_path"] = None if self.local_path is None else str(self.local_path)
-        return d
+
+
+def problem_uid(kind: str, *parts: str) -> str:
+    """A stable, safe uid for an entry whose own identifier cannot be used: ``<kind>-<hash>``."""
+    return f"{kind}-{hashlib.sha256(chr(0).join(parts).encode(errors='replace')).hexdigest()[:32]}"
+
+
+def invalid_record(source: str, raw_uid, file_identifier, reason: str) -> SourceRecord:
+    """The record of an entry whose identifiers d4d refuses: a safe uid, the raw values shown
+    on one line, and a ``bad_identifier`` problem."""
+    raw_uid, file_identifier = str(raw_uid), str(file_identifier)
+    return SourceRecord(
+        uid=problem_uid("invalid", raw_uid, file_identifier), source=source, file_identifier=printable(file_identifier, 500),
+        sha256=None, license=None, metadata={"raw_uid": printable(raw_uid, 200)},
+        problem=RecordProblem("failed", "bad_identifier", f"{source} entry {printable(raw_uid, 80)!r}: {reason}"),
+    )
 
 
 class AssetSource:
@@ -92,15 +138,6 @@ class AssetSource:
     def _report_missing(self, line: str) -> None:
         self.missing.append(line)
         log.warning(line)
-
-
-def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes, read in chunks (objaverse hashes the same way)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk_bytes), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_glb(path: Path) -> None:

@@ -1,12 +1,25 @@
-"""A local folder of 3D files as an asset source (recursive, by extension)."""
+"""A local folder of 3D files as an asset source (recursive, by extension), every entry accounted for."""
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from d4d.curation.sources.base import ASSET_EXTENSIONS, AssetSource, FetchError, SourceRecord, sha256_file, verify_asset_file
+from d4d.curation.sources.base import (
+    ASSET_EXTENSIONS,
+    AssetSource,
+    ChecksumMismatch,
+    FetchError,
+    InvalidAsset,
+    RecordProblem,
+    SourceRecord,
+    check_glb,
+    problem_uid,
+    sha256_file,
+)
+from d4d.untrusted import printable
 
 log = logging.getLogger(__name__)
 
@@ -14,12 +27,22 @@ SOURCE = "local"
 
 
 class LocalFolderSource(AssetSource):
-    """Every file under ``root`` whose extension (case-insensitive) is in ``extensions``.
+    """Every entry under ``root`` that looks like an asset: a name with one of ``extensions``
+    (case-insensitive), or a symbolic link to such a file.
 
-    Records are sorted by relative path; ``uid`` and ``sha256`` are the file's sha256, so a
-    local copy of an Objaverse-XL object keys into Cap3D's XL captions. Byte-identical files
-    are yielded once (the first in path order); the others are listed in ``duplicates``.
-    Nothing here uses the network.
+    Every such entry yields exactly one record, in order of relative path:
+
+    - a regular file, or a link to one, is an asset named by the path the user gave (a link
+      keeps its own suffix, so content-addressed caches whose blobs have no extension work; a
+      link without an asset suffix is imported by its target's); its ``uid`` and ``sha256`` are
+      the file's sha256 (so a local copy of an Objaverse-XL object keys into Cap3D's captions);
+    - a second entry with the same bytes *and* format is a ``duplicate`` row naming the first;
+      the same bytes under another format are an asset of their own (uid ``<sha256>.<format>``),
+      so a good file never disappears behind a broken namesake;
+    - a directory with an asset's name, a dangling link and a link loop become rows with those
+      reasons (``not_a_file``, ``dangling_link``, ``link_loop``).
+
+    Directories are walked without following links. Nothing here uses the network.
 
     Args:
         root: the folder.
@@ -31,47 +54,94 @@ class LocalFolderSource(AssetSource):
     def __init__(self, root: str | Path, extensions: tuple[str, ...] = ASSET_EXTENSIONS) -> None:
         self.root = Path(root).expanduser()
         self.extensions = tuple(e.lower().lstrip(".") for e in extensions)
-        #: (duplicate path, path of the file yielded instead) from the last ``records()``.
-        self.duplicates: list[tuple[Path, Path]] = []
         #: kept for interface parity with the Objaverse sources: a local folder lacks nothing.
         self.missing: list[str] = []
+
+    def _asset_suffix(self, path: Path) -> str | None:
+        suffix = path.suffix.lower().lstrip(".")
+        return suffix if suffix in self.extensions else None
+
+    def _entries(self) -> list[tuple[Path, bool]]:
+        """(path, is a directory) of every entry that looks like an asset, by relative path."""
+        found = []
+        for folder, dirnames, filenames in os.walk(self.root, followlinks=False):
+            for name in dirnames + filenames:
+                path = Path(folder) / name
+                if self._asset_suffix(path) or (path.is_symlink() and self._linked_suffix(path)):
+                    found.append((path, name in dirnames and not path.is_symlink()))
+        return sorted(found, key=lambda entry: entry[0].relative_to(self.root).as_posix())
+
+    def _linked_suffix(self, link: Path) -> str | None:
+        try:
+            return self._asset_suffix(link.resolve(strict=True))
+        except (OSError, RuntimeError):
+            return None
+
+    def _problem(self, path: Path) -> RecordProblem | None:
+        """Why ``path`` is not an asset file, or None."""
+        relative = printable(path.relative_to(self.root).as_posix())
+        if path.is_symlink():
+            try:
+                target = path.resolve(strict=True)
+            except RuntimeError:
+                return RecordProblem("failed", "link_loop", f"{relative}: a symbolic link that leads back to itself")
+            except OSError:
+                return RecordProblem("failed", "dangling_link", f"{relative}: a symbolic link to {printable(os.readlink(path))}, which does not exist")
+            if not target.is_file():
+                return RecordProblem("failed", "not_a_file", f"{relative}: a link to {printable(str(target))}, which is not a file")
+            return None
+        if not path.is_file():
+            return RecordProblem("failed", "not_a_file", f"{relative}: a directory or other non-file with an asset's name")
+        return None
 
     def records(self) -> Iterator[SourceRecord]:
         if not self.root.is_dir():
             raise FileNotFoundError(f"{self.root}: asset folder not found")
-        self.duplicates = []
-        seen: dict[str, Path] = {}
-        paths = sorted(
-            p for p in self.root.rglob("*") if p.is_file() and p.suffix.lower().lstrip(".") in self.extensions
-        )
-        for path in paths:
-            digest = sha256_file(path)
-            if digest in seen:
-                self.duplicates.append((path, seen[digest]))
-                log.info("%s: same bytes as %s, skipped", path, seen[digest])
+        first: dict[tuple[str, str], SourceRecord] = {}
+        used_uids: set[str] = set()
+        for path, _ in self._entries():
+            relative = path.relative_to(self.root).as_posix()
+            problem = self._problem(path)
+            if problem is not None:
+                yield SourceRecord(uid=problem_uid("entry", relative), source=SOURCE, file_identifier=str(path.absolute()), sha256=None,
+                                   license=None, metadata={"relative_path": relative}, problem=problem)
                 continue
-            seen[digest] = path
-            yield SourceRecord(
-                uid=digest,
-                source=SOURCE,
-                file_identifier=str(path.resolve()),
-                sha256=digest,
-                license=None,
-                local_path=path,
-                metadata={
-                    "relative_path": path.relative_to(self.root).as_posix(),
-                    "format": path.suffix.lower().lstrip("."),
-                    "size_bytes": path.stat().st_size,
-                },
-            )
+            fmt = self._asset_suffix(path) or self._linked_suffix(path)
+            local = path if self._asset_suffix(path) else path.resolve()
+            digest = sha256_file(path)
+            stat = path.stat()
+            metadata = {"relative_path": relative, "format": fmt, "size_bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+            original = first.get((digest, fmt))
+            if original is not None:
+                detail = f"{printable(relative)}: same bytes and format as {printable(original.metadata['relative_path'])} (uid {original.uid})"
+                yield SourceRecord(uid=problem_uid("duplicate", relative), source=SOURCE, file_identifier=str(path.absolute()), sha256=digest,
+                                   license=None, local_path=local, metadata={**metadata, "duplicate_of": original.uid},
+                                   problem=RecordProblem("reject", "duplicate", detail))
+                continue
+            uid = digest if digest not in used_uids else f"{digest}.{fmt}"
+            used_uids.add(uid)
+            record = SourceRecord(uid=uid, source=SOURCE, file_identifier=str(path.absolute()), sha256=digest, license=None,
+                                  local_path=local, metadata=metadata)
+            first[(digest, fmt)] = record
+            yield record
 
     def fetch_many(self, records: Iterable[SourceRecord]) -> Iterator[tuple[SourceRecord, FetchError | None]]:
-        """Check each file (exists, non-empty, complete glTF binary for .glb, unchanged sha256)."""
+        """Check each file is still what was listed (same size and modification time: the sha256
+        computed when listing stands, it is not computed again) and, for .glb, complete."""
         for record in records:
+            path = Path(record.local_path)
             try:
-                verify_asset_file(record.local_path, expected_sha256=record.sha256)
+                stat = path.stat()
+                if (stat.st_size, stat.st_mtime_ns) != (record.metadata["size_bytes"], record.metadata["mtime_ns"]):
+                    raise ChecksumMismatch(f"{path}: changed since the folder was listed")
+                if stat.st_size == 0:
+                    raise InvalidAsset(f"{path}: file is empty")
+                if path.suffix.lower() == ".glb":
+                    check_glb(path)
             except FetchError as exc:
                 yield record, exc
                 continue
+            except OSError as exc:
+                yield record, FetchError(f"{path}: {exc.strerror or exc}")
+                continue
             yield record, None
-

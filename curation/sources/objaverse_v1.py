@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -27,10 +28,12 @@ from d4d.curation.sources.base import (
     FetchError,
     MissingFromCache,
     SourceRecord,
+    invalid_record,
     network_timeout,
     require_reachable,
     verify_asset_file,
 )
+from d4d.untrusted import BadIdentifier, contained_path, printable
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,8 @@ VERSIONED_DIR = "hf-objaverse-v1"
 #: Objaverse 1.0 metadata comes in 160 group files "000-000" ... "000-159".
 N_METADATA_GROUPS = 160
 HF_HOST = "huggingface.co"
+HEX32 = re.compile(r"[0-9a-f]{32}")
+GROUP = re.compile(r"\d{3}-\d{3}")
 #: Annotation fields copied into SourceRecord.metadata (the rest, e.g. thumbnails, is dropped).
 KEPT_FIELDS = ("name", "animationCount", "faceCount", "vertexCount", "isAgeRestricted", "viewerUrl", "publishedAt")
 
@@ -81,6 +86,12 @@ class V1Filter:
         if self.uids is not None and uid not in self.uids:
             return "uid_list"
         return None
+
+
+def metadata_group(rel) -> str | None:
+    """The metadata group ("000-023") of an object path "glbs/000-023/<uid>.glb"; None when malformed."""
+    parts = str(rel).split("/")
+    return parts[1] if len(parts) == 3 and parts[0] == "glbs" and GROUP.fullmatch(parts[1]) else None
 
 
 class ObjaverseV1Source(AssetSource):
@@ -135,7 +146,9 @@ class ObjaverseV1Source(AssetSource):
         object_paths = self.object_paths()
         groups: dict[str, list[str]] = {}
         for uid, rel in object_paths.items():
-            groups.setdefault(rel.split("/")[1], []).append(uid)
+            group = metadata_group(rel)
+            if group is not None and HEX32.fullmatch(str(uid)):
+                groups.setdefault(group, []).append(uid)
         metadata_dir = self.root / "metadata"
         present = {g for g in groups if (metadata_dir / f"{g}.json.gz").is_file()}
         if not self.offline and present != set(groups):
@@ -159,21 +172,36 @@ class ObjaverseV1Source(AssetSource):
             return SketchfabDownloader.get_full_annotations(uids=uids, download_dir=str(self.base_dir))
 
     def local_path(self, uid: str) -> Path:
-        """Where the cache keeps (or would keep) the glb of ``uid``."""
+        """Where the cache keeps (or would keep) the glb of ``uid``: its object path, proven to
+        lie inside the cache. FetchError when the uid has none; BadIdentifier for an unsafe one."""
         try:
-            return self.root / self.object_paths()[uid]
+            rel = self.object_paths()[uid]
         except KeyError:
             raise FetchError(f"{SOURCE} uid {uid}: not in object-paths.json.gz") from None
+        if not HEX32.fullmatch(str(uid)):
+            raise BadIdentifier(f"uid {printable(str(uid))!r} is not 32 hexadecimal characters")
+        if metadata_group(rel) is None or not str(rel).endswith(f"/{uid}.glb"):
+            raise BadIdentifier(f"object path {printable(str(rel))!r} is not glbs/<group>/<uid>.glb")
+        return contained_path(self.root, rel, "object path")
 
     def records(self) -> Iterator[SourceRecord]:
-        """Records for the annotations that pass ``filter``, with ``local_path`` set when cached."""
+        """Records for the annotations that pass ``filter``, with ``local_path`` set when cached.
+        An entry whose uid or object path is malformed or unsafe becomes a ``bad_identifier`` record."""
         self.dropped = Counter()
-        for uid, annotation in sorted(self.annotations().items()):
+        annotations = self.annotations()
+        malformed = {uid: rel for uid, rel in self.object_paths().items() if metadata_group(rel) is None or not HEX32.fullmatch(str(uid))}
+        for uid, rel in sorted(malformed.items(), key=lambda item: str(item[0])):
+            yield invalid_record(SOURCE, uid, rel, "uid or object path is malformed or unsafe")
+        for uid, annotation in sorted(annotations.items()):
             reason = self.filter.drop_reason(uid, annotation)
             if reason is not None:
                 self.dropped[reason] += 1
                 continue
-            path = self.local_path(uid)
+            try:
+                path = self.local_path(uid)
+            except (BadIdentifier, FetchError) as exc:
+                yield invalid_record(SOURCE, uid, f"https://sketchfab.com/3d-models/{printable(str(uid))}", str(exc))
+                continue
             yield SourceRecord(
                 uid=uid,
                 source=SOURCE,

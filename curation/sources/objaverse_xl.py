@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -31,16 +32,21 @@ from d4d.curation.sources.base import (
     FetchError,
     MissingFromCache,
     SourceRecord,
+    invalid_record,
     network_timeout,
     require_reachable,
     verify_asset_file,
 )
 from d4d.curation.sources.ids import save_uid
 from d4d.curation.sources.objaverse_v1 import ObjaverseV1Source
+from d4d.untrusted import BadIdentifier, check_identifier, check_text, contained_path, printable
 
 log = logging.getLogger(__name__)
 
 XL_SOURCES = ("github", "sketchfab", "smithsonian", "thingiverse")
+HEX64 = re.compile(r"[0-9a-f]{64}")
+THINGIVERSE = re.compile(r"https://www\.thingiverse\.com/thing:(?P<thing>\d+)/files\?fileId=(?P<file>\d+)")
+GITHUB = re.compile(r"https://github\.com/(?P<org>[^/]+)/(?P<repo>[^/]+)/blob/(?P<commit>[0-9a-f]{7,40})/(?P<path>.+)")
 #: Host each source's downloader talks to (checked for reachability before downloading).
 HOSTS = {"github": "github.com", "sketchfab": "huggingface.co", "smithsonian": "3d-api.si.edu", "thingiverse": "www.thingiverse.com"}
 
@@ -136,29 +142,45 @@ class ObjaverseXLSource(AssetSource):
         return pd.concat(frames, ignore_index=True)
 
     def records(self) -> Iterator[SourceRecord]:
-        """Records for the rows that pass ``filter``, with ``local_path`` set when cached."""
+        """Records for the rows that pass ``filter``, with ``local_path`` set when cached. A row
+        whose identifier, sha256, source or cache path is malformed or unsafe becomes a
+        ``bad_identifier`` record (never an exception that ends the listing)."""
         self.dropped = Counter()
         for row in self.annotations().to_dict("records"):
-            reason = self.filter.drop_reason(row)
-            if reason is not None:
-                self.dropped[reason] += 1
+            fid = row.get("fileIdentifier")
+            try:
+                check_text(fid, "fileIdentifier")
+                reason = self.filter.drop_reason(row)
+                if reason is not None:
+                    self.dropped[reason] += 1
+                    continue
+                record = self._record(row)
+                path = self._cached_path_or_none(record)
+            except (BadIdentifier, FetchError, ValueError, TypeError) as exc:
+                yield invalid_record(f"objaverse-xl/{printable(str(row.get('source')), 40)}", fid, fid, str(exc))
                 continue
-            extra = row.get("metadata") or "{}"
-            metadata = json.loads(extra) if isinstance(extra, str) else dict(extra)
-            metadata["fileType"] = row.get("fileType")
-            record = SourceRecord(
-                uid=save_uid(row["fileIdentifier"]),
-                source=f"objaverse-xl/{row['source']}",
-                file_identifier=row["fileIdentifier"],
-                sha256=str(row["sha256"]).lower(),
-                license=row.get("license"),
-                metadata=metadata,
-            )
-            path = self._cached_path_or_none(record)
             yield dataclasses.replace(record, local_path=path) if path is not None else record
 
+    def _record(self, row: dict) -> SourceRecord:
+        """The record of one annotation row; BadIdentifier for a malformed sha256 or source."""
+        if row.get("source") not in XL_SOURCES:
+            raise BadIdentifier(f"source {printable(str(row.get('source')))!r} is not one of {XL_SOURCES}")
+        sha256 = str(row.get("sha256", "")).lower()
+        if not HEX64.fullmatch(sha256):
+            raise BadIdentifier(f"sha256 {printable(sha256)!r} is not 64 hexadecimal characters")
+        extra = row.get("metadata") or "{}"
+        metadata = json.loads(extra) if isinstance(extra, str) else dict(extra)
+        if not isinstance(metadata, dict):
+            raise BadIdentifier("metadata is not a JSON object")
+        metadata["fileType"] = row.get("fileType")
+        record = SourceRecord(uid=save_uid(row["fileIdentifier"]), source=f"objaverse-xl/{row['source']}", file_identifier=row["fileIdentifier"],
+                              sha256=sha256, license=row.get("license"), metadata=metadata)
+        self.expected_path(record)  # refuses identifiers whose cache path would be unsafe
+        return record
+
     def expected_path(self, record: SourceRecord) -> Path:
-        """Where objaverse.xl's downloader keeps (or would keep) this record's file."""
+        """Where objaverse.xl's downloader keeps (or would keep) this record's file, proven to lie
+        inside the cache. BadIdentifier when the identifier is malformed or leads elsewhere."""
         source = record.source.split("/", 1)[1]
         fid = record.file_identifier
         if source == "sketchfab":
@@ -166,16 +188,18 @@ class ObjaverseXLSource(AssetSource):
         if source == "smithsonian":
             return self.base_dir / "smithsonian" / "objects" / f"{save_uid(fid)}.glb"
         if source == "thingiverse":
-            file_id = fid.split("fileId=")[-1]
-            thing_id = fid.split("/")[-2].split(":")[1]
-            return self.base_dir / "thingiverse" / f"thing-{thing_id}-file-{file_id}.stl"
+            match = THINGIVERSE.fullmatch(fid)
+            if match is None:
+                raise BadIdentifier(f"{printable(fid)!r} is not a Thingiverse file URL (https://www.thingiverse.com/thing:N/files?fileId=M)")
+            return self.base_dir / "thingiverse" / f"thing-{match['thing']}-file-{match['file']}.stl"
         if source == "github":
-            # https://github.com/<org>/<repo>/blob/<commit>/<path in repo>
-            parts = fid.split("/")
-            if len(parts) < 8 or parts[2] != "github.com" or parts[5] != "blob":
-                raise FetchError(f"objaverse-xl/github {fid}: not a github blob URL")
-            return self.base_dir / "github" / "repos" / parts[3] / parts[4] / "/".join(parts[7:])
-        raise FetchError(f"{record.source} {fid}: unknown Objaverse-XL source")
+            match = GITHUB.fullmatch(fid)
+            if match is None:
+                raise BadIdentifier(f"{printable(fid)!r} is not a GitHub blob URL (https://github.com/ORG/REPO/blob/COMMIT/PATH)")
+            check_identifier(match["org"], "GitHub organisation")
+            check_identifier(match["repo"], "GitHub repository")
+            return contained_path(self.base_dir / "github" / "repos", f"{match['org']}/{match['repo']}/{match['path']}", "GitHub path")
+        raise BadIdentifier(f"{record.source} {printable(fid)!r}: unknown Objaverse-XL source")
 
     def _cached_path_or_none(self, record: SourceRecord) -> Path | None:
         try:

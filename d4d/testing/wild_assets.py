@@ -9,7 +9,8 @@
 - ``tpose_only.glb``: the character with nothing but its T-pose;
 - ``dance_20s.glb``: a 20 s animation (480 frames at 24 fps): almost still for 6 s, a burst of
   motion around 9-12 s, moderate motion from 14 s;
-- ``heavy.glb``: an animated high-poly mesh (about 200k triangles) with shape keys;
+- ``heavy.glb``: an animated high-poly mesh (about 300k triangles, shape keys) with two
+  2048 x 2048 textures;
 - ``broken_texture/character.dae``: the character as Collada with a JPEG texture whose bytes
   are corrupt (Blender renders it magenta unless caught);
 - ``outside_link/box.gltf``: a glTF whose texture URI climbs out of its folder.
@@ -186,11 +187,32 @@ def _dance(bpy) -> None:
     bpy.context.scene.frame_start, bpy.context.scene.frame_end = 1, 1 + 20 * FPS
 
 
+def _noise_texture(bpy, name: str, size: int, seed: int):
+    """A ``size``-pixel square JPEG of coloured noise, packed into the .blend (and so embedded in a .glb)."""
+    import numpy as np
+
+    image = bpy.data.images.new(name, size, size)
+    pixels = np.random.default_rng(seed).random((size * size * 4,), dtype=np.float32)
+    pixels[3::4] = 1.0
+    image.pixels.foreach_set(pixels)
+    image.file_format = "JPEG"
+    image.pack()
+    return image
+
+
 def _heavy(bpy) -> None:
-    """About 200k triangles that swell with a shape key."""
+    """About 300k triangles that swell with a shape key, with two 2048 x 2048 textures: what makes
+    a real asset slow to import, evaluate and render."""
     bpy.ops.mesh.primitive_ico_sphere_add(subdivisions=7, radius=0.6)
     ball = bpy.context.active_object
-    ball.data.materials.append(_material(bpy, "heavy", (0.3, 0.8, 0.4)))
+    bpy.ops.object.editmode_toggle()
+    bpy.ops.uv.sphere_project()
+    bpy.ops.object.editmode_toggle()
+    material = _material(bpy, "heavy", (0.3, 0.8, 0.4), _noise_texture(bpy, "heavy_albedo", 2048, 0))
+    rough = material.node_tree.nodes.new("ShaderNodeTexImage")
+    rough.image = _noise_texture(bpy, "heavy_roughness", 2048, 1)
+    material.node_tree.links.new(rough.outputs["Color"], material.node_tree.nodes["Principled BSDF"].inputs["Roughness"])
+    ball.data.materials.append(material)
     ball.shape_key_add(name="Basis")
     swell = ball.shape_key_add(name="swell")
     for vertex, basis in zip(swell.data, ball.data.vertices):

@@ -142,7 +142,14 @@ class AssetSession:
         into ``out_dir/<video>/NNN.png``, for the clip sampled at ``frames`` (analysing it first
         unless that was the last analysis).
 
-        Returns ``lights`` (what was added), ``videos`` (in render order) and ``timings``.
+        The scene is evaluated once per time, not once per image: the static orbits are all
+        rendered at the first time, then for each time every animated video's image is rendered
+        before the clock moves on (only the camera changes between those renders, which
+        Cycles' persistent data keeps cheap). For a heavy rig, evaluation costs more than a
+        small render. ``progress`` gets {"stage": "frames", "done", "total"} after each image.
+
+        Returns ``lights`` (what was added), ``videos`` (in render order) and ``timings``
+        (``render_static_s`` for the static orbits, ``render_animated_s`` for the others).
         """
         self.analyse(clip, frames)
         bpy = self.bpy
@@ -151,22 +158,37 @@ class AssetSession:
         lights = scene.add_lights(bpy, options.seed)
         camera = scene.add_camera(bpy, options.fov_deg)
         cameras = layout_videos(layout, videos, np.asarray(times))
-        timings = {}
-        # Static orbits first: with persistent data Cycles keeps its scene while only the camera moves.
-        order = [v for v in ("static", "static2", "dynamic", "dynamic2", "front") if v in cameras]
-        for name in order:
-            clock = time.perf_counter()
-            video = cameras[name]
+        for name in cameras:
             (out_dir / name).mkdir(parents=True, exist_ok=True)
-            for i, c2w in enumerate(video.c2w):
-                geometry.set_frame(bpy, frames[i] if name in ANIMATED_VIDEOS else frames[0])
-                scene.set_camera(camera, c2w)
-                path = out_dir / video.files[i]
-                bpy.context.scene.render.filepath = str(path)
-                bpy.ops.render.render(write_still=True)
-                if not path.exists():
-                    raise AssetError("render_failed", f"Blender wrote no image for {path.name}")
-                if progress is not None:
-                    progress({"stage": name, "done": i + 1, "total": len(video)})
-            timings[f"render_{name}_s"] = time.perf_counter() - clock
-        return {"lights": lights, "videos": order, "timings": timings}
+        still = [v for v in cameras if v not in ANIMATED_VIDEOS]
+        moving = [v for v in cameras if v in ANIMATED_VIDEOS]
+        total, done = sum(len(v) for v in cameras.values()), 0
+
+        def shoot(video, i: int) -> None:
+            nonlocal done
+            scene.set_camera(camera, video.c2w[i])
+            path = out_dir / video.files[i]
+            bpy.context.scene.render.filepath = str(path)
+            bpy.ops.render.render(write_still=True)
+            if not path.exists():
+                raise AssetError("render_failed", f"Blender wrote no image for {path.name}")
+            done += 1
+            if progress is not None:
+                progress({"stage": "frames", "done": done, "total": total})
+
+        timings = {}
+        clock = time.perf_counter()
+        if still:
+            geometry.set_frame(bpy, frames[0])
+            for name in still:
+                for i in range(len(cameras[name])):
+                    shoot(cameras[name], i)
+            timings["render_static_s"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        if moving:
+            for i, frame in enumerate(frames):
+                geometry.set_frame(bpy, frame)
+                for name in moving:
+                    shoot(cameras[name], i)
+            timings["render_animated_s"] = time.perf_counter() - clock
+        return {"lights": lights, "videos": still + moving, "timings": timings}
