@@ -16,6 +16,7 @@ FIRST_ORBIT_VIDEOS = ("dynamic", "static", "front")
 MAX_FRAMES = 1024
 DENOISE_QUALITIES = ("high", "balanced", "fast")
 DEVICES = ("cpu", "gpu")
+VIEW_TRANSFORMS = ("AgX", "Filmic", "Standard")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,11 @@ class RenderOptions:
     """Cycles light-path bounces (the released script keeps Blender's 12)."""
     seed: int = 0
     """Seeds the lights' random energies and Cycles' sampling pattern."""
+    view_transform: Literal["AgX", "Filmic", "Standard"] = "AgX"
+    """Blender's view transform from scene light to 8-bit colour. "AgX" (Blender 4's default)
+    rolls highlights off instead of clipping them: with "Standard", 18-36% of the pixels of the
+    white-ish built-in assets clip to pure white under the four suns, losing their shading and
+    their contrast with a white training background (docs/rendering.md)."""
     device: Literal["cpu", "gpu"] = "cpu"
     """"cpu", or "gpu" for Cycles on the first GPU backend Blender finds (OptiX, CUDA, HIP,
     oneAPI, Metal); a render fails with a clear reason when there is none."""
@@ -94,6 +100,8 @@ class RenderOptions:
             raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
         if self.denoise_quality not in DENOISE_QUALITIES:
             raise ValueError(f"denoise_quality must be one of {DENOISE_QUALITIES}, got {self.denoise_quality!r}")
+        if self.view_transform not in VIEW_TRANSFORMS:
+            raise ValueError(f"view_transform must be one of {VIEW_TRANSFORMS}, got {self.view_transform!r}")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
         if self.samples < 1:

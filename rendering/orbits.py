@@ -51,6 +51,20 @@ class OrbitLayout:
         return cls(**data)
 
 
+def layout_from_cameras(camera_angle_x: float, azimuths_deg: np.ndarray, c2w: np.ndarray) -> OrbitLayout:
+    """The layout of an orbit given by its horizontal field of view (radians), azimuths [T]
+    (degrees) and cameras [T, 4, 4] (OpenGL camera-to-world, looking at the origin); closed
+    when its last view repeats the first pose. Rounded to 1e-6 so equal layouts compare equal."""
+    centre = np.asarray(c2w, dtype=np.float64)[0, :3, 3]
+    distance = float(np.linalg.norm(centre))
+    azimuths = np.asarray(azimuths_deg, dtype=np.float64)
+    return OrbitLayout(
+        frames=len(azimuths), distance=round(distance, 6), elevation_deg=round(math.degrees(math.asin(centre[2] / distance)), 6),
+        fov_deg=round(math.degrees(camera_angle_x), 6), azimuth_start_deg=round(float(azimuths[0]), 6),
+        closed=len(azimuths) > 1 and abs(float(azimuths[-1] - azimuths[0]) - 360.0) < 1e-3,
+    )
+
+
 def layout_videos(layout: OrbitLayout, videos: tuple[str, ...], times: np.ndarray) -> dict[str, VideoFrames]:
     """Cameras, times and file names of ``videos`` (no pixels: ``rgba`` is [T, 0, 0, 4]).
 

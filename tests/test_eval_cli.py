@@ -17,10 +17,11 @@ from d4d.evaluation.evaluate import read_results
 from d4d.inspection.media import MediaStore
 from d4d.inspection.report import build_report, write_report
 from d4d.measures import motion_magnitude
+from d4d.rendering.orbits import OrbitLayout
 from d4d.shards.dataset import ShardDataset
 from d4d.testing.eval_fixtures import clip_folder, i3d_file, lpips_folder
 from d4d.testing.train_fixtures import single_thread
-from d4d.training.outputs import write_orbit_render
+from d4d.training.outputs import write_sample
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -42,7 +43,7 @@ def setup(tmp_path_factory) -> dict:
         requested[sample["uid"]] = motion_magnitude(dynamic.permute(0, 2, 3, 1).numpy(), static.permute(0, 2, 3, 1).numpy())
         for run, frames in (("copy", dynamic), ("frozen", static)):
             asset = {"task": "image", "motion_magnitude": requested[sample["uid"]]}
-            write_orbit_render(root / run / sample["uid"], frames.numpy(), asset)
+            write_sample(root / run / sample["uid"], frames.numpy(), OrbitLayout(frames=10), 1.0, asset)
     weights = {"clip": clip_folder(root / "clip"), "lpips": lpips_folder(root / "lpips"), "i3d": i3d_file(root / "i3d.pt")}
     return {"root": root, "shards": root / "shards", "requested": requested, "weights": weights}
 
@@ -78,7 +79,7 @@ def test_metrics_without_weights_are_absent_with_the_reason(setup, tmp_path):
     root = setup["root"]
     (root / "stray").mkdir(exist_ok=True)
     grey = np.full((10, 3, 32, 32), 0.5, dtype=np.float32)
-    write_orbit_render(root / "stray" / "not-held-out", grey, {"task": "image"})
+    write_sample(root / "stray" / "not-held-out", grey, OrbitLayout(frames=10), 1.0, {"task": "image"})
     out = tmp_path / "eval"
     assert main([str(root / "copy"), str(root / "stray"), "--shards", str(setup["shards"]), "--out", str(out), "--device", "cpu"]) == 0
     results = json.loads((out / "eval.json").read_text())

@@ -420,3 +420,43 @@ def test_each_action_of_a_multi_animation_asset_renders_as_its_own_clip(renderer
     assert spin.motion_magnitude > 10 and spin.motion_magnitude != pytest.approx(played.motion_magnitude)
     with pytest.raises(AssetError, match="no animation named 'jump'.*'slide', 'spin'"):
         renderer.render(path, tmp_path / "jump", RenderOptions(**opts, action="jump"))
+
+
+# -- resource bounds -------------------------------------------------------------------------
+
+
+def test_resource_bounds_fail_one_asset_with_their_reason(builtin_assets, exported_formats, tmp_path):
+    """A file too large, a scene with too many faces, a worker growing past its memory limit: each
+    fails that asset with one line naming it, and the next asset renders."""
+    from d4d.rendering.api import Limits, Renderer
+    from d4d.rendering.errors import AssetError
+    from d4d.rendering.options import RenderOptions
+
+    quick = RenderOptions(engine="workbench", resolution=32, frames=2)
+    cases = [
+        (Limits(max_file_mb=0.001), builtin_assets["skinned"], "too_large", "MB file (limit 0.001 MB)"),
+        (Limits(max_faces=10), builtin_assets["skinned"], "too_large", "faces (limit 10)"),
+        (Limits(memory_gb=0.6), exported_formats / "heavy.blend", "memory_exceeded", "GiB (limit 0.6 GiB)"),
+    ]
+    with Renderer() as renderer:
+        for limits, path, kind, words in cases:
+            renderer.limits = limits
+            with pytest.raises(AssetError) as err:
+                renderer.render(path, tmp_path / kind, replace_timeout(quick, 120))
+            assert err.value.kind == kind and words in str(err.value) and str(path) in str(err.value), err.value
+            assert "\n" not in str(err.value) and not (tmp_path / kind).exists()
+        renderer.limits = Limits()
+        assert renderer.render(builtin_assets["static"], tmp_path / "next", quick).counts["vertices"] > 0
+
+
+def replace_timeout(options, seconds):
+    from dataclasses import replace
+
+    return replace(options, timeout_s=seconds)
+
+
+def test_frame_count_is_bounded():
+    from d4d.rendering.options import MAX_FRAMES, RenderOptions
+
+    with pytest.raises(ValueError, match=f"frames must be in \\[2, {MAX_FRAMES}\\]"):
+        RenderOptions(frames=MAX_FRAMES + 1)

@@ -118,3 +118,44 @@ def test_guidance_branches_of_the_pipeline(runs):
     # at motion 0 the conditional prediction is the zero-motion branch: that w2 term vanishes
     assert torch.allclose(sample(pipe, w1=0.0, w2=0.5, motion_magnitude=0.0, static_reference="zero-motion"),
                           sample(pipe, w1=0.0, w2=0.0, motion_magnitude=0.0), atol=1e-5)
+
+
+def test_a_static_3d_sample_carries_its_input_static_orbit_for_the_coarse_stage(runs, static_render, tmp_path):
+    out = tmp_path / "out"
+    assert main(["--model", str(runs["static"]), "--out", str(out), "--static", str(static_render), "--steps", "2", "--device", "cpu"]) == 0
+    sample, given = load_render(out), load_render(static_render)
+    assert list(sample.videos) == ["dynamic", "static"]
+    static = sample.videos["static"]
+    assert static.rgba.shape == (4, 16, 16, 4)  # at the sample's size
+    np.testing.assert_allclose(static.c2w, given.videos["static"].c2w)
+    assert np.all(static.times == 0) and static.rgba[..., 3].max() == 255
+
+
+def test_samples_use_the_orbit_the_model_was_trained_on(tmp_path):
+    """Train on shards rendered on a closed, raised orbit; the sample's transforms.json has exactly
+    those cameras (and mixed layouts are refused when training)."""
+    from d4d.rendering.orbits import OrbitLayout, layout_videos
+    from d4d.shards.writer import write_shards
+    from d4d.testing.shards_helpers import make_shard_render
+    from d4d.training.train import train_on_shards
+
+    layout = OrbitLayout(frames=4, distance=2.5, elevation_deg=20.0, fov_deg=40.0, azimuth_start_deg=30.0, closed=True)
+    renders = [make_shard_render(tmp_path / "renders", f"ball{i}", frames=4, size=32, layout=layout) for i in range(2)]
+    assert not write_shards(renders, tmp_path / "shards").failed
+    config = preset("tiny-text", max_steps=1, checkpointing_steps=1, use_ema=False)
+    model = train_on_shards(config, tmp_path / "shards", tmp_path / "run")
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+    assert OrbitLayout.from_dict(pipeline_config(model)["orbit_layout"]) == layout
+    out = tmp_path / "sample"
+    assert main(["--model", str(tmp_path / "run"), "--out", str(out), "--prompt", "a ball", "--steps", "1", "--w2", "0", "--device", "cpu"]) == 0
+    video = load_render(out).videos["dynamic"]
+    expected = layout_videos(layout, ("dynamic",), np.linspace(0, 1, 4))["dynamic"]
+    np.testing.assert_allclose(video.c2w, expected.c2w, atol=1e-9)
+    np.testing.assert_allclose(video.azimuths_deg, [30, 150, 270, 390])  # closed: the last view repeats the first pose
+    assert math.degrees(load_render(out).camera_angle_x) == pytest.approx(40.0)
+
+    make_shard_render(tmp_path / "renders", "other", frames=4, size=32)  # d4d's default orbit
+    write_shards([tmp_path / "renders" / "other"], tmp_path / "shards")
+    with pytest.raises(ValueError, match="2 orbit layouts"):
+        train_on_shards(config, tmp_path / "shards", tmp_path / "run2")

@@ -15,9 +15,7 @@ a half-written ``step-*`` folder; the oldest are deleted beyond ``checkpoints_to
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -85,24 +83,6 @@ def resolve_resume(run: Path, resume: str) -> Path:
     if not path.is_dir():
         raise ValueError(f"--resume {resume}: not a checkpoint folder")
     return path
-
-
-def staging_dir(final: Path) -> Path:
-    """An empty temporary folder next to ``final``, for writing before ``publish_dir``."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
-
-
-def publish_dir(staged: Path, final: Path) -> Path:
-    """Move a fully written ``staged`` folder to ``final``, replacing an existing one."""
-    old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, old)
-    os.replace(staged, final)
-    if old is not None:
-        shutil.rmtree(old)
-    return final
 
 
 def prune_checkpoints(run: Path, keep: int) -> list[Path]:

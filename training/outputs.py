@@ -1,35 +1,29 @@
 """Write sampled videos: MP4 files, and render directories in the render contract (docs/conventions.md).
 
-A sampled orbit becomes ``dynamic/000.png ..`` (RGBA, opaque: a generated video has no alpha;
-the background colour it was trained on is recorded), ``dynamic.mp4``, ``transforms.json``
-(orbit cameras at distance 2, elevation 0, 49.13 degree field of view, times 0..1) and
-``asset.json``, so ``rendering.contract.load_render`` and d4d-reconstruct read it directly.
-Every file is written to a temporary name in its directory and moved into place.
+A sample becomes a render directory written through ``rendering.contract.write_render``:
+``dynamic/000.png ..`` (RGBA: an alpha matte against the background the model was trained on,
+``training.matte``), the cameras of the orbit layout the model learnt (``OrbitLayout``,
+recorded in the model), for a static-3D sample the static orbit it was conditioned on under
+``static/`` (so d4d-reconstruct runs its coarse stage on it), ``dynamic.mp4``,
+``transforms.json`` and ``asset.json``. The directory is built under a hidden name and moved
+into place, so d4d-reconstruct and load_render read it directly and never half of it.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
 import imageio.v2 as imageio
 import numpy as np
 from PIL import Image
 
-from d4d.rendering.cameras import DEFAULT_FOV_DEG, focal_from_fov, orbit_azimuths, orbit_c2w
+from d4d.files import publish_dir, replace_with, staging_dir
+from d4d.rendering.contract import AnimationInfo, AssetInfo, SourceInfo, VideoFrames, write_render
+from d4d.rendering.orbits import OrbitLayout, layout_sample
 
-ORBIT_DISTANCE = 2.0
-ORBIT_ELEVATION_DEG = 0.0
+from .matte import matte_rgba
+
 MP4_FPS = 8
-
-
-def _atomic_path(path: Path, suffix: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
-    return Path(tmp)
 
 
 def to_uint8(frames: np.ndarray) -> np.ndarray:
@@ -41,69 +35,56 @@ def to_uint8(frames: np.ndarray) -> np.ndarray:
 
 
 def write_mp4(frames_uint8: np.ndarray, path: str | Path, fps: int = MP4_FPS) -> Path:
-    """uint8 [T, H, W, 3] -> H.264 MP4 (yuv420p; sides padded to even by ffmpeg's macro-block rule)."""
-    path = Path(path)
-    tmp = _atomic_path(path, ".mp4")
-    try:
+    """uint8 [T, H, W, 3] -> H.264 MP4 (yuv420p; sides padded to even by ffmpeg's macro-block rule), atomically."""
+
+    def write(tmp: Path) -> None:
         with imageio.get_writer(tmp, format="FFMPEG", mode="I", fps=fps, codec="libx264", pixelformat="yuv420p",
                                 macro_block_size=2, output_params=["-crf", "18"]) as writer:
             for frame in frames_uint8:
                 writer.append_data(frame)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+
+    return replace_with(path, write)
 
 
-def write_json(data: dict, path: Path) -> None:
-    tmp = _atomic_path(path, ".json")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+def _resized(rgba: np.ndarray, size: int) -> np.ndarray:
+    """uint8 RGBA [T, H, W, 4] at ``size`` x ``size`` (area filter), as the model saw it."""
+    if rgba.shape[1:3] == (size, size):
+        return rgba
+    return np.stack([np.asarray(Image.fromarray(frame, "RGBA").resize((size, size), Image.Resampling.BOX)) for frame in rgba])
 
 
-def write_png(rgba: np.ndarray, path: Path) -> None:
-    tmp = _atomic_path(path, ".png")
-    Image.fromarray(rgba, mode="RGBA").save(tmp, format="PNG")
-    os.replace(tmp, path)
-
-
-def orbit_transforms(num_frames: int, size: int) -> dict:
-    """transforms.json for a T-view orbit video named "dynamic" (docs/conventions.md)."""
-    azimuths = orbit_azimuths(num_frames)
-    c2w = orbit_c2w(azimuths, ORBIT_ELEVATION_DEG, ORBIT_DISTANCE)
-    focal = focal_from_fov(DEFAULT_FOV_DEG, size)
-    frames = [{"file_path": f"dynamic/{i:03d}.png", "video": "dynamic", "index": i,
-               "time": i / (num_frames - 1) if num_frames > 1 else 0.0, "azimuth_deg": float(azimuths[i]),
-               "elevation_deg": ORBIT_ELEVATION_DEG, "distance": ORBIT_DISTANCE, "transform_matrix": c2w[i].tolist()}
-              for i in range(num_frames)]
-    return {"convention": "nerf-synthetic: camera-to-world, camera +X right, +Y up, looks along -Z; world +Z up",
-            "camera_angle_x": float(np.radians(DEFAULT_FOV_DEG)), "w": size, "h": size, "fl_x": focal, "fl_y": focal,
-            "cx": size / 2.0, "cy": size / 2.0, "frames": frames}
-
-
-def write_orbit_render(out_dir: str | Path, frames: np.ndarray, asset: dict) -> Path:
+def write_sample(out_dir: str | Path, frames: np.ndarray, layout: OrbitLayout, background: float, generated: dict,
+                 static: VideoFrames | None = None) -> Path:
     """Write a sampled orbit as a render directory.
 
     Args:
-        out_dir: created if missing; existing frame files are replaced.
-        frames: float [T, 3, H, W] in [0, 1], H == W, frame i at azimuth 360 * i / T.
-        asset: what produced it (model, prompt, guidance, motion magnitude...), stored as asset.json
-            under "generated" next to the contract's "render" and "animation" keys.
+        out_dir: replaced when it exists.
+        frames: float [T, 3, H, W] in [0, 1], H == W, T == ``layout.frames``: frame i at the
+            layout's camera i and time i / (T - 1).
+        layout: the cameras the model was trained on (``Diffusion4DPipeline.orbit_layout``).
+        background: the grey level the model's training renders were composited over; the
+            alpha matte separates the asset from it.
+        generated: what produced it (model, conditions, guidance, seed), stored as asset.json ``generated``.
+        static: the static orbit a static-3D sample was conditioned on (its frames and cameras,
+            at any size: resized to the sample's); None for text and image samples.
     """
     out_dir = Path(out_dir)
     rgb = to_uint8(frames)
     num_frames, height, width = rgb.shape[:3]
-    if height != width:
-        raise ValueError(f"frames must be square, got {height}x{width}")
-    rgba = np.concatenate([rgb, np.full((num_frames, height, width, 1), 255, np.uint8)], axis=-1)
-    for i, frame in enumerate(rgba):
-        write_png(frame, out_dir / "dynamic" / f"{i:03d}.png")
-    write_mp4(rgb, out_dir / "dynamic.mp4")
-    write_json(orbit_transforms(num_frames, width), out_dir / "transforms.json")
-    write_json({"schema_version": 1, "source": {"format": "d4d-sample"},
-                "animation": {"has_animation": True, "reason": "generated by a 4D-aware video diffusion model"},
-                "render": {"engine": "d4d-sample", "resolution": width, "frames": num_frames,
-                           "camera": {"distance": ORBIT_DISTANCE, "elevation_deg": ORBIT_ELEVATION_DEG,
-                                      "fov_deg": DEFAULT_FOV_DEG}},
-                "generated": asset}, out_dir / "asset.json")
-    return out_dir
+    if height != width or num_frames != layout.frames:
+        raise ValueError(f"frames must be square and {layout.frames} (the model's orbit), got {num_frames} of {height}x{width}")
+    asset = AssetInfo(
+        source=SourceInfo(format="d4d-sample"),
+        animation=AnimationInfo(has_animation=True, reason="generated by a 4D-aware video diffusion model"),
+        render={"engine": "d4d-sample", "resolution": width, "frames": num_frames, "layout": layout.to_dict(), "background": background,
+                "alpha": "matte against the training background (training.matte)"},
+        generated=generated,
+    )
+    staged = staging_dir(out_dir)
+    sample = layout_sample(staged, layout, width, {"dynamic": matte_rgba(rgb, background)}, np.linspace(0.0, 1.0, num_frames), asset)
+    if static is not None:
+        sample.videos["static"] = VideoFrames("static", _resized(static.rgba, width), static.c2w, np.zeros(len(static)), static.azimuths_deg,
+                                              static.elevations_deg, static.distances, [f"static/{i:03d}.png" for i in range(len(static))])
+    write_render(staged, sample)
+    write_mp4(rgb, staged / "dynamic.mp4")
+    return publish_dir(staged, out_dir)

@@ -23,6 +23,8 @@ from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
+from d4d.rendering.orbits import OrbitLayout
+
 from .backbone import Conditions, Denoiser
 from .components import decode_latents, encode_text, encode_video
 from .guidance import DEFAULT_W1, DEFAULT_W2, guided_prediction
@@ -63,7 +65,7 @@ class Diffusion4DPipeline(DiffusionPipeline):
                  caption_prefix: str = "a dynamic asset, ", background: float = 1.0, default_motion_magnitude: float = 0.0,
                  fps: int | None = None, motion_bucket_id: int = MicroConditions.motion_bucket_id,
                  noise_aug_strength: float = MicroConditions.noise_aug_strength, static_reference: str | None = None,
-                 static_reference_kind: str | None = None):
+                 static_reference_kind: str | None = None, orbit_layout: dict | None = None):
         super().__init__()
         self.register_modules(unet=unet, vae=vae, scheduler=scheduler, motion_embedding=motion_embedding,
                               static_input=static_input, tokenizer=tokenizer, text_encoder=text_encoder,
@@ -73,7 +75,13 @@ class Diffusion4DPipeline(DiffusionPipeline):
                                 caption_prefix=caption_prefix, background=float(background),
                                 default_motion_magnitude=float(default_motion_magnitude), fps=micro.fps,
                                 motion_bucket_id=int(micro.motion_bucket_id), noise_aug_strength=float(micro.noise_aug_strength),
-                                static_reference=static_reference, static_reference_kind=static_reference_kind)
+                                static_reference=static_reference, static_reference_kind=static_reference_kind,
+                                orbit_layout=orbit_layout or OrbitLayout(frames=num_frames).to_dict())
+
+    @property
+    def orbit_layout(self) -> OrbitLayout:
+        """The cameras of the orbit the model was trained on; its samples are written on them."""
+        return OrbitLayout.from_dict(self.config.orbit_layout)
 
     @property
     def micro(self) -> MicroConditions:

@@ -10,28 +10,32 @@ default the one the model recorded when it was fine-tuned from it, or --static-m
 "zero-motion" reference is this model at m = 0, a shortcut: that branch was trained on dynamic
 clips with m dropped, so it predicts their average motion, not a static orbit.
 
-OUT holds dynamic/000.png .. (T frames), dynamic.mp4, transforms.json (orbit cameras at distance
-2, elevation 0, field of view 49.13 degrees, times 0..1) and asset.json, so
-``d4d-reconstruct OUT`` takes it directly. --model is a run directory (its model/ is used) or
-a model folder.
+OUT holds dynamic/000.png .. (T frames, RGBA: an alpha matte against the training background),
+for a static-3D sample the static orbit it was conditioned on under static/, dynamic.mp4,
+transforms.json (the cameras of the orbit the model was trained on, recorded in the model) and
+asset.json, so ``d4d-reconstruct OUT`` takes it directly. --model is a run directory (its model/
+is used) or a model folder.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from d4d.rendering.contract import RenderContractError, load_render
+from d4d.options import add_options, apply_overrides, overrides_from_args
+from d4d.rendering.contract import RenderContractError, VideoFrames, load_render
 
 from .guidance import DEFAULT_W1, DEFAULT_W2
-from .outputs import write_orbit_render
-from .pipeline import STATIC_REFERENCES, Diffusion4DPipeline
+from .outputs import write_sample
+from .pipeline import Diffusion4DPipeline
 from .reference import load_static_denoiser
 
 logger = logging.getLogger("d4d.sample")
@@ -67,91 +71,112 @@ def load_image(path: Path, background: float, resolution: int) -> torch.Tensor:
     return rgba_to_video(rgba[None], background, resolution)
 
 
-def load_static(render_dir: Path, background: float, resolution: int, num_frames: int) -> torch.Tensor:
-    """The static orbit of a render directory -> float32 [1, T, 3, R, R] in [-1, 1]."""
+def load_static(render_dir: Path, num_frames: int) -> VideoFrames:
+    """The static orbit of a render directory (frames and cameras); ValueError naming it otherwise."""
     try:
         render = load_render(render_dir, videos=("static",))
     except RenderContractError as exc:
         raise ValueError(f"--static {render_dir}: {exc}") from None
-    rgba = render.videos["static"].rgba
-    if rgba.shape[0] != num_frames:
-        raise ValueError(f"--static {render_dir}: static video has {rgba.shape[0]} frames, the model makes {num_frames}")
-    return rgba_to_video(rgba, background, resolution)[None]
+    orbit = render.videos["static"]
+    if len(orbit) != num_frames:
+        raise ValueError(f"--static {render_dir}: static video has {len(orbit)} frames, the model makes {num_frames}")
+    return orbit
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """What to sample and how (d4d-sample's options; the model and OUT are its arguments)."""
+
+    prompt: str | None = None
+    """Text condition (text-to-4D models; I2VGen-XL image models take it too)."""
+    image: str | None = None
+    """Condition image, PNG (image-to-4D; optional for static-3D-to-4D, whose default is the static orbit's first frame)."""
+    static: str | None = None
+    """Render directory whose static orbit conditions a static-3D-to-4D model; it is written beside the sample."""
+    motion_magnitude: float | None = None
+    """m, version-1 scale (default: the mean m of the model's training clips)."""
+    steps: int = 50
+    """Denoising steps (paper: 50)."""
+    w1: float = DEFAULT_W1
+    """Classifier-free guidance weight (paper: 7.0)."""
+    w2: float | None = None
+    """3D-aware (static reference) weight (paper: 0.5; default 0.5 for a 4D model, 0 for a static one)."""
+    static_reference: Literal["static-model", "zero-motion", "frozen"] = "static-model"
+    """ebar: "static-model" (the paper's: a model of static orbits, --static-model or the one the
+    model recorded) or "zero-motion" (this model at m = 0: a shortcut predicting average motion);
+    "frozen" is the old name of "static-model"."""
+    static_model: str | None = None
+    """Run directory or model folder of the static reference (d4d-train --target static); default: the one the model recorded."""
+    seed: int = 0
+    """Seeds the initial noise."""
+    device: str = "auto"
+    """Torch device: auto (cuda when available), cpu, cuda, cuda:1 ..."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="d4d-sample", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, type=Path, help="run directory or model folder (d4d-train output)")
-    parser.add_argument("--out", required=True, type=Path, help="output render directory")
-    parser.add_argument("--prompt", help="text condition (text-to-4D models)")
-    parser.add_argument("--image", type=Path, help="condition image, PNG (image-to-4D; optional for static-3D-to-4D)")
-    parser.add_argument("--static", type=Path, help="render directory whose static orbit conditions a static-3D-to-4D model")
-    parser.add_argument("--motion-magnitude", type=float, help="m, version-1 scale (default: the model's training mean)")
-    parser.add_argument("--steps", type=int, default=50, help="DDIM steps (paper: 50)")
-    parser.add_argument("--w1", type=float, default=DEFAULT_W1, help="classifier-free guidance weight (paper: 7.0)")
-    parser.add_argument("--w2", type=float, help=f"3D-aware (static reference) weight (paper: {DEFAULT_W2}; 0 for a static model)")
-    parser.add_argument("--static-reference", choices=STATIC_REFERENCES + tuple(RENAMED_REFERENCES), default="static-model",
-                        help="ebar: 'static-model' (the paper's: a model of static orbits, --static-model or the one the "
-                             "model recorded) or 'zero-motion' (this model at m = 0: a shortcut predicting average motion); "
-                             "'frozen' is the old name of 'static-model'")
-    parser.add_argument("--static-model", type=Path,
-                        help="run directory or model folder of the static reference (d4d-train --target static); "
-                             "default: the reference the model recorded")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", required=True, type=Path, help="output render directory (replaced when it exists)")
+    add_options(parser.add_argument_group("sampling (SampleConfig)"), SampleConfig)
     return parser
 
 
-def sample(args: argparse.Namespace) -> Path:
-    pipe = Diffusion4DPipeline.from_pretrained(model_folder(args.model)).to(args.device)
+def sample(model: Path, out: Path, config: SampleConfig = SampleConfig()) -> Path:
+    """d4d-sample as a function: sample one orbital video from ``model`` into the render
+    directory ``out``; returns it. ValueError naming the option for bad conditions."""
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device
+    pipe = Diffusion4DPipeline.from_pretrained(model_folder(model)).to(device)
     cfg = pipe.config
-    prompt, image, static = args.prompt, None, None
+    prompt, image, static, static_orbit = config.prompt, None, None, None
     if cfg.task == "text" and not prompt:
-        raise ValueError(f"{args.model}: a text-to-4D model; give --prompt")
-    if args.image is not None:
-        image = load_image(args.image, cfg.background, cfg.resolution)
+        raise ValueError(f"{model}: a text-to-4D model; give --prompt")
+    if config.image is not None:
+        image = load_image(Path(config.image), cfg.background, cfg.resolution)
     if cfg.task == "static":
-        if args.static is None:
-            raise ValueError(f"{args.model}: a static-3D-to-4D model; give --static RENDER_DIR")
-        static = load_static(args.static, cfg.background, cfg.resolution, cfg.num_frames)
+        if config.static is None:
+            raise ValueError(f"{model}: a static-3D-to-4D model; give --static RENDER_DIR")
+        static_orbit = load_static(Path(config.static), cfg.num_frames)
+        static = rgba_to_video(static_orbit.rgba, cfg.background, cfg.resolution)[None]
         if image is None:
             image = static[:, 0]  # the front view at time 0
     elif cfg.task == "image" and image is None:
-        raise ValueError(f"{args.model}: an image-to-4D model; give --image PNG")
-    if args.static_reference in RENAMED_REFERENCES:
-        logger.warning("--static-reference %s is now called %s", args.static_reference, RENAMED_REFERENCES[args.static_reference])
-        args.static_reference = RENAMED_REFERENCES[args.static_reference]
-    w2 = args.w2 if args.w2 is not None else (DEFAULT_W2 if cfg.target == "dynamic" else 0.0)
+        raise ValueError(f"{model}: an image-to-4D model; give --image PNG")
+    reference_name = config.static_reference
+    if reference_name in RENAMED_REFERENCES:
+        logger.warning("--static-reference %s is now called %s", reference_name, RENAMED_REFERENCES[reference_name])
+        reference_name = RENAMED_REFERENCES[reference_name]
+    w2 = config.w2 if config.w2 is not None else (DEFAULT_W2 if cfg.target == "dynamic" else 0.0)
     static_denoiser, reference = None, None
-    if w2 != 0 and args.static_reference == "static-model":
-        reference = model_folder(args.static_model) if args.static_model is not None else cfg.static_reference
+    if w2 != 0 and reference_name == "static-model":
+        reference = model_folder(Path(config.static_model)) if config.static_model is not None else cfg.static_reference
         if reference is None:
-            raise ValueError(f"{args.model}: --w2 {w2} needs a static reference and the model records none (it was not "
+            raise ValueError(f"{model}: --w2 {w2} needs a static reference and the model records none (it was not "
                              "fine-tuned from --pretrained); give --static-model PATH (a d4d-train --target static model), "
                              "--static-reference zero-motion (the m = 0 shortcut, not the paper's ebar), or --w2 0")
-        static_denoiser = load_static_denoiser(reference, cfg.task, type(pipe.unet), args.device, pipe.unet.dtype)
-        kind = cfg.static_reference_kind if args.static_model is None else "given by --static-model"
+        static_denoiser = load_static_denoiser(reference, cfg.task, type(pipe.unet), device, pipe.unet.dtype)
+        kind = cfg.static_reference_kind if config.static_model is None else "given by --static-model"
         logger.info("static reference ebar: %s (%s)", reference, kind)
-    logger.info("sampling %s-to-4D (%s model): %d steps, w1=%s, w2=%s, static reference %s", cfg.task, cfg.target, args.steps,
-                args.w1, w2, args.static_reference if w2 != 0 else "unused")
-    out = pipe(prompt=prompt, image=image, static_video=static, motion_magnitude=args.motion_magnitude,
-               num_inference_steps=args.steps, w1=args.w1, w2=w2, static_reference=args.static_reference,
-               static_denoiser=static_denoiser, generator=torch.Generator().manual_seed(args.seed))
-    motion = cfg.default_motion_magnitude if args.motion_magnitude is None else args.motion_magnitude
-    asset = {"model": str(args.model), "task": cfg.task, "prompt": prompt,
-             "image": None if args.image is None else str(args.image),
-             "static": None if args.static is None else str(args.static), "motion_magnitude": motion,
-             "steps": args.steps, "w1": args.w1, "w2": w2, "static_reference": args.static_reference,
-             "static_model": None if reference is None else str(reference), "seed": args.seed,
-             "background": cfg.background, "alpha": "opaque: a generated video has no alpha channel"}
-    return write_orbit_render(args.out, out.frames[0].cpu().numpy(), asset)
+    logger.info("sampling %s-to-4D (%s model): %d steps, w1=%s, w2=%s, static reference %s", cfg.task, cfg.target, config.steps,
+                config.w1, w2, reference_name if w2 != 0 else "unused")
+    result = pipe(prompt=prompt, image=image, static_video=static, motion_magnitude=config.motion_magnitude,
+                  num_inference_steps=config.steps, w1=config.w1, w2=w2, static_reference=reference_name,
+                  static_denoiser=static_denoiser, generator=torch.Generator().manual_seed(config.seed))
+    motion = cfg.default_motion_magnitude if config.motion_magnitude is None else config.motion_magnitude
+    generated = {**asdict(config), "model": str(model), "task": cfg.task, "motion_magnitude": motion, "w2": w2, "static_reference": reference_name,
+                 "static_model": None if reference is None else str(reference)}
+    return write_sample(out, result.frames[0].cpu().numpy(), pipe.orbit_layout, cfg.background, generated, static_orbit)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        path = sample(args)
+        config = apply_overrides(SampleConfig(), overrides_from_args(args, SampleConfig))
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        path = sample(args.model, args.out, config)
     except ValueError as exc:
         logger.error("%s", exc)
         return 2

@@ -29,14 +29,18 @@ from accelerate.utils import ProjectConfiguration
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 
+from d4d.files import publish_dir, staging_dir
 from d4d.options import add_options, apply_overrides, overrides_from_args
+from d4d.rendering.orbits import OrbitLayout
+from d4d.shards.layout import shard_orbit_layout
 
 from . import config as config_lib
 from .backbone import Denoiser
-from .checkpoints import TrainState, checkpoint_dir, prune_checkpoints, publish_dir, resolve_resume, staging_dir
+from .checkpoints import TrainState, checkpoint_dir, prune_checkpoints, resolve_resume
 from .components import Components, build_components, load_components
 from .config import TrainConfig
 from .data import ShardBatches, collate
+from .latent_cache import cache_latents as write_latent_cache
 from .objective import batch_inputs, compute_losses, drop_conditions, empty_prompt_embedding, micro_conditions, null_conditions
 from .outputs import to_uint8, write_mp4
 from .pipeline import Diffusion4DPipeline
@@ -92,16 +96,18 @@ def check_run_config(run: Path, config: TrainConfig) -> None:
 
 
 def export_pipeline(parts: Components, config: TrainConfig, out: Path, default_motion: float,
-                    reference: tuple[str | None, str | None] = (None, None)) -> Path:
+                    reference: tuple[str | None, str | None] = (None, None), layout: OrbitLayout | None = None) -> Path:
     """Save the model as a Diffusion4DPipeline folder at ``out`` (atomically)."""
-    pipe = make_pipeline(parts, config, default_motion, reference)
+    pipe = make_pipeline(parts, config, default_motion, reference, layout)
     staged = staging_dir(out)
     pipe.save_pretrained(staged, safe_serialization=True)
     return publish_dir(staged, out)
 
 
 def make_pipeline(parts: Components, config: TrainConfig, default_motion: float,
-                  reference: tuple[str | None, str | None] = (None, None)) -> Diffusion4DPipeline:
+                  reference: tuple[str | None, str | None] = (None, None), layout: OrbitLayout | None = None) -> Diffusion4DPipeline:
+    """The model as a pipeline; ``layout`` is the orbit its training clips were rendered on
+    (default: d4d's default orbit of ``config.num_frames`` views)."""
     micro = micro_conditions(config, parts.adapter)
     return Diffusion4DPipeline(unet=parts.unet, vae=parts.vae, scheduler=parts.scheduler,
                                motion_embedding=parts.motion_embedding, static_input=parts.static_input,
@@ -110,7 +116,8 @@ def make_pipeline(parts: Components, config: TrainConfig, default_motion: float,
                                resolution=config.resolution, caption_prefix=config.caption_prefix,
                                background=config.background, default_motion_magnitude=default_motion, fps=micro.fps,
                                motion_bucket_id=micro.motion_bucket_id, noise_aug_strength=micro.noise_aug_strength,
-                               static_reference=reference[0], static_reference_kind=reference[1])
+                               static_reference=reference[0], static_reference_kind=reference[1],
+                               orbit_layout=(layout or OrbitLayout(frames=config.num_frames)).to_dict())
 
 
 def validation_video(parts: Components, config: TrainConfig, sample: dict, motion: float, seed: int) -> torch.Tensor:
@@ -137,7 +144,8 @@ def make_components(config: TrainConfig, pretrained: Path | None = None) -> Comp
 
 
 def train(config: TrainConfig, source, output: Path, parts: Components | None = None, resume: str | None = None,
-          accelerator: Accelerator | None = None, reference: tuple[str | None, str | None] = (None, None)) -> Path:
+          accelerator: Accelerator | None = None, reference: tuple[str | None, str | None] = (None, None),
+          layout: OrbitLayout | None = None) -> Path:
     """Run (or resume) training; returns the exported model folder ``output/model``.
 
     Args:
@@ -150,6 +158,8 @@ def train(config: TrainConfig, source, output: Path, parts: Components | None = 
         accelerator: an existing Accelerator (default: a new one from the config).
         reference: (folder, kind) of the static reference recorded in the exported model
             (training.reference.starting_reference); ignored for a static model.
+        layout: the orbit the training clips were rendered on, recorded in the exported model so
+            d4d-sample writes its frames on those cameras (shards.layout.shard_orbit_layout).
     """
     output = Path(output)
     accelerator = accelerator or make_accelerator(config, output)
@@ -279,7 +289,7 @@ def train(config: TrainConfig, source, output: Path, parts: Components | None = 
         elif reference[0] is None:
             logger.warning("no static reference recorded (trained without --pretrained): d4d-sample will need "
                            "--static-model, or --static-reference zero-motion, for w2 != 0")
-        with_ema_weights(lambda: export_pipeline(parts, config, model_dir, state.mean_motion, reference))
+        with_ema_weights(lambda: export_pipeline(parts, config, model_dir, state.mean_motion, reference, layout))
         logger.info("exported %s", model_dir)
     accelerator.end_training()
     return model_dir
@@ -305,6 +315,24 @@ def shard_source(shard_dir: Path, config: TrainConfig, parts: Components, accele
                         world_size=accelerator.num_processes, num_workers=config.dataloader_num_workers)
 
 
+def train_on_shards(config: TrainConfig, shards: Path, output: Path, pretrained: Path | None = None, resume: str | None = None,
+                    cache_latents: bool = False) -> Path:
+    """d4d-train as a function: train (or resume) a run in ``output`` on the shards; returns the
+    exported model folder. The run records its static reference (when fine-tuned from one) and
+    the orbit layout of the shards. ValueError for bad settings or data."""
+    accelerator = make_accelerator(config, output)
+    parts = make_components(config, pretrained)
+    if cache_latents:
+        if accelerator.is_main_process:
+            write_latent_cache(shards, parts, config, accelerator.device)
+        accelerator.wait_for_everyone()
+    source = shard_source(shards, config, parts, accelerator)
+    reference = starting_reference(pretrained) if config.target == "dynamic" else (None, None)
+    if reference[0] is not None:
+        logger.info("static reference of this run: %s (%s)", reference[0], reference[1])
+    return train(config, source, output, parts, resume, accelerator, reference, shard_orbit_layout(shards))
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     argv = sys.argv[1:] if argv is None else argv
@@ -315,20 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args = build_parser().parse_args(argv)
     try:
-        config = config_from_args(args)
-        accelerator = make_accelerator(config, args.output)
-        parts = make_components(config, args.pretrained)
-        if args.cache_latents:
-            from .latent_cache import cache_latents
-
-            if accelerator.is_main_process:
-                cache_latents(args.shards, parts, config, accelerator.device)
-            accelerator.wait_for_everyone()
-        source = shard_source(args.shards, config, parts, accelerator)
-        reference = starting_reference(args.pretrained) if config.target == "dynamic" else (None, None)
-        if reference[0] is not None:
-            logger.info("static reference of this run: %s (%s)", reference[0], reference[1])
-        train(config, source, args.output, parts, args.resume, accelerator, reference)
+        train_on_shards(config_from_args(args), args.shards, args.output, args.pretrained, args.resume, args.cache_latents)
     except (ValueError, FloatingPointError) as exc:
         logger.error("%s", exc)
         return 2

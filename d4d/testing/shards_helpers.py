@@ -44,6 +44,7 @@ def make_shard_render(
     caption: str | None = None,
     with_motion: bool = True,
     source_sha256: str | None = "derive",
+    layout: OrbitLayout | None = None,
 ) -> Path:
     """Write a render directory ``root/name`` and return it.
 
@@ -52,6 +53,7 @@ def make_shard_render(
         caption: asset.json ``caption`` (None: no key).
         with_motion: write motion magnitude into asset.json (False leaves it to the shard writer).
         source_sha256: asset.json ``source.sha256``; "derive" hashes ``name``, None omits it.
+        layout: the cameras (default d4d's default orbit of ``frames`` views).
     """
     out = Path(root) / name
     hue = int(hashlib.sha256(name.encode()).hexdigest()[:4], 16) / 0xFFFF
@@ -64,7 +66,7 @@ def make_shard_render(
     asset = AssetInfo(source=source, caption=caption,
                       animation=AnimationInfo(has_animation=True, reason="test", frame_range=[1.0, 1.0 + 2 * frames], fps=24.0))
     empty = {v: np.zeros((frames, 0, 0, 4), np.uint8) for v in videos}
-    sample = layout_sample(out, OrbitLayout(frames=frames), size, empty, times, asset)
+    sample = layout_sample(out, layout or OrbitLayout(frames=frames), size, empty, times, asset)
     for video in sample.videos.values():
         video.rgba = np.stack([ball_frame(size, t, a, hue) for a, t in zip(video.azimuths_deg, video.times)])
     if with_motion and "dynamic" in sample.videos and "static" in sample.videos:

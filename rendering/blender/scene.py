@@ -199,7 +199,7 @@ def configure_engine(bpy, options: RenderOptions) -> None:
     render.image_settings.file_format = "PNG"
     render.image_settings.color_mode = "RGBA"
     render.image_settings.color_depth = "8"
-    scene.view_settings.view_transform = "Standard"
+    scene.view_settings.view_transform = options.view_transform
     scene.view_settings.look = "None"
     if scene.world is None:
         scene.world = bpy.data.worlds.new("d4d_world")
