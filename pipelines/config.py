@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 from d4d.curation.procedure import DecisionConfig
+from d4d.curation.sources.download import DownloadLimits
 from d4d.rendering.api import Limits
 
 
@@ -18,6 +19,8 @@ class PipelineConfig:
     """How each clip is judged: the renders of each stage and the rules (curation.procedure)."""
     limits: Limits = field(default_factory=Limits)
     """Resource bounds of each Blender worker and of the files it takes."""
+    download: DownloadLimits = field(default_factory=DownloadLimits)
+    """Bounds of every download (objaverse sources with --online)."""
     max_attempts: int = 2
     """Tries per asset for retryable failures (Blender crash or timeout, lost worker, network);
     after that it is recorded as failed. Failures that are properties of the file (bad format,
@@ -64,7 +67,8 @@ class PipelineConfig:
 
     def asset_budget_s(self) -> float:
         """Wall-clock seconds after which the driver gives up on a worker's asset: its import and
-        every render of its largest allowed number of clips timing out, plus start-ups and file
-        checks. (Each Blender job has its own, much shorter timeout; this catches a stuck worker.)"""
+        every render of its largest allowed number of clips timing out, plus its download, start-ups
+        and file checks. (Each Blender job has its own, much shorter timeout; this catches a stuck
+        worker.)"""
         per_clip = 2 * self.decision.prepass_timeout_s + self.render_timeout_s
-        return self.decision.prepass_timeout_s + self.decision.max_clips_per_asset * per_clip + 300.0
+        return self.download.download_timeout_s + self.decision.prepass_timeout_s + self.decision.max_clips_per_asset * per_clip + 300.0

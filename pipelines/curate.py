@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         config = config_from_args(args)
-        spec = parse_source(args.source, args.out, online=args.online, id_list=args.id_list)
+        spec = parse_source(args.source, args.out, online=args.online, id_list=args.id_list, limits=config.download)
     except ValueError as exc:
         parser.error(str(exc))
     from d4d.pipelines.manifest import RunLocked

@@ -6,7 +6,7 @@
     objaverse-xl[:BASE_DIR] Objaverse-XL from the same cache
 
 The Objaverse sources are offline by default (nothing touches the network; what the cache
-lacks is reported); ``online`` lets objaverse's downloaders fill the cache. A ``SourceSpec`` is
+lacks is reported); ``online`` downloads what the cache lacks, within ``DownloadLimits``. A ``SourceSpec`` is
 small and picklable: the driver lists records with it, and every worker opens its own source
 from it to fetch files.
 """
@@ -15,6 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+from d4d.curation.sources.download import DownloadLimits
+from d4d.curation.sources.objaverse_xl import XLEndpoints
 
 KINDS = ("local", "builtin", "objaverse", "objaverse-xl")
 
@@ -30,17 +33,20 @@ class SourceSpec:
         online: Objaverse only: download what the cache lacks.
         id_list: Objaverse only: keep only the ids in this file (curation.sources.load_id_list:
             1.0 uids for objaverse, sha256 / fileIdentifier / save_uid for objaverse-xl).
-        timeout_s: Objaverse online: connection and read timeout, seconds.
+        limits: Objaverse online: the bounds of every download.
+        endpoints: Objaverse online: where files are downloaded from.
     """
 
     kind: str
     path: str | None = None
     online: bool = False
     id_list: str | None = None
-    timeout_s: float = 30.0
+    limits: DownloadLimits = DownloadLimits()
+    endpoints: XLEndpoints = XLEndpoints()
 
 
-def parse_source(text: str, out_dir: Path, online: bool = False, id_list: str | None = None) -> SourceSpec:
+def parse_source(text: str, out_dir: Path, online: bool = False, id_list: str | None = None,
+                 limits: DownloadLimits = DownloadLimits()) -> SourceSpec:
     """``--source`` text -> SourceSpec. Raises ValueError naming the text and what is valid."""
     kind, _, rest = text.partition(":")
     if kind not in KINDS:
@@ -57,7 +63,7 @@ def parse_source(text: str, out_dir: Path, online: bool = False, id_list: str | 
         if rest:
             raise ValueError(f"--source {text!r}: builtin takes no path (assets are generated into OUT/assets)")
         return SourceSpec("builtin", str((out_dir / "assets").resolve()))
-    return SourceSpec(kind, str(Path(rest).expanduser()) if rest else None, online=online, id_list=id_list)
+    return SourceSpec(kind, str(Path(rest).expanduser()) if rest else None, online=online, id_list=id_list, limits=limits)
 
 
 def open_source(spec: SourceSpec):
@@ -69,8 +75,8 @@ def open_source(spec: SourceSpec):
     base = spec.path or "~/.objaverse"
     ids = frozenset(load_id_list(spec.id_list)) if spec.id_list else None
     if spec.kind == "objaverse":
-        return ObjaverseV1Source(base, V1Filter(uids=ids), offline=not spec.online, timeout_s=spec.timeout_s)
-    return ObjaverseXLSource(base, XLFilter(ids=ids), offline=not spec.online, timeout_s=spec.timeout_s)
+        return ObjaverseV1Source(base, V1Filter(uids=ids), offline=not spec.online, limits=spec.limits, base_url=spec.endpoints.sketchfab)
+    return ObjaverseXLSource(base, XLFilter(ids=ids), offline=not spec.online, limits=spec.limits, endpoints=spec.endpoints)
 
 
 def prepare_source(spec: SourceSpec) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from d4d.curation.procedure import StagedDecision
 from d4d.curation.rules import failure_reason
-from d4d.curation.sources import ChecksumMismatch, FetchError, InvalidAsset, MissingFromCache
+from d4d.curation.sources import FetchError
 from d4d.pipelines.config import PipelineConfig
 from d4d.pipelines.sources import SourceSpec, open_source
 from d4d.pipelines.work import WorkItem
@@ -80,8 +80,7 @@ class Fetch:
         try:
             item.record = self.source.fetch(item.record)
         except FetchError as exc:
-            permanent = isinstance(exc, (MissingFromCache, InvalidAsset, ChecksumMismatch))
-            return item.fail(self.name, "fetch_failed", type(exc).__name__, str(exc), retryable=not permanent)
+            return item.fail(self.name, "fetch_failed", exc.kind, str(exc), retryable=exc.retryable)
         item.measures["size_bytes"] = Path(item.record.local_path).stat().st_size
         return item
 

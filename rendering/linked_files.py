@@ -73,19 +73,37 @@ def _gltf_uris(path: Path) -> list[str]:
     return uris
 
 
-def _obj_libraries(path: Path) -> list[str]:
+def _statements(path: Path, keywords: tuple[str, ...]) -> list[str]:
+    """The argument of every line of a text file (its first OBJ_SCAN_BYTES) that starts with one of ``keywords``."""
     with open(path, "rb") as f:
         head = f.read(OBJ_SCAN_BYTES).decode("utf-8", errors="replace")
-    return [line.split(None, 1)[1].strip() for line in head.splitlines() if line.startswith("mtllib") and len(line.split(None, 1)) == 2]
+    found = []
+    for line in head.splitlines():
+        parts = line.split(None, 1)
+        if len(parts) == 2 and parts[0] in keywords:
+            names = parts[1].split()
+            # mtllib lists files; a texture map's options (-bm 1 ...) come before its one file name
+            found.extend(names if parts[0] == "mtllib" else names[-1:])
+    return found
+
+
+#: MTL statements that name a texture file.
+MTL_MAPS = ("map_Ka", "map_Kd", "map_Ks", "map_Ns", "map_d", "map_bump", "bump", "disp", "decal", "norm", "map_Pr", "map_Pm")
+
+
+def linked_references(path: Path) -> list[str]:
+    """The files the asset (or material library) at ``path`` names, as written: a glTF's buffer
+    and image URIs (not data: URIs), an OBJ's material libraries, an MTL's texture maps."""
+    suffix = path.suffix.lower()
+    if suffix in (".gltf", ".glb"):
+        return [u for u in _gltf_uris(path) if not u.startswith("data:")]
+    if suffix == ".obj":
+        return _statements(path, ("mtllib",))
+    if suffix == ".mtl":
+        return _statements(path, MTL_MAPS)
+    return []
 
 
 def outside_links(path: Path) -> list[str]:
     """The references of the asset at ``path`` (as the user named it) that leave its folder."""
-    suffix = path.suffix.lower()
-    if suffix in (".gltf", ".glb"):
-        references = _gltf_uris(path)
-    elif suffix == ".obj":
-        references = _obj_libraries(path)
-    else:
-        return []
-    return [r for r in references if escapes(path.parent, r)]
+    return [r for r in linked_references(path) if escapes(path.parent, r)]

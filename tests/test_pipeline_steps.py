@@ -106,7 +106,7 @@ def test_file_that_crashes_blender_is_a_retryable_render_failure(chain, records)
 def test_empty_file_fails_at_fetch_and_is_not_retried(chain, records):
     item = chain.process(WorkItem(records["empty.glb"]))
     failure = item.failure
-    assert (failure.reason, failure.kind, failure.stage) == ("fetch_failed", "InvalidAsset", "fetch")
+    assert (failure.reason, failure.kind, failure.stage) == ("fetch_failed", "invalid_asset", "fetch")
     assert not failure.retryable and "empty" in failure.detail and not item.clips
 
 
@@ -155,7 +155,7 @@ def test_objaverse_source_fetches_from_the_offline_cache_and_records_what_it_lac
         found = chain.process(WorkItem(records[cached]))
     finally:
         chain.close()
-    assert (missing.failure.reason, missing.failure.kind, missing.failure.retryable) == ("fetch_failed", "MissingFromCache", False)
+    assert (missing.failure.reason, missing.failure.kind, missing.failure.retryable) == ("fetch_failed", "missing_from_cache", False)
     assert str(tmp_path / "hf-objaverse-v1" / "glbs" / "000-001" / f"{uncached}.glb") in missing.failure.detail
     assert found.failure is None and len(found.record.sha256) == 64
     assert found.clips[0].decision.measures["has_animation"] is True  # the cached glb is an animated triangle

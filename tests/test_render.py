@@ -460,3 +460,31 @@ def test_frame_count_is_bounded():
 
     with pytest.raises(ValueError, match=f"frames must be in \\[2, {MAX_FRAMES}\\]"):
         RenderOptions(frames=MAX_FRAMES + 1)
+
+
+def test_linked_files_outside_the_asset_folder_are_not_read_unless_allowed(renderer, wild_assets, tmp_path):
+    """A glTF whose texture URI climbs out of its folder is refused before Blender opens it; a
+    Collada whose image is an absolute path elsewhere is refused inside Blender before any image
+    is decoded. With the opt-in both render."""
+    import shutil
+
+    from d4d.rendering.api import AssetPolicy
+    from d4d.rendering.errors import AssetError
+    from d4d.rendering.options import RenderOptions
+
+    quick = RenderOptions(engine="workbench", resolution=32, frames=2)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(wild_assets["outside_link"].parent.parent / "outside_texture.png", elsewhere / "secret.png")
+    collada = tmp_path / "collada" / "character.dae"
+    collada.parent.mkdir()
+    text = wild_assets["broken_texture"].read_text()
+    assert "skin.jpg" in text
+    collada.write_text(text.replace("skin.jpg", str(elsewhere / "secret.png")))
+    for path, words in ((wild_assets["outside_link"], "../outside_texture.png"), (collada, str(elsewhere / "secret.png"))):
+        with pytest.raises(AssetError) as err:
+            renderer.render(path, tmp_path / "refused" / path.stem, quick)
+        assert err.value.kind == "linked_file_outside_asset" and words in str(err.value), err.value
+        assert "\n" not in str(err.value) and not (tmp_path / "refused" / path.stem).exists()
+    allowed = renderer.render(wild_assets["outside_link"], tmp_path / "allowed", quick, policy=AssetPolicy(allow_outside_links=True))
+    assert allowed.counts["vertices"] > 0

@@ -17,10 +17,11 @@ from d4d.curation.sources.base import (
     sha256_file,
     verify_asset_file,
 )
+from d4d.curation.sources.download import DownloadLimits, DownloadTimeout, DownloadTooLarge, HTTPRefused, download, download_with_links
 from d4d.curation.sources.ids import IdIndex, identifier_kind, load_id_list, save_uid
 from d4d.curation.sources.local import LocalFolderSource
 from d4d.curation.sources.objaverse_v1 import ObjaverseV1Source, V1Filter
-from d4d.curation.sources.objaverse_xl import ObjaverseXLSource, XLFilter
+from d4d.curation.sources.objaverse_xl import ObjaverseXLSource, XLEndpoints, XLFilter
 
 __all__ = [
     "ASSET_EXTENSIONS",
@@ -28,6 +29,13 @@ __all__ = [
     "RecordProblem",
     "SourceRecord",
     "ChecksumMismatch",
+    "DownloadLimits",
+    "DownloadTimeout",
+    "DownloadTooLarge",
+    "HTTPRefused",
+    "download_with_links",
+    "XLEndpoints",
+    "download",
     "FetchError",
     "IdIndex",
     "InvalidAsset",

@@ -6,11 +6,9 @@ Pure Python; no network here. A source builds records from annotations, and ``fe
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import socket
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,19 +29,34 @@ log = logging.getLogger(__name__)
 
 
 class FetchError(Exception):
-    """An asset that could not be made available locally; the message is one line naming it."""
+    """An asset that could not be made available locally; the message is one line naming it.
+
+    ``kind`` is the row's ``error_kind`` (docs/pipeline.md); ``retryable`` says whether trying
+    again may help (a network failure) rather than being a property of the file."""
+
+    kind = "fetch_failed"
+    retryable = True
 
 
 class MissingFromCache(FetchError):
     """Offline, and the cache lacks a file; the message names the uid/file and the expected path."""
 
+    kind = "missing_from_cache"
+    retryable = False
+
 
 class ChecksumMismatch(FetchError):
     """The local file's sha256 differs from the one the annotations record."""
 
+    kind = "checksum_mismatch"
+    retryable = False
+
 
 class InvalidAsset(FetchError):
     """The local file is empty, truncated or not in the format its name says."""
+
+    kind = "invalid_asset"
+    retryable = False
 
 
 @dataclass(frozen=True)
@@ -185,29 +198,3 @@ def verify_asset_file(path: str | Path, expected_sha256: str | None = None) -> s
     if expected_sha256 is not None and digest != expected_sha256.lower():
         raise ChecksumMismatch(f"{path}: sha256 {digest} differs from annotated {expected_sha256}")
     return digest
-
-
-@contextlib.contextmanager
-def network_timeout(timeout_s: float):
-    """Within the block, sockets created without an explicit timeout give up after ``timeout_s``."""
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(timeout_s)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(previous)
-
-
-def require_reachable(host: str, timeout_s: float, port: int = 443) -> None:
-    """Raise FetchError within ``timeout_s`` when ``host:port`` cannot be connected to.
-
-    Sources call this before handing work to objaverse's downloaders, some of which open
-    connections with no timeout of their own.
-    """
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s):
-            return
-    except OSError as exc:
-        raise FetchError(
-            f"cannot reach {host}:{port} within {timeout_s:g}s ({exc}); use offline=True with a filled cache"
-        ) from None

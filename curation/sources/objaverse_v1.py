@@ -11,6 +11,10 @@ Cache layout, exactly as objaverse 0.1.7 reads and writes it (``BASE`` is the do
 Offline (the default), nothing touches the network: a missing object-paths file raises
 MissingFromCache; missing metadata groups are skipped, each with one line in ``missing``
 naming the group and its expected path; a missing glb raises MissingFromCache on fetch.
+
+Online, d4d downloads what the cache lacks itself (``curation.sources.download``: a timeout and
+a size bound on every file) from ``base_url`` into exactly that layout, and objaverse's readers
+then only read the cache.
 """
 
 from __future__ import annotations
@@ -29,10 +33,9 @@ from d4d.curation.sources.base import (
     MissingFromCache,
     SourceRecord,
     invalid_record,
-    network_timeout,
-    require_reachable,
     verify_asset_file,
 )
+from d4d.curation.sources.download import DownloadLimits, download
 from d4d.untrusted import BadIdentifier, contained_path, printable
 
 log = logging.getLogger(__name__)
@@ -41,7 +44,8 @@ SOURCE = "objaverse-1.0"
 VERSIONED_DIR = "hf-objaverse-v1"
 #: Objaverse 1.0 metadata comes in 160 group files "000-000" ... "000-159".
 N_METADATA_GROUPS = 160
-HF_HOST = "huggingface.co"
+#: Where Objaverse 1.0's files live (the objaverse package's URL).
+V1_URL = "https://huggingface.co/datasets/allenai/objaverse/resolve/main"
 HEX32 = re.compile(r"[0-9a-f]{32}")
 GROUP = re.compile(r"\d{3}-\d{3}")
 #: Annotation fields copied into SourceRecord.metadata (the rest, e.g. thumbnails, is dropped).
@@ -101,19 +105,26 @@ class ObjaverseV1Source(AssetSource):
         base_dir: the objaverse download dir (the folder that holds ``hf-objaverse-v1``).
         filter: annotation rules.
         offline: True never touches the network and reports what the cache lacks; False
-            downloads what is missing through objaverse's own downloader.
-        timeout_s: online only: connection and socket-read timeout.
+            downloads what is missing from ``base_url``.
+        limits: online only: the bounds of every download.
+        base_url: online only: where ``hf-objaverse-v1``'s files are (a mirror, or a test server).
     """
 
     name = SOURCE
 
     def __init__(
-        self, base_dir: str | Path = "~/.objaverse", filter: V1Filter = V1Filter(), offline: bool = True, timeout_s: float = 30.0
+        self,
+        base_dir: str | Path = "~/.objaverse",
+        filter: V1Filter = V1Filter(),
+        offline: bool = True,
+        limits: DownloadLimits = DownloadLimits(),
+        base_url: str = V1_URL,
     ) -> None:
         self.base_dir = Path(base_dir).expanduser()
         self.filter = filter
         self.offline = offline
-        self.timeout_s = timeout_s
+        self.limits = limits
+        self.base_url = base_url.rstrip("/")
         #: one line per thing the cache lacked (offline), in the order met.
         self.missing: list[str] = []
         #: annotations dropped by each V1Filter rule during the last ``records()``.
@@ -132,11 +143,10 @@ class ObjaverseV1Source(AssetSource):
             if not path.is_file():
                 if self.offline:
                     raise MissingFromCache(f"{SOURCE} object paths: not in cache, expected {path}")
-                require_reachable(HF_HOST, self.timeout_s)
+                self._download_annotation("object-paths.json.gz")
             from objaverse.xl import SketchfabDownloader
 
-            with network_timeout(self.timeout_s):
-                self._object_paths = SketchfabDownloader._get_object_paths(download_dir=str(self.base_dir))
+            self._object_paths = SketchfabDownloader._get_object_paths(download_dir=str(self.base_dir))
         return self._object_paths
 
     def annotations(self) -> dict[str, dict]:
@@ -150,15 +160,16 @@ class ObjaverseV1Source(AssetSource):
             if group is not None and HEX32.fullmatch(str(uid)):
                 groups.setdefault(group, []).append(uid)
         metadata_dir = self.root / "metadata"
+        for group in sorted(groups):
+            if not (metadata_dir / f"{group}.json.gz").is_file():
+                if self.offline:
+                    self._report_missing(
+                        f"{SOURCE} metadata group {group}: not in cache, expected {metadata_dir / f'{group}.json.gz'} "
+                        f"({len(groups[group])} uids skipped)"
+                    )
+                else:
+                    self._download_annotation(f"metadata/{group}.json.gz")
         present = {g for g in groups if (metadata_dir / f"{g}.json.gz").is_file()}
-        if not self.offline and present != set(groups):
-            require_reachable(HF_HOST, self.timeout_s)
-            present = set(groups)
-        for group in sorted(set(groups) - present):
-            self._report_missing(
-                f"{SOURCE} metadata group {group}: not in cache, expected {metadata_dir / f'{group}.json.gz'} "
-                f"({len(groups[group])} uids skipped)"
-            )
         canonical = {f"{i // 1000:03d}-{i % 1000:03d}" for i in range(N_METADATA_GROUPS)}
         # uids=None makes objaverse read all 160 groups without per-uid filtering (fast); only
         # safe when every one of them is there, else it would try to download the rest.
@@ -168,8 +179,7 @@ class ObjaverseV1Source(AssetSource):
         uids = None if everything else [u for g in sorted(present) for u in groups[g]]
         if uids == []:
             return {}
-        with network_timeout(self.timeout_s):
-            return SketchfabDownloader.get_full_annotations(uids=uids, download_dir=str(self.base_dir))
+        return SketchfabDownloader.get_full_annotations(uids=uids, download_dir=str(self.base_dir))
 
     def local_path(self, uid: str) -> Path:
         """Where the cache keeps (or would keep) the glb of ``uid``: its object path, proven to
@@ -213,38 +223,24 @@ class ObjaverseV1Source(AssetSource):
             )
 
     def fetch_many(self, records: Iterable[SourceRecord]) -> Iterator[tuple[SourceRecord, FetchError | None]]:
-        """Make each record's glb local, check it, and yield (record with local_path and
-        sha256, None) or (record unchanged, the error)."""
-        records = list(records)
-        missing = [r for r in records if not self.local_path(r.uid).is_file()]
-        if missing and not self.offline:
-            self._download(missing)
+        """Make each record's glb local (online: download it), check it, and yield (record with
+        local_path and sha256, None) or (record unchanged, the error)."""
         for record in records:
-            path = self.local_path(record.uid)
-            if not path.is_file():
-                line = f"{SOURCE} uid {record.uid}: not in cache, expected {path}"
-                if self.offline:
-                    self._report_missing(line)
-                    yield record, MissingFromCache(line)
-                else:
-                    yield record, FetchError(f"{SOURCE} uid {record.uid}: download did not produce {path}")
-                continue
             try:
+                path = self.local_path(record.uid)
+                if not path.is_file():
+                    if self.offline:
+                        line = f"{SOURCE} uid {record.uid}: not in cache, expected {path}"
+                        self._report_missing(line)
+                        raise MissingFromCache(line)
+                    download(f"{self.base_url}/{path.relative_to(self.root).as_posix()}", path, self.limits)
                 digest = verify_asset_file(path)
             except FetchError as exc:
                 yield record, exc
                 continue
             yield dataclasses.replace(record, local_path=path, sha256=digest), None
 
-
-    def _download(self, records: list[SourceRecord]) -> None:
-        import pandas as pd
-        from objaverse.xl import SketchfabDownloader
-
-        require_reachable(HF_HOST, self.timeout_s)
-        frame = pd.DataFrame(
-            {"fileIdentifier": [r.file_identifier for r in records], "sha256": [r.sha256 or "" for r in records]}
-        )
-        log.info("%s: downloading %d glbs to %s", SOURCE, len(records), self.root)
-        with network_timeout(self.timeout_s):
-            SketchfabDownloader.download_objects(frame, download_dir=str(self.base_dir), processes=1)
+    def _download_annotation(self, rel: str) -> None:
+        """Download ``hf-objaverse-v1/<rel>`` into the cache (FetchError names the file)."""
+        log.info("%s: downloading %s to %s", SOURCE, rel, self.root)
+        download(f"{self.base_url}/{rel}", self.root / rel, self.limits.for_annotations())

@@ -1,4 +1,4 @@
-"""Objaverse-XL (github, sketchfab, smithsonian, thingiverse), through ``objaverse.xl``.
+"""Objaverse-XL (github, sketchfab, smithsonian, thingiverse), read through ``objaverse.xl``.
 
 Cache layout under the download dir ``BASE`` (objaverse 0.1.7's ``download_dir``)::
 
@@ -10,6 +10,12 @@ Cache layout under the download dir ``BASE`` (objaverse 0.1.7's ``download_dir``
     BASE/thingiverse/thing-<thingId>-file-<fileId>.stl
     BASE/github/repos/<org>/<repo>/<path>  with save_repo_format="files" (the only GitHub
                                          layout this source reads: archives are not opened)
+
+Online, d4d downloads what the cache lacks itself, into exactly that layout
+(``curation.sources.download``: a timeout and size bound on every file): a GitHub file is
+fetched alone with the files it links, at its commit, never the whole repository (no git, no
+LFS); Smithsonian URLs are downloaded only from the Smithsonian's host.
+Where each comes from is ``XLEndpoints`` (a mirror, or a test server).
 
 The annotations carry no animation field: "animated" comes from an id list (``XLFilter.ids``,
 e.g. Diffusion4D's released animated/curated metadata) or, later, from the renderer's
@@ -33,12 +39,11 @@ from d4d.curation.sources.base import (
     MissingFromCache,
     SourceRecord,
     invalid_record,
-    network_timeout,
-    require_reachable,
     verify_asset_file,
 )
+from d4d.curation.sources.download import DownloadLimits, download, download_with_links
 from d4d.curation.sources.ids import save_uid
-from d4d.curation.sources.objaverse_v1 import ObjaverseV1Source
+from d4d.curation.sources.objaverse_v1 import V1_URL, ObjaverseV1Source
 from d4d.untrusted import BadIdentifier, check_identifier, check_text, contained_path, printable
 
 log = logging.getLogger(__name__)
@@ -47,8 +52,23 @@ XL_SOURCES = ("github", "sketchfab", "smithsonian", "thingiverse")
 HEX64 = re.compile(r"[0-9a-f]{64}")
 THINGIVERSE = re.compile(r"https://www\.thingiverse\.com/thing:(?P<thing>\d+)/files\?fileId=(?P<file>\d+)")
 GITHUB = re.compile(r"https://github\.com/(?P<org>[^/]+)/(?P<repo>[^/]+)/blob/(?P<commit>[0-9a-f]{7,40})/(?P<path>.+)")
-#: Host each source's downloader talks to (checked for reachability before downloading).
-HOSTS = {"github": "github.com", "sketchfab": "huggingface.co", "smithsonian": "3d-api.si.edu", "thingiverse": "www.thingiverse.com"}
+SMITHSONIAN = re.compile(r"https://3d-api\.si\.edu/(?P<path>[A-Za-z0-9._~:@!$&'()*+,;=%/-]+)")
+
+
+@dataclass(frozen=True)
+class XLEndpoints:
+    """Where online Objaverse-XL downloads come from (the objaverse package's URLs by default)."""
+
+    annotations: str = "https://huggingface.co/datasets/allenai/objaverse-xl/resolve/main"
+    """Holds ``<source>/<source>.parquet``."""
+    sketchfab: str = V1_URL
+    """Objaverse 1.0's files (curation.sources.objaverse_v1)."""
+    github_raw: str = "https://raw.githubusercontent.com"
+    """A repository's files at a commit are ``<github_raw>/<org>/<repo>/<commit>/<path>``."""
+    thingiverse: str = "https://www.thingiverse.com"
+    """Files are ``<thingiverse>/download:<fileId>``."""
+    smithsonian: str = "https://3d-api.si.edu"
+    """Replaces ``https://3d-api.si.edu`` in a Smithsonian fileIdentifier (no other host is fetched)."""
 
 
 def annotation_path(base_dir: Path, source: str) -> Path:
@@ -101,25 +121,31 @@ class ObjaverseXLSource(AssetSource):
         base_dir: the objaverse download dir.
         filter: annotation rules.
         offline: True never touches the network and reports what the cache lacks; False
-            downloads what is missing through ``objaverse.xl.download_objects``.
-        timeout_s: online only: connection and socket-read timeout.
+            downloads what is missing (from ``endpoints``).
+        limits: online only: the bounds of every download.
+        endpoints: online only: where each kind of file is downloaded from.
     """
 
     name = "objaverse-xl"
 
     def __init__(
-        self, base_dir: str | Path = "~/.objaverse", filter: XLFilter = XLFilter(), offline: bool = True, timeout_s: float = 30.0
+        self,
+        base_dir: str | Path = "~/.objaverse",
+        filter: XLFilter = XLFilter(),
+        offline: bool = True,
+        limits: DownloadLimits = DownloadLimits(),
+        endpoints: XLEndpoints = XLEndpoints(),
     ) -> None:
         self.base_dir = Path(base_dir).expanduser()
         self.filter = filter
         self.offline = offline
-        self.timeout_s = timeout_s
+        self.limits = limits
+        self.endpoints = endpoints
         #: one line per thing the cache lacked (offline), in the order met.
         self.missing: list[str] = []
         #: rows dropped by each XLFilter rule during the last ``records()``.
         self.dropped: Counter = Counter()
-        self._v1 = ObjaverseV1Source(self.base_dir, offline=offline, timeout_s=timeout_s)
-
+        self._v1 = ObjaverseV1Source(self.base_dir, offline=offline, limits=limits, base_url=endpoints.sketchfab)
 
     def annotations(self):
         """The annotation rows of the filter's sources as one pandas DataFrame (objaverse.xl's
@@ -134,9 +160,9 @@ class ObjaverseXLSource(AssetSource):
                 if self.offline:
                     self._report_missing(f"objaverse-xl/{source} annotations: not in cache, expected {path}")
                     continue
-                require_reachable("huggingface.co", self.timeout_s)
-            with network_timeout(self.timeout_s):
-                frames.append(downloaders[source].get_annotations(download_dir=str(self.base_dir)))
+                log.info("objaverse-xl: downloading %s annotations to %s", source, path)
+                download(f"{self.endpoints.annotations.rstrip('/')}/{source}/{source}.parquet", path, self.limits.for_annotations())
+            frames.append(downloaders[source].get_annotations(download_dir=str(self.base_dir)))
         if not frames:
             return pd.DataFrame(columns=["fileIdentifier", "source", "license", "fileType", "sha256", "metadata"])
         return pd.concat(frames, ignore_index=True)
@@ -186,6 +212,8 @@ class ObjaverseXLSource(AssetSource):
         if source == "sketchfab":
             return self._v1.local_path(fid.rstrip("/").split("/")[-1])
         if source == "smithsonian":
+            if SMITHSONIAN.fullmatch(fid) is None:
+                raise BadIdentifier(f"{printable(fid)!r} is not a Smithsonian URL (https://3d-api.si.edu/...)")
             return self.base_dir / "smithsonian" / "objects" / f"{save_uid(fid)}.glb"
         if source == "thingiverse":
             match = THINGIVERSE.fullmatch(fid)
@@ -209,42 +237,34 @@ class ObjaverseXLSource(AssetSource):
         return path if path.is_file() else None
 
     def fetch_many(self, records: Iterable[SourceRecord]) -> Iterator[tuple[SourceRecord, FetchError | None]]:
-        """Make each record's file local and check its sha256 against the annotation; yield
-        (record with local_path and verified sha256, None) or (record unchanged, the error)."""
-        records = list(records)
-        if not self.offline:
-            self._download([r for r in records if self._cached_path_or_none(r) is None])
+        """Make each record's file local (online: download it) and check its sha256 against the
+        annotation; yield (record with local_path and verified sha256, None) or (record
+        unchanged, the error)."""
         for record in records:
             try:
                 path = self.expected_path(record)
                 if not path.is_file():
-                    line = f"{record.source} {record.uid} ({record.file_identifier}): not in cache, expected {path}"
                     if self.offline:
+                        line = f"{record.source} {record.uid} ({record.file_identifier}): not in cache, expected {path}"
                         self._report_missing(line)
                         raise MissingFromCache(line)
-                    raise FetchError(f"{record.source} {record.file_identifier}: download did not produce {path}")
+                    self._download(record, path)
                 digest = verify_asset_file(path, expected_sha256=record.sha256)
             except FetchError as exc:
                 yield record, exc
                 continue
             yield dataclasses.replace(record, local_path=path, sha256=digest), None
 
-
-    def _download(self, records: list[SourceRecord]) -> None:
-        if not records:
-            return
-        import objaverse.xl as oxl
-        import pandas as pd
-
-        for source in sorted({r.source.split("/", 1)[1] for r in records}):
-            require_reachable(HOSTS[source], self.timeout_s)
-        frame = pd.DataFrame(
-            {
-                "fileIdentifier": [r.file_identifier for r in records],
-                "source": [r.source.split("/", 1)[1] for r in records],
-                "sha256": [r.sha256 for r in records],
-            }
-        )
-        log.info("objaverse-xl: downloading %d objects to %s", len(records), self.base_dir)
-        with network_timeout(self.timeout_s):
-            oxl.download_objects(frame, download_dir=str(self.base_dir), processes=1, save_repo_format="files")
+    def _download(self, record: SourceRecord, path: Path) -> None:
+        """Download ``record``'s file to ``path`` (its ``expected_path``)."""
+        source, fid = record.source.split("/", 1)[1], record.file_identifier
+        if source == "sketchfab":
+            download(f"{self.endpoints.sketchfab.rstrip('/')}/{path.relative_to(self._v1.root).as_posix()}", path, self.limits)
+        elif source == "smithsonian":
+            download(f"{self.endpoints.smithsonian.rstrip('/')}/{SMITHSONIAN.fullmatch(fid)['path']}", path, self.limits)
+        elif source == "thingiverse":
+            download(f"{self.endpoints.thingiverse.rstrip('/')}/download:{THINGIVERSE.fullmatch(fid)['file']}", path, self.limits)
+        else:
+            match = GITHUB.fullmatch(fid)
+            at_commit = f"{self.endpoints.github_raw.rstrip('/')}/{match['org']}/{match['repo']}/{match['commit']}"
+            download_with_links(at_commit, match["path"], self.base_dir / "github" / "repos" / match["org"] / match["repo"], self.limits)
