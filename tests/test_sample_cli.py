@@ -131,6 +131,24 @@ def test_a_static_3d_sample_carries_its_input_static_orbit_for_the_coarse_stage(
     assert np.all(static.times == 0) and static.rgba[..., 3].max() == 255
 
 
+def test_a_text_sample_gets_a_static_orbit_from_the_static_model_for_the_coarse_stage(tmp_path):
+    """A text model fine-tuned from a static base: the sample carries a static orbit the base
+    sampled from the same prompt (at time 0, on the same cameras), unless --static-orbit none."""
+    base = train_tiny(tmp_path / "base", "tiny-text", target="static")
+    run = train_tiny(tmp_path / "run", "tiny-text", pretrained=base / "model")
+    out = tmp_path / "out"
+    assert main(["--model", str(run), "--out", str(out), "--prompt", "a red ball", "--steps", "2", "--device", "cpu"]) == 0
+    sample = load_render(out)
+    assert list(sample.videos) == ["dynamic", "static"]
+    dynamic, static = sample.videos["dynamic"], sample.videos["static"]
+    assert static.rgba.shape == dynamic.rgba.shape and np.all(static.times == 0)
+    np.testing.assert_allclose(static.c2w, dynamic.c2w)
+    assert not np.array_equal(static.rgba, dynamic.rgba)  # another model's output, not a copy
+    assert main(["--model", str(run), "--out", str(tmp_path / "alone"), "--prompt", "a red ball", "--steps", "2",
+                 "--static-orbit", "none", "--device", "cpu"]) == 0
+    assert list(load_render(tmp_path / "alone").videos) == ["dynamic"]
+
+
 def test_samples_use_the_orbit_the_model_was_trained_on(tmp_path):
     """Train on shards rendered on a closed, raised orbit; the sample's transforms.json has exactly
     those cameras (and mixed layouts are refused when training)."""

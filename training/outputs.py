@@ -3,8 +3,8 @@
 A sample becomes a render directory written through ``rendering.contract.write_render``:
 ``dynamic/000.png ..`` (RGBA: an alpha matte against the background the model was trained on,
 ``training.matte``), the cameras of the orbit layout the model learnt (``OrbitLayout``,
-recorded in the model), for a static-3D sample the static orbit it was conditioned on under
-``static/`` (so d4d-reconstruct runs its coarse stage on it), ``dynamic.mp4``,
+recorded in the model), a static orbit under ``static/`` when there is one (so d4d-reconstruct
+runs its coarse stage on it), ``dynamic.mp4``,
 ``transforms.json`` and ``asset.json``. The directory is built under a hidden name and moved
 into place, so d4d-reconstruct and load_render read it directly and never half of it.
 """
@@ -65,8 +65,9 @@ def write_sample(out_dir: str | Path, frames: np.ndarray, layout: OrbitLayout, b
         background: the grey level the model's training renders were composited over; the
             alpha matte separates the asset from it.
         generated: what produced it (model, conditions, guidance, seed), stored as asset.json ``generated``.
-        static: the static orbit a static-3D sample was conditioned on (its frames and cameras,
-            at any size: resized to the sample's); None for text and image samples.
+        static: the static orbit written under ``static/`` (its frames and cameras, at any
+            size: resized to the sample's): the one a static-3D sample was conditioned on, or
+            one the static model sampled; None: the dynamic orbit alone.
     """
     out_dir = Path(out_dir)
     rgb = to_uint8(frames)

@@ -11,7 +11,8 @@ default the one the model recorded when it was fine-tuned from it, or --static-m
 clips with m dropped, so it predicts their average motion, not a static orbit.
 
 OUT holds dynamic/000.png .. (T frames, RGBA: an alpha matte against the training background),
-for a static-3D sample the static orbit it was conditioned on under static/, dynamic.mp4,
+under static/ a static orbit (for a static-3D sample the one it was conditioned on; for text and
+image samples one sampled by the static model from the same condition), dynamic.mp4,
 transforms.json (the cameras of the orbit the model was trained on, recorded in the model) and
 asset.json, so ``d4d-reconstruct OUT`` takes it directly. --model is a run directory (its model/
 is used) or a model folder.
@@ -32,9 +33,11 @@ from PIL import Image
 
 from d4d.options import add_options, apply_overrides, overrides_from_args
 from d4d.rendering.contract import RenderContractError, VideoFrames, load_render
+from d4d.rendering.orbits import layout_videos
 
 from .guidance import DEFAULT_W1, DEFAULT_W2
-from .outputs import write_sample
+from .matte import matte_rgba
+from .outputs import to_uint8, write_sample
 from .pipeline import Diffusion4DPipeline
 from .reference import load_static_denoiser
 
@@ -107,6 +110,12 @@ class SampleConfig:
     "frozen" is the old name of "static-model"."""
     static_model: str | None = None
     """Run directory or model folder of the static reference (d4d-train --target static); default: the one the model recorded."""
+    static_orbit: Literal["sample", "none"] = "sample"
+    """Text and image models: "sample" also samples the static orbit of the same condition and
+    seed with the static model and writes it under static/, so d4d-reconstruct fits its coarse
+    stage on it (d4d's choice, docs/training.md: the paper does not say where that orbit comes
+    from for generated content); "none" writes the dynamic orbit alone. Skipped, with a
+    warning, when no static model is known."""
     seed: int = 0
     """Seeds the initial noise."""
     device: str = "auto"
@@ -162,9 +171,28 @@ def sample(model: Path, out: Path, config: SampleConfig = SampleConfig()) -> Pat
                   num_inference_steps=config.steps, w1=config.w1, w2=w2, static_reference=reference_name,
                   static_denoiser=static_denoiser, generator=torch.Generator().manual_seed(config.seed))
     motion = cfg.default_motion_magnitude if config.motion_magnitude is None else config.motion_magnitude
+    if static_orbit is None and cfg.target == "dynamic" and config.static_orbit == "sample":
+        static_folder = model_folder(Path(config.static_model)) if config.static_model is not None else cfg.static_reference
+        if static_folder is None:
+            logger.warning("no static model known (give --static-model): the sample has no static orbit, so d4d-reconstruct skips its coarse stage")
+        else:
+            static_orbit = sample_static_orbit(Path(static_folder), device, prompt, image, config)
     generated = {**asdict(config), "model": str(model), "task": cfg.task, "motion_magnitude": motion, "w2": w2, "static_reference": reference_name,
                  "static_model": None if reference is None else str(reference)}
     return write_sample(out, result.frames[0].cpu().numpy(), pipe.orbit_layout, cfg.background, generated, static_orbit)
+
+
+def sample_static_orbit(static_model: Path, device: str, prompt: str | None, image: torch.Tensor | None, config: SampleConfig) -> VideoFrames:
+    """The static orbit the static model samples for the same condition and seed (guidance w1
+    only): RGBA frames matted against its training background, on its orbit layout at time 0."""
+    pipe = Diffusion4DPipeline.from_pretrained(static_model).to(device)
+    logger.info("sampling the static orbit with %s (%d steps, w1=%s)", static_model, config.steps, config.w1)
+    result = pipe(prompt=prompt, image=image, num_inference_steps=config.steps, w1=config.w1, w2=0.0,
+                  generator=torch.Generator().manual_seed(config.seed))
+    layout = pipe.orbit_layout
+    orbit = layout_videos(layout, ("static",), np.zeros(layout.frames))["static"]
+    orbit.rgba = matte_rgba(to_uint8(result.frames[0].cpu().numpy()), pipe.config.background)
+    return orbit
 
 
 def main(argv: list[str] | None = None) -> int:
