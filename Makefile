@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml Makefile
 	@touch $(STAMP)
 
 demo: setup
-	$(PY) -m d4d.pipelines.demo --out $(DEMO_OUT)
+	$(PY) -m d4d.demo --out $(DEMO_OUT)
 
 test: setup
 	$(VENV)/bin/ruff check .
