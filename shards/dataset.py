@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 import torch.distributed as dist
 from torch.utils.data import IterableDataset, get_worker_info
 
-from d4d.shards.decode import decode_row, row_columns
+from d4d.shards.decode import as_second_orbit, decode_row, row_columns, second_orbit_videos, video_columns
 from d4d.shards.files import list_shards
 from d4d.shards.order import epoch_order, rank_share, worker_share
 from d4d.shards.schema import SCALAR_COLUMNS, schema_problems, tensors_in, upgrade_table
@@ -119,6 +119,11 @@ class ShardDataset(IterableDataset):
             ``pc.field("license") == "CC-BY"``; evaluated once, so every rank sees the same set.
         min_motion_magnitude: keep rows with motion_magnitude >= this (rows with none are dropped).
         background: None keeps straight colour; a grey level in [0, 1] composites over it.
+        second_orbit: probability that a sample shows its row's second orbit (dynamic2 /
+            static2, rendered with ``--orbits 2``: the paper's view augmentation) under the
+            first orbit's names; the draw is fixed by seed, epoch and position. Rows without a
+            second orbit, and "front", always show the first. ``sample["orbit"]`` says which.
+            Tensor columns (cached latents) belong to the first orbit: not allowed with it.
     """
 
     def __init__(
@@ -136,14 +141,22 @@ class ShardDataset(IterableDataset):
         filter: pc.Expression | None = None,
         min_motion_magnitude: float | None = None,
         background: float | None = None,
+        second_orbit: float = 0.0,
     ):
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not 0.0 <= second_orbit <= 1.0:
+            raise ValueError(f"second_orbit must be a probability in [0, 1], got {second_orbit}")
         self.paths = open_shards(shards)
         self.videos = tuple(videos)
         self.tensors = resolve_tensors(self.paths, tensors)
+        if second_orbit > 0 and self.tensors:
+            raise ValueError(f"second_orbit: the tensor columns {list(self.tensors)} belong to the first orbit; read pixels instead")
+        self.second_orbit = second_orbit
         self.columns = row_columns(self.videos, self.tensors)
+        if second_orbit > 0:
+            self.columns += video_columns(second_orbit_videos(self.videos))
         self.shuffle, self.shuffle_buffer, self.seed = shuffle, shuffle_buffer, seed
         self._rank, self._world_size = rank, world_size
         self.batch_size, self.drop_last, self.background = batch_size, drop_last, background
@@ -203,6 +216,12 @@ class ShardDataset(IterableDataset):
         positions, samples = worker_share(self.rank_sequence(), self._start, worker, num_workers, self.batch_size)
         yield from self._read(positions, samples)
 
+    def _shows_second_orbit(self, position: int) -> bool:
+        """The draw of sample ``position`` of this epoch (the same on every rank and worker)."""
+        if self.second_orbit <= 0:
+            return False
+        return bool(np.random.default_rng([self.seed, self.epoch, position, 2]).random() < self.second_orbit)
+
     def _read(self, positions: np.ndarray, samples: np.ndarray):
         """Decode ``samples`` in order, reading each needed row group once and keeping only the
         rows this worker will yield (so memory holds rows waiting in the shuffle window)."""
@@ -224,7 +243,9 @@ class ShardDataset(IterableDataset):
             remaining[(f, g)].remove(r)
             if r not in remaining[(f, g)]:  # a padded epoch can repeat a sample
                 del waiting[(f, g, r)]
-            sample = decode_row(row, self.videos, self.tensors, self.background)
+            second = as_second_orbit(row, self.videos) if self._shows_second_orbit(position) else None
+            sample = decode_row(second or row, self.videos, self.tensors, self.background)
+            sample["orbit"] = 2 if second is not None else 1
             sample["position"] = position
             self._consumed = position + 1
             yield sample

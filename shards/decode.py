@@ -30,6 +30,27 @@ from d4d.rendering.contract import VIDEO_NAMES
 from d4d.shards.tensors import tensor_from_columns
 from d4d.shards.video import decode_rgba
 
+#: The second orbit's video of each first-orbit video (rendered with ``--orbits 2``).
+SECOND_ORBIT = {"dynamic": "dynamic2", "static": "static2"}
+
+
+def second_orbit_videos(videos: Sequence[str]) -> list[str]:
+    """The second-orbit counterparts of ``videos`` (those that have one)."""
+    return [SECOND_ORBIT[v] for v in videos if v in SECOND_ORBIT]
+
+
+def as_second_orbit(row: dict, videos: Sequence[str]) -> dict | None:
+    """``row`` with each of ``videos`` replaced by its second orbit's columns (so decode_row
+    returns them under the first orbit's names), or None when the row lacks any of them."""
+    swapped = dict(row)
+    for video in videos:
+        second = SECOND_ORBIT.get(video)
+        if second is None or row.get(f"{second}_video") is None:
+            return None
+        for suffix in ("video", "c2w", "times"):
+            swapped[f"{video}_{suffix}"] = row[f"{second}_{suffix}"]
+    return swapped
+
 
 def row_columns(videos: Sequence[str], tensors: Sequence[str]) -> list[str]:
     """The Parquet columns decode_row needs (the readers' projection)."""
@@ -37,9 +58,14 @@ def row_columns(videos: Sequence[str], tensors: Sequence[str]) -> list[str]:
     if unknown:
         raise ValueError(f"videos {unknown} are not among {', '.join(VIDEO_NAMES)}")
     columns = ["uid", "caption", "width", "height", "num_frames", "K", "motion_magnitude", "motion_magnitude_per_frame"]
-    columns += [f"{v}_{suffix}" for v in videos for suffix in ("video", "c2w", "times")]
+    columns += video_columns(videos)
     columns += [f"{name}{suffix}" for name in tensors for suffix in ("", "_shape", "_dtype")]
     return columns
+
+
+def video_columns(videos: Sequence[str]) -> list[str]:
+    """The Parquet columns of ``videos`` that decode_row reads."""
+    return [f"{v}_{suffix}" for v in videos for suffix in ("video", "c2w", "times")]
 
 
 def frames_to_tensors(rgba: np.ndarray, background: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:

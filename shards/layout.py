@@ -28,3 +28,14 @@ def shard_orbit_layout(shard_dir: str | Path) -> OrbitLayout:
         shown = "; ".join(f"{n} rows {layout}" for layout, n in layouts.most_common())
         raise ValueError(f"{shard_dir}: rows were rendered on {len(layouts)} orbit layouts ({shown}); train on shards of one layout")
     return next(iter(layouts))
+
+
+def shards_have_second_orbit(shard_dir: str | Path) -> bool:
+    """Whether any row of the shards carries a second orbit (``dynamic2``, rendered with
+    ``--orbits 2``); reads the small times column, not the videos."""
+    for path in list_shards(shard_dir):
+        if "dynamic2_times" in pq.ParquetFile(path).schema_arrow.names:
+            times = pq.read_table(path, columns=["dynamic2_times"]).column(0)
+            if times.null_count < len(times):
+                return True
+    return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import imageio.v3 as iio
@@ -158,13 +159,15 @@ def test_samples_use_the_orbit_the_model_was_trained_on(tmp_path):
     from d4d.training.train import train_on_shards
 
     layout = OrbitLayout(frames=4, distance=2.5, elevation_deg=20.0, fov_deg=40.0, azimuth_start_deg=30.0, closed=True)
-    renders = [make_shard_render(tmp_path / "renders", f"ball{i}", frames=4, size=32, layout=layout) for i in range(2)]
+    two_orbits = dataclasses.replace(layout, second_start_deg=200.0)  # rendered with --orbits 2: trained on with second_orbit
+    renders = [make_shard_render(tmp_path / "renders", f"ball{i}", frames=4, size=32, layout=two_orbits,
+                                 videos=("dynamic", "static", "dynamic2", "static2")) for i in range(2)]
     assert not write_shards(renders, tmp_path / "shards").failed
-    config = preset("tiny-text", max_steps=1, checkpointing_steps=1, use_ema=False)
+    config = preset("tiny-text", max_steps=1, checkpointing_steps=1, use_ema=False, second_orbit=0.5)
     model = train_on_shards(config, tmp_path / "shards", tmp_path / "run")
     AcceleratorState._reset_state(reset_partial_state=True)
     GradientState._reset_state()
-    assert OrbitLayout.from_dict(pipeline_config(model)["orbit_layout"]) == layout
+    assert OrbitLayout.from_dict(pipeline_config(model)["orbit_layout"]) == layout  # the first orbit's cameras
     out = tmp_path / "sample"
     assert main(["--model", str(tmp_path / "run"), "--out", str(out), "--prompt", "a ball", "--steps", "1", "--w2", "0", "--device", "cpu"]) == 0
     video = load_render(out).videos["dynamic"]

@@ -214,3 +214,30 @@ def test_rank_defaults_to_torch_distributed(data, tmp_path):
     got = [(tmp_path / f"rank{r}.txt").read_text().split("\n") for r in range(2)]
     expected = [uids(iter(ShardDataset(shard_dir, videos=(), seed=11, rank=r, world_size=2))) for r in range(2)]
     assert got == expected and set(got[0]).isdisjoint(got[1]) and set(got[0]) | set(got[1]) == set(renders)
+
+
+def test_second_orbit_augmentation_shows_the_second_orbit_under_the_first_names(tmp_path, data):
+    """Rows rendered with --orbits 2: with second_orbit p, about p of the samples show dynamic2 /
+    static2 (their own cameras) as dynamic / static, the same draw on every run; rows without a
+    second orbit always show the first."""
+    from d4d.rendering.orbits import OrbitLayout, layout_videos
+    from d4d.shards.layout import shards_have_second_orbit
+
+    layout = OrbitLayout(frames=8, second_start_deg=137.0)
+    renders = [make_shard_render(tmp_path / "r", f"two{i}", layout=layout, videos=("dynamic", "static", "dynamic2", "static2"))
+               for i in range(6)]
+    write_shards(renders, tmp_path / "s", codec="lossless")
+    assert shards_have_second_orbit(tmp_path / "s") and not shards_have_second_orbit(data[0])
+    second_c2w = torch.tensor(layout_videos(layout, ("dynamic2",), np.linspace(0, 1, 8))["dynamic2"].c2w, dtype=torch.float32)
+    first_c2w = torch.tensor(layout_videos(layout, ("dynamic",), np.linspace(0, 1, 8))["dynamic"].c2w, dtype=torch.float32)
+    always = list(ShardDataset(tmp_path / "s", second_orbit=1.0, seed=3))
+    assert len(always) == 6 and {s["orbit"] for s in always} == {2}
+    for sample in always:
+        assert torch.allclose(sample["dynamic_c2w"], second_c2w, atol=1e-5)
+        assert torch.allclose(sample["static_c2w"], second_c2w, atol=1e-5)  # static2 shares dynamic2's cameras
+    assert all(torch.allclose(s["dynamic_c2w"], first_c2w, atol=1e-5) for s in ShardDataset(tmp_path / "s", second_orbit=0.0))
+    half = [s["orbit"] for s in ShardDataset(tmp_path / "s", second_orbit=0.5, seed=3)]
+    assert set(half) == {1, 2} and half == [s["orbit"] for s in ShardDataset(tmp_path / "s", second_orbit=0.5, seed=3)]
+    assert {s["orbit"] for s in ShardDataset(data[0], second_orbit=1.0)} == {1}
+    with pytest.raises(ValueError, match="probability"):
+        ShardDataset(tmp_path / "s", second_orbit=1.5)

@@ -43,6 +43,12 @@ class TrainConfig:
     background: float = 1.0
     """Grey level in [0, 1] the transparent renders are composited over (1.0: white, d4d's
     choice); sampling composites its condition images the same way."""
+    second_orbit: float = 0.0
+    """Probability that a training clip shows its second orbit (dynamic2 / static2, rendered
+    with ``--orbits 2`` from a random start azimuth: the paper's view augmentation) instead of
+    the first; clips without one always show the first. Reads pixels: cached latents (of the
+    first orbit) are not used when it is above 0 and the shards have second orbits. The
+    paper-* presets use 0.5 (d4d's choice: the paper does not give a rate)."""
 
     learning_rate: float = 3e-5
     """Peak learning rate (the paper: constant 3e-5)."""
@@ -144,6 +150,8 @@ class TrainConfig:
             raise ValueError(f"p_uncond={self.p_uncond}, p_no_motion={self.p_no_motion}: rates must be >= 0 and sum to <= 1")
         if not 0.0 <= self.background <= 1.0:
             raise ValueError(f"background: got {self.background}, expected a grey level in [0, 1]")
+        if not 0.0 <= self.second_orbit <= 1.0:
+            raise ValueError(f"second_orbit: got {self.second_orbit}, expected a probability in [0, 1]")
         for name in ("num_frames", "resolution", "train_batch_size", "gradient_accumulation_steps", "max_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: got {getattr(self, name)}, expected >= 1")
@@ -172,11 +180,11 @@ PRESETS: dict[str, TrainConfig] = {
     "tiny-static": TrainConfig(task="static", architecture="tiny-i2vgen-xl", **_TINY),
     "tiny-image-svd": TrainConfig(task="image", architecture="tiny-svd", **_TINY),
     "tiny-static-svd": TrainConfig(task="static", architecture="tiny-svd", **_TINY),
-    "paper-text": TrainConfig(task="text", architecture="paper-modelscope"),
-    "paper-image": TrainConfig(task="image", architecture="paper-i2vgen-xl"),
-    "paper-static": TrainConfig(task="static", architecture="paper-i2vgen-xl"),
-    "paper-image-svd": TrainConfig(task="image", architecture="paper-svd"),
-    "paper-static-svd": TrainConfig(task="static", architecture="paper-svd"),
+    "paper-text": TrainConfig(task="text", architecture="paper-modelscope", second_orbit=0.5),
+    "paper-image": TrainConfig(task="image", architecture="paper-i2vgen-xl", second_orbit=0.5),
+    "paper-static": TrainConfig(task="static", architecture="paper-i2vgen-xl", second_orbit=0.5),
+    "paper-image-svd": TrainConfig(task="image", architecture="paper-svd", second_orbit=0.5),
+    "paper-static-svd": TrainConfig(task="static", architecture="paper-svd", second_orbit=0.5),
 }
 
 

@@ -149,12 +149,12 @@ class ShardBatches:
     """
 
     def __init__(self, shard_dir, videos: Sequence[str], tensors: Sequence[str], batch_size: int, seed: int,
-                 background: float, rank: int = 0, world_size: int = 1, num_workers: int = 0):
+                 background: float, second_orbit: float = 0.0, rank: int = 0, world_size: int = 1, num_workers: int = 0):
         from d4d.shards.dataset import ShardDataset
 
         self.dataset = ShardDataset(shard_dir, videos=videos, tensors=tuple(tensors), shuffle=True, seed=seed,
                                     rank=rank, world_size=world_size, batch_size=batch_size, drop_last=True,
-                                    background=background)
+                                    background=background, second_orbit=second_orbit)
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         if len(self) < 1:
             raise ValueError(f"{shard_dir}: {self.dataset.num_samples} samples, fewer than one global batch "

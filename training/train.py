@@ -32,7 +32,7 @@ from diffusers.training_utils import EMAModel
 from d4d.files import publish_dir, staging_dir
 from d4d.options import add_options, apply_overrides, overrides_from_args
 from d4d.rendering.orbits import OrbitLayout
-from d4d.shards.layout import shard_orbit_layout
+from d4d.shards.layout import shard_orbit_layout, shards_have_second_orbit
 
 from . import config as config_lib
 from .backbone import Denoiser
@@ -306,12 +306,17 @@ def shard_source(shard_dir: Path, config: TrainConfig, parts: Components, accele
     from .latent_cache import producers, usable_cached_columns
 
     cached = usable_cached_columns(shard_dir, producers(parts, config))
+    second_orbit = config.second_orbit if shards_have_second_orbit(shard_dir) else 0.0
+    if second_orbit > 0 and cached:
+        logger.warning("%s: second-orbit augmentation (second_orbit %s) reads pixels; the cached latents %s are not used",
+                       shard_dir, second_orbit, cached)
+        cached = []
     videos = [name for name, column in (("dynamic", "latents_dynamic"), ("static", "latents_static")) if column not in cached]
     if config.task != "text" and "dynamic" not in videos:
         videos.insert(0, "dynamic")  # the image condition's CLIP embedding needs the first frame's pixels
     logger.info("%s: cached columns used: %s; videos decoded: %s", shard_dir, cached or "none", videos or "none")
     return ShardBatches(shard_dir, videos=videos, tensors=cached, batch_size=config.train_batch_size, seed=config.seed,
-                        background=config.background, rank=accelerator.process_index,
+                        background=config.background, second_orbit=second_orbit, rank=accelerator.process_index,
                         world_size=accelerator.num_processes, num_workers=config.dataloader_num_workers)
 
 
