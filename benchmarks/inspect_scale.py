@@ -43,7 +43,7 @@ from PIL import Image
 
 from d4d.curation.decision import decide
 from d4d.inspection.browser import CHROMIUM, load_page
-from d4d.inspection.report import page_paths, write_report
+from d4d.inspection.report import ReportConfig, page_paths, write_report
 from d4d.pipelines.manifest import ManifestState
 from d4d.pipelines.tables import run_stats, write_tables
 from d4d.rendering.cameras import DEFAULT_FOV_DEG, orbit_azimuths, orbit_c2w
@@ -185,10 +185,10 @@ def main(argv: list[str] | None = None) -> int:
 
         out = work / "report" / "report.html"
         t0 = time.perf_counter()
-        page = write_report(run, out, workers=args.workers, per_page=args.per_page)
+        page = write_report(run, out, ReportConfig(workers=args.workers, per_page=args.per_page))
         first_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        write_report(run, out, workers=args.workers, per_page=args.per_page)
+        write_report(run, out, ReportConfig(workers=args.workers, per_page=args.per_page))
         rerun_s = time.perf_counter() - t0
         _, media_dir = page_paths(out)
         html_bytes, preview_bytes = page.stat().st_size, folder_bytes(media_dir)

@@ -31,7 +31,7 @@ from d4d.shards.dataset import ShardDataset
 from d4d.shards.decode import frames_to_tensors
 from d4d.shards.from_render import read_asset_json, render_uid
 from d4d.shards.video import decode_rgba
-from d4d.shards.writer import write_shards
+from d4d.shards.writer import ShardWriteConfig, write_shards
 
 VIDEOS = ("dynamic", "static")
 
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         for codec in ("lossy", "lossless"):
             shard_dir = tmp / f"shards-{codec}"
             wall, cpu = time.perf_counter(), time.process_time()
-            report = write_shards(render_dirs, shard_dir, codec=codec)
+            report = write_shards(render_dirs, shard_dir, ShardWriteConfig(codec=codec))
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             if report.failed:
                 raise SystemExit(f"write failed: {report.failed}")

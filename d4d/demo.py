@@ -17,7 +17,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 
@@ -58,25 +58,26 @@ def curate(ctx: DemoContext) -> list[str]:
     ]
 
 
-def _check(code: int, what: str) -> None:
-    if code != 0:
-        raise SystemExit(f"demo: {what} failed (exit status {code})")
-
-
 def train(ctx: DemoContext) -> list[str]:
     """Tiny randomly initialised text-to-4D models trained on the demo's shards (CPU, seconds), in the
-    paper's order: the base model of static orbits (--target static), then the 4D model fine-tuned
+    paper's order: the base model of static orbits (target static), then the 4D model fine-tuned
     from it, which keeps it as the static reference of its 3D-aware guidance."""
-    from d4d.training.train import main as train_main
+    from d4d.training.config import preset
+    from d4d.training.train import train_on_shards
 
+    shards = ctx.outputs["curate"]["shards"]
+    config = preset("tiny-text", num_frames=ctx.args.frames, resolution=32, max_steps=ctx.args.train_steps,
+                    validation_steps=ctx.args.train_steps)
     base, run = ctx.out / "train" / "tiny-text-static", ctx.out / "train" / "tiny-text"
-    common = ["--shards", str(ctx.outputs["curate"]["shards"]), "--config", "tiny-text", "--num-frames", str(ctx.args.frames),
-              "--resolution", "32", "--max-steps", str(ctx.args.train_steps), "--validation-steps", str(ctx.args.train_steps)]
-    for output, extra in ((base, ["--target", "static"]), (run, ["--pretrained", str(base / "model")])):
-        resume = ["--resume", "latest"] if (output / "checkpoints").exists() else []
-        _check(train_main(["--output", str(output), *common, *extra, *resume]), "d4d-train")
+    base_model = train_on_shards(replace(config, target="static"), shards, base, resume=_resume(base))
+    train_on_shards(config, shards, run, pretrained=base_model, resume=_resume(run))
     ctx.outputs["train"] = {"run": run}
     return [f"static model: {base}", f"run:        {run}  (TensorBoard: tensorboard --logdir {run})"]
+
+
+def _resume(run: Path) -> str | None:
+    """"latest" when ``run`` has checkpoints (a rerun continues it), else None."""
+    return "latest" if (run / "checkpoints").exists() else None
 
 
 def sample(ctx: DemoContext) -> list[str]:
@@ -97,8 +98,8 @@ def _reconstruct(source: Path, out: Path) -> dict:
     keeps a finished reconstruction); its metrics.json."""
     from d4d.reconstruction.cli import main as reconstruct_main
 
-    if not (out / "metrics.json").exists():
-        _check(reconstruct_main([str(source), "--out", str(out)]), "d4d-reconstruct")
+    if not (out / "metrics.json").exists() and reconstruct_main([str(source), "--out", str(out)]) != 0:
+        raise SystemExit(f"demo: d4d-reconstruct {source} failed")
     return json.loads((out / "metrics.json").read_text())
 
 

@@ -15,9 +15,8 @@ import sys
 from pathlib import Path
 
 from d4d.inspection.curation_data import InspectError
-from d4d.inspection.detect import KINDS
-from d4d.inspection.media import PREVIEW_SIZE
-from d4d.inspection.report import write_report
+from d4d.inspection.report import ReportConfig, write_report
+from d4d.options import add_options, apply_overrides, overrides_from_args
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,20 +25,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", metavar="PATH", type=Path, help="curation output (decisions.parquet + shards/, or render directories), training run, "
                                                                   "d4d-eval output (eval.json) or reconstruction output")
     p.add_argument("--out", required=True, type=Path, help="page to write (*.html; previews go to <stem>_files/ beside it) or a folder for index.html")
-    p.add_argument("--kind", choices=KINDS, help="what PATH is (default: detected from its layout)")
-    p.add_argument("--embed", action="store_true", help="put previews into the page as data URIs (a single file; for small inputs)")
     p.add_argument("--config", help="JSON file of CurationConfig fields, used when render directories are decided here")
-    p.add_argument("--workers", type=int, help="processes making previews (default: CPU count, at most 8)")
-    p.add_argument("--per-page", type=int, default=50, help="cards per page (default 50)")
-    p.add_argument("--preview-size", type=int, default=PREVIEW_SIZE, help=f"preview height in pixels (default {PREVIEW_SIZE})")
+    add_options(p.add_argument_group("report (ReportConfig)"), ReportConfig)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.per_page < 1 or args.preview_size < 8 or (args.workers is not None and args.workers < 1):
-        parser.error("--per-page and --workers must be >= 1, --preview-size >= 8")
+    try:
+        report_config = apply_overrides(ReportConfig(), overrides_from_args(args, ReportConfig))
+    except ValueError as exc:
+        parser.error(str(exc))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     config = None
     if args.config:
@@ -48,8 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, json.JSONDecodeError) as exc:
             parser.error(f"--config {args.config}: {exc}")
     try:
-        page = write_report(args.path, args.out, kind=args.kind, embed=args.embed, curation_config=config,
-                            workers=args.workers, per_page=args.per_page, preview_size=args.preview_size)
+        page = write_report(args.path, args.out, report_config, curation_config=config)
     except (InspectError, OSError) as exc:
         print(f"d4d-inspect: {exc}", file=sys.stderr)
         return 1

@@ -5,7 +5,7 @@
 
 The page is ``out`` (an ``.html`` path; any other path is a folder that gets ``index.html``);
 its previews go to ``<page stem>_files/`` next to it, or into the page itself as data URIs
-with ``embed=True``. Previews from an earlier report at the same place are reused when their
+with ``ReportConfig(embed=True)``. Previews from an earlier report at the same place are reused when their
 source is unchanged, and ones no longer used are deleted. The page is written to a temporary
 file and moved into place, so a reader never sees half a page.
 """
@@ -15,7 +15,9 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from d4d.inspection.curation_data import InspectError
 from d4d.inspection.curation_view import curation_report
@@ -56,27 +58,40 @@ def build_report(path: str | Path, store: MediaStore, kind: str | None = None, c
     return report
 
 
-def write_report(path: str | Path, out: str | Path, *, kind: str | None = None, embed: bool = False, curation_config: dict | None = None,
-                 workers: int | None = None, per_page: int = 50, preview_size: int = PREVIEW_SIZE) -> Path:
+@dataclass(frozen=True)
+class ReportConfig:
+    """How a report is made (d4d-inspect's options)."""
+
+    kind: Literal["curation", "training", "evaluation", "reconstruction"] | None = None
+    """What PATH is; none: detected from its layout."""
+    embed: bool = False
+    """Put previews into the page as data URIs (a single file; for small inputs)."""
+    workers: int | None = None
+    """Processes decoding and encoding previews; none: the CPU count, at most 8."""
+    per_page: int = 50
+    """Cards per page."""
+    preview_size: int = PREVIEW_SIZE
+    """Preview height, pixels."""
+
+    def __post_init__(self) -> None:
+        if self.per_page < 1 or self.preview_size < 8 or (self.workers is not None and self.workers < 1):
+            raise ValueError(f"per_page and workers must be >= 1, preview_size >= 8; got {self.per_page}, {self.workers}, {self.preview_size}")
+
+
+def write_report(path: str | Path, out: str | Path, config: ReportConfig = ReportConfig(), curation_config: dict | None = None) -> Path:
     """Inspect ``path`` and write the page; returns the page's path.
 
     Args:
         path: a curation output, a training run directory, a d4d-eval output or a reconstruction output.
         out: the page (``*.html``) or a folder for ``index.html``.
-        kind: "curation", "training", "evaluation" or "reconstruction"; None detects it.
-        embed: previews as data URIs inside the page (one file; for small inputs).
+        config: how (kind, previews, paging).
         curation_config: CurationConfig fields used when render directories are decided here.
-        workers: processes decoding and encoding previews (default: the CPU count, at most 8).
-        per_page: cards per page.
-        preview_size: preview height, pixels.
     """
-    if per_page < 1:
-        raise InspectError(f"per_page must be >= 1, got {per_page}")
     start = time.perf_counter()
     page, media_dir = page_paths(out)
-    workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
-    store = MediaStore(media_dir, media_dir.name, embed=embed, size=preview_size)
-    report = build_report(path, store, kind, curation_config, workers, per_page)
+    workers = config.workers if config.workers is not None else min(os.cpu_count() or 1, 8)
+    store = MediaStore(media_dir, media_dir.name, embed=config.embed, size=config.preview_size)
+    report = build_report(path, store, config.kind, curation_config, workers, config.per_page)
     write_atomic(page, render_html(report).encode())
     pruned = store.prune()
     log.info("%s: %s report of %d items, %d previews written, %d reused, %d stale removed, %.1f s",

@@ -23,7 +23,7 @@ from d4d.pipelines.work import WorkItem
 from d4d.rendering.api import Limits, Renderer
 from d4d.rendering.contract import AssetInfo
 from d4d.rendering.errors import AssetError
-from d4d.shards.writer import write_shards
+from d4d.shards.writer import ShardWriteConfig, write_shards
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ class WriteShards:
         self.shard_dir.mkdir(parents=True, exist_ok=True)
 
     def process(self, render_dirs: list[str]) -> dict:
-        report = write_shards(render_dirs, self.shard_dir, codec=self.codec, max_shard_mb=self.max_shard_mb)
+        report = write_shards(render_dirs, self.shard_dir, ShardWriteConfig(codec=self.codec, max_shard_mb=self.max_shard_mb))
 
         def uid(path: str) -> str:
             return Path(path).name

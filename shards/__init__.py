@@ -15,6 +15,7 @@ _EXPORTS = {
     "ShardDataset": "d4d.shards.dataset",
     "add_tensor_columns": "d4d.shards.tensors",
     "verify_shards": "d4d.shards.verify",
+    "ShardWriteConfig": "d4d.shards.writer",
     "write_shards": "d4d.shards.writer",
 }
 __all__ = sorted(_EXPORTS)

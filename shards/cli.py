@@ -15,11 +15,11 @@ import argparse
 import logging
 import sys
 
+from d4d.options import add_options, apply_overrides, overrides_from_args
 from d4d.shards.captions import load_captions
 from d4d.shards.schema import SCHEMA_VERSION
 from d4d.shards.verify import verify_shards
-from d4d.shards.video import CODECS, DEFAULT_CRF
-from d4d.shards.writer import write_shards
+from d4d.shards.writer import ShardWriteConfig, write_shards
 
 log = logging.getLogger("d4d-shards")
 
@@ -30,19 +30,17 @@ def build_parser() -> argparse.ArgumentParser:
     write = commands.add_parser("write", help="encode render directories into shards (skips uids already written)", fromfile_prefix_chars="@")
     write.add_argument("render_dirs", nargs="+", metavar="RENDER_DIR", help="render directories (d4d-render output); @FILE reads them from FILE, one per line")
     write.add_argument("--out", required=True, help="shard directory (created if missing)")
-    write.add_argument("--codec", choices=sorted(CODECS), default="lossy", help="lossy: VP9 yuva420p WebM; lossless: FFV1 bgra Matroska (default lossy)")
-    write.add_argument("--crf", type=int, default=DEFAULT_CRF, help=f"VP9 constant quality 0..63 of the lossy codec, lower is better (default {DEFAULT_CRF})")
-    write.add_argument("--max-shard-mb", type=float, default=512.0, help="close a shard before it grows past this many MB (default 512)")
-    write.add_argument("--rows-per-group", type=int, default=4, help="rows per Parquet row group (default 4)")
     write.add_argument("--captions", help="Cap3D caption CSV (no header: identifier, caption); overrides asset.json captions")
+    add_options(write.add_argument_group("encoding (ShardWriteConfig)"), ShardWriteConfig)
     verify = commands.add_parser("verify", help="check schema, hashes, videos and frame counts of every shard")
     verify.add_argument("shard_dir", metavar="SHARD_DIR")
     return parser
 
 
 def run_write(args: argparse.Namespace) -> int:
+    config = apply_overrides(ShardWriteConfig(), overrides_from_args(args, ShardWriteConfig))
     captions = load_captions(args.captions) if args.captions else None
-    report = write_shards(args.render_dirs, args.out, args.codec, args.crf, args.max_shard_mb, args.rows_per_group, captions)
+    report = write_shards(args.render_dirs, args.out, config, captions)
     print(f"{len(report.written)} written, {len(report.skipped)} already present, {len(report.failed)} failed; {len(report.shards)} new shards in {args.out}")
     for render_dir, reason in report.failed.items():
         print(f"failed: {render_dir}: {reason}", file=sys.stderr)

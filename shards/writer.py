@@ -12,8 +12,10 @@ crashed run leaves no visible partial shard: rerunning it writes what is missing
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -94,50 +96,81 @@ class ShardSink:
         self.pending = []
 
 
+class Progress:
+    """The time left of ``total`` items, estimated from the pace so far."""
+
+    def __init__(self, total: int):
+        self.total, self.started = total, time.monotonic()
+
+    def left(self, done: int) -> str:
+        """", about N s left" after ``done`` items (empty before the first)."""
+        if done == 0:
+            return ""
+        return f", about {(time.monotonic() - self.started) / done * (self.total - done):.0f} s left"
+
+
+@dataclass(frozen=True)
+class ShardWriteConfig:
+    """How render directories are encoded into shards (d4d-shards write's options)."""
+
+    codec: Literal["lossy", "lossless"] = "lossy"
+    """"lossy": VP9 with alpha (yuva420p WebM); "lossless": FFV1 (bgra Matroska). docs/shards.md."""
+    crf: int = DEFAULT_CRF
+    """VP9 constant quality of the lossy codec, 0..63, lower is better."""
+    max_shard_mb: float = 512.0
+    """A shard is closed before it grows past this many MB."""
+    rows_per_group: int = 4
+    """Rows per Parquet row group (the unit a reader fetches)."""
+
+    def __post_init__(self) -> None:
+        if self.codec not in CODECS:
+            raise ValueError(f"codec must be one of {', '.join(CODECS)}, got {self.codec!r}")
+        if not 0 <= self.crf <= 63:
+            raise ValueError(f"crf must be in 0..63, got {self.crf}")
+        if self.max_shard_mb <= 0 or self.rows_per_group < 1:
+            raise ValueError(f"max_shard_mb must be > 0 and rows_per_group >= 1, got {self.max_shard_mb} and {self.rows_per_group}")
+
+
 def write_shards(
     render_dirs: list[str | Path],
     out_dir: str | Path,
-    codec: str = "lossy",
-    crf: int = DEFAULT_CRF,
-    max_shard_mb: float = 512.0,
-    rows_per_group: int = 4,
+    config: ShardWriteConfig = ShardWriteConfig(),
     captions: dict[str, str] | None = None,
 ) -> WriteReport:
     """Encode render directories into the shards of ``out_dir``.
 
     A render directory that breaks the render contract is recorded in ``report.failed`` and the
     others are still written. Two directories with the same uid in one call: the second fails.
+    Progress (with the time left) is logged per directory.
     """
-    if codec not in CODECS:
-        raise ValueError(f"codec must be one of {', '.join(CODECS)}, got {codec!r}")
-    if not 0 <= crf <= 63:
-        raise ValueError(f"crf must be in 0..63, got {crf}")
     out_dir = Path(out_dir)
     report = WriteReport()
     with writer_lock(out_dir):
         done = existing_uids(out_dir)
         this_run: dict[str, str] = {}
-        sink = ShardSink(out_dir, int(max_shard_mb * 1e6), rows_per_group)
+        sink = ShardSink(out_dir, int(config.max_shard_mb * 1e6), config.rows_per_group)
+        progress = Progress(len(render_dirs))
         try:
             for number, render_dir in enumerate(map(Path, render_dirs), start=1):
                 key = str(render_dir)
+                where = f"[{number}/{len(render_dirs)}{progress.left(number - 1)}] {render_dir}"
                 try:
                     uid = render_uid(render_dir, read_asset(render_dir))
                     if uid in this_run:
                         raise ValueError(f"duplicate uid {uid}, already written from {this_run[uid]} in this run")
                     if uid in done:
                         report.skipped.append(key)
-                        log.info("[%d/%d] %s: uid %s already in %s, skipped", number, len(render_dirs), render_dir, uid, out_dir)
+                        log.info("%s: uid %s already in %s, skipped", where, uid, out_dir)
                         continue
-                    row = row_from_render(render_dir, codec, crf, captions)
+                    row = row_from_render(render_dir, config.codec, config.crf, captions)
                 except (RenderContractError, ValueError, OSError) as exc:
                     report.failed[key] = str(exc)
-                    log.error("[%d/%d] %s: failed: %s", number, len(render_dirs), render_dir, exc)
+                    log.error("%s: failed: %s", where, exc)
                     continue
                 sink.add(row)
                 this_run[uid] = key
                 report.written.append(key)
-                log.info("[%d/%d] %s: uid %s encoded", number, len(render_dirs), render_dir, uid)
+                log.info("%s: uid %s encoded", where, uid)
             sink.close()
         except BaseException:
             sink.discard()

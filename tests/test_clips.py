@@ -90,9 +90,9 @@ def test_an_undecodable_texture_fails_the_asset_unless_allowed_and_then_is_recor
 
     import pyarrow.parquet as pq
 
-    from d4d.shards.writer import write_shards
+    from d4d.shards.writer import ShardWriteConfig, write_shards
 
-    write_shards([tmp_path / "untextured"], tmp_path / "shards", codec="lossless")
+    write_shards([tmp_path / "untextured"], tmp_path / "shards", ShardWriteConfig(codec="lossless"))
     row = pq.read_table(tmp_path / "shards", columns=["warnings", "asset_json"]).to_pylist()[0]
     assert row["warnings"] == asset.warnings and json.loads(row["asset_json"])["warnings"] == asset.warnings
 
@@ -114,8 +114,8 @@ def test_the_second_orbit_starts_at_a_random_azimuth_recorded_and_sharded(render
     transforms = json.loads((tmp_path / "rigid" / "transforms.json").read_text())
     assert {f["video"] for f in transforms["frames"]} >= {"dynamic2", "static2"}
     from d4d.shards.dataset import ShardDataset
-    from d4d.shards.writer import write_shards
+    from d4d.shards.writer import ShardWriteConfig, write_shards
 
-    write_shards([tmp_path / "rigid"], tmp_path / "shards", codec="lossless")
+    write_shards([tmp_path / "rigid"], tmp_path / "shards", ShardWriteConfig(codec="lossless"))
     (decoded,) = list(ShardDataset(tmp_path / "shards", videos=("dynamic2", "static2"), shuffle=False))
     assert decoded["dynamic2_video"].shape == (8, 3, 32, 32) and decoded["dynamic2_c2w"].shape == (8, 4, 4)

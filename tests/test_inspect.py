@@ -26,7 +26,7 @@ from d4d.inspection.detect import detect_kind
 from d4d.inspection.media import MAX_FRAMES, MediaStore, sprite_sheet
 from d4d.inspection.model import Item, Report
 from d4d.inspection.page import render_html
-from d4d.inspection.report import write_report
+from d4d.inspection.report import ReportConfig, write_report
 from d4d.rendering.builtin_assets import BUILTIN_ASSETS
 from d4d.rendering.contract import load_render
 
@@ -120,7 +120,7 @@ def curation_output(render_builtin, tmp_path_factory):
 @pytest.fixture(scope="module")
 def curation_page(curation_output, tmp_path_factory):
     root, _, _ = curation_output
-    return write_report(root, tmp_path_factory.mktemp("curation_report") / "report.html", workers=1)
+    return write_report(root, tmp_path_factory.mktemp("curation_report") / "report.html", ReportConfig(workers=1))
 
 
 @pytest.fixture(scope="module")
@@ -269,10 +269,10 @@ def test_rerun_reuses_previews_and_embed_writes_one_file(curation_output, curati
     root, _, _ = curation_output
     before = {p.name: p.stat().st_mtime_ns for p in curation_page.with_name("report_files").iterdir()}
     with caplog.at_level("INFO", logger="d4d.inspect"):
-        write_report(root, curation_page, workers=1)
+        write_report(root, curation_page, ReportConfig(workers=1))
     assert "0 previews written" in caplog.text
     assert {p.name: p.stat().st_mtime_ns for p in curation_page.with_name("report_files").iterdir()} == before
-    single = write_report(root, tmp_path / "single.html", embed=True, workers=1)
+    single = write_report(root, tmp_path / "single.html", ReportConfig(embed=True, workers=1))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["single.html"]
     assert all(v["src"].startswith("data:image/webp") for item in page_index(single)["items"] for v in item["videos"])
 
@@ -283,7 +283,7 @@ def test_directory_of_render_dirs_is_decided_here(render_builtin, tmp_path):
     for name in ("rigid", "static"):
         shutil.copytree(render_builtin(name), renders / name)
     assert detect_kind(renders) == "curation"
-    page = write_report(renders, tmp_path / "out", workers=1)
+    page = write_report(renders, tmp_path / "out", ReportConfig(workers=1))
     assert page == tmp_path / "out" / "index.html" and (tmp_path / "out" / "index_files").is_dir()
     items = {item["id"]: item for item in page_index(page)["items"]}
     for name in ("rigid", "static"):
@@ -299,7 +299,7 @@ def test_directory_of_render_dirs_is_decided_here(render_builtin, tmp_path):
 
 def test_training_report_plots_losses_and_plays_validation_samples(training_run, tmp_path):
     assert detect_kind(training_run) == "training"
-    page = write_report(training_run, tmp_path / "train.html", workers=1)
+    page = write_report(training_run, tmp_path / "train.html", ReportConfig(workers=1))
     plots = page_svgs(page)
     assert plots["Training losses"] == 3 * 6  # loss, loss_ldm, loss_mr at each of the 6 steps (log_every=1)
     assert plots["lr"] == 6 and plots["seconds_per_step"] == 6
@@ -323,7 +323,7 @@ def test_training_report_reads_a_jsonl_log(tmp_path):
 def test_reconstruction_report_shows_turntable_input_and_psnr_per_view(reconstruction_output, tmp_path):
     assert detect_kind(reconstruction_output) == "reconstruction"
     metrics = json.loads((reconstruction_output / "metrics.json").read_text())
-    page = write_report(reconstruction_output, tmp_path / "recon.html", workers=1)
+    page = write_report(reconstruction_output, tmp_path / "recon.html", ReportConfig(workers=1))
     (item,) = page_index(page)["items"]
     assert [v["label"] for v in item["videos"]] == ["turntable (novel views)", "input dynamic", "input static", "input front"]
     assert item["measures"]["psnr"] == pytest.approx(metrics["heldout"]["psnr"])
@@ -347,7 +347,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
         main([str(tmp_path), "--out", "x.html", "--per-page", "0"])
     assert exc.value.code == 2
     with pytest.raises(InspectError, match="unknown|unexpected"):
-        write_report(tmp_path / "empty", tmp_path / "r.html", kind="curation", curation_config={"nope": 1})
+        write_report(tmp_path / "empty", tmp_path / "r.html", ReportConfig(kind="curation"), curation_config={"nope": 1})
 
 
 # ---------------------------------------------------------------- in the browser
@@ -424,7 +424,7 @@ def test_thousands_of_items_page_quickly(tmp_path):
 @requires_chromium
 @pytest.mark.browser
 def test_training_page_in_chromium(training_run, tmp_path):
-    page = write_report(training_run, tmp_path / "train.html", workers=1)
+    page = write_report(training_run, tmp_path / "train.html", ReportConfig(workers=1))
     status = chromium(page.as_uri(), tmp_path)
     assert_healthy(status)
     assert status["cards"] == "2" and status["sprites-playing"] == status["sprites"] == "2"

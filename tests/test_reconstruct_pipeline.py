@@ -121,10 +121,10 @@ def test_cli_reports_bad_inputs(tmp_path, capsys):
 
 
 def test_shard_row_input_matches_the_render(tmp_path):
-    from d4d.shards import write_shards
+    from d4d.shards import ShardWriteConfig, write_shards
 
     render = make_sphere_render(tmp_path / "render", resolution=32, frames=6)
-    report = write_shards([render], tmp_path / "shards", codec="lossless")
+    report = write_shards([render], tmp_path / "shards", ShardWriteConfig(codec="lossless"))
     assert report.written and not report.failed
     shard = sorted((tmp_path / "shards").glob("*.parquet"))[0]
     expected = load_render(render, videos=("dynamic", "static"))

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 from d4d.rendering.contract import load_render
 from d4d.shards.dataset import ShardDataset
 from d4d.shards.order import buffer_shuffle, epoch_order, rank_share, worker_share
-from d4d.shards.writer import write_shards
+from d4d.shards.writer import ShardWriteConfig, write_shards
 from d4d.testing.shards_helpers import make_shard_render
 
 N = 10
@@ -226,7 +226,7 @@ def test_second_orbit_augmentation_shows_the_second_orbit_under_the_first_names(
     layout = OrbitLayout(frames=8, second_start_deg=137.0)
     renders = [make_shard_render(tmp_path / "r", f"two{i}", layout=layout, videos=("dynamic", "static", "dynamic2", "static2"))
                for i in range(6)]
-    write_shards(renders, tmp_path / "s", codec="lossless")
+    write_shards(renders, tmp_path / "s", ShardWriteConfig(codec="lossless"))
     assert shards_have_second_orbit(tmp_path / "s") and not shards_have_second_orbit(data[0])
     second_c2w = torch.tensor(layout_videos(layout, ("dynamic2",), np.linspace(0, 1, 8))["dynamic2"].c2w, dtype=torch.float32)
     first_c2w = torch.tensor(layout_videos(layout, ("dynamic",), np.linspace(0, 1, 8))["dynamic"].c2w, dtype=torch.float32)

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from d4d.shards.video import decode_rgba
-from d4d.shards.writer import write_shards
+from d4d.shards.writer import ShardWriteConfig, write_shards
 from d4d.testing.shards_helpers import make_shard_render
 
 
@@ -13,7 +13,7 @@ from d4d.testing.shards_helpers import make_shard_render
 def shard_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("interop")
     renders = [make_shard_render(root / "r", f"asset{i}", caption=f"ball {i}") for i in range(5)]
-    write_shards(renders, root / "s", codec="lossy", rows_per_group=2, max_shard_mb=0.05)
+    write_shards(renders, root / "s", ShardWriteConfig(codec="lossy", rows_per_group=2, max_shard_mb=0.05))
     assert len(list((root / "s").glob("part-*.parquet"))) >= 2
     return root / "s"
 

@@ -8,7 +8,7 @@ import torch
 
 from d4d.shards.dataset import ShardDataset
 from d4d.shards.ray_data import DecodeBatch, read_shards_ray, torch_collate
-from d4d.shards.writer import write_shards
+from d4d.shards.writer import ShardWriteConfig, write_shards
 from d4d.testing.shards_helpers import make_shard_render
 
 
@@ -16,7 +16,7 @@ from d4d.testing.shards_helpers import make_shard_render
 def shard_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("ray")
     renders = [make_shard_render(root / "r", f"asset{i}", caption=f"ball {i}") for i in range(4)]
-    write_shards(renders, root / "s", codec="lossy", rows_per_group=2, max_shard_mb=0.06)
+    write_shards(renders, root / "s", ShardWriteConfig(codec="lossy", rows_per_group=2, max_shard_mb=0.06))
     return root / "s"
 
 

@@ -9,7 +9,7 @@ from conftest import requires_bpy
 
 from d4d.rendering.contract import load_render
 from d4d.shards.video import decode_rgba
-from d4d.shards.writer import write_shards
+from d4d.shards.writer import ShardWriteConfig, write_shards
 from d4d.testing.shards_helpers import LOSSY_MAX_ALPHA_MEAN_ERROR, LOSSY_MIN_PSNR_DB, premultiplied_psnr
 
 pytestmark = [requires_bpy, pytest.mark.blender]
@@ -18,7 +18,7 @@ pytestmark = [requires_bpy, pytest.mark.blender]
 @pytest.mark.parametrize("codec", ["lossless", "lossy"])
 def test_real_renders_round_trip_through_shards(render_builtin, tmp_path, codec):
     renders = [render_builtin(name) for name in ("skinned", "late_start", "static")]
-    write_shards(renders, tmp_path / "shards", codec=codec)
+    write_shards(renders, tmp_path / "shards", ShardWriteConfig(codec=codec))
     rows = {r["uid"]: r for p in sorted((tmp_path / "shards").glob("part-*.parquet")) for r in pq.read_table(p).to_pylist()}
     assert len(rows) == 3
     for render_dir in renders:

@@ -8,7 +8,7 @@ from d4d.shards.dataset import ShardDataset
 from d4d.shards.schema import HASH_COLUMN, tensors_in
 from d4d.shards.tensors import add_tensor_columns, tensor_from_columns, tensor_to_columns
 from d4d.shards.verify import verify_shards
-from d4d.shards.writer import write_shards
+from d4d.shards.writer import ShardWriteConfig, write_shards
 from d4d.testing.shards_helpers import make_shard_render
 
 PRODUCER = {"latents_dynamic": "tiny random VAE, scale 0.18215", "text_embedding": "random text encoder"}
@@ -17,7 +17,7 @@ PRODUCER = {"latents_dynamic": "tiny random VAE, scale 0.18215", "text_embedding
 @pytest.fixture
 def shard_dir(tmp_path):
     renders = [make_shard_render(tmp_path / "r", f"asset{i}") for i in range(5)]
-    write_shards(renders, tmp_path / "s", codec="lossy", rows_per_group=2, max_shard_mb=0.06)
+    write_shards(renders, tmp_path / "s", ShardWriteConfig(codec="lossy", rows_per_group=2, max_shard_mb=0.06))
     return tmp_path / "s"
 
 

@@ -9,7 +9,7 @@ import pytest
 from d4d.shards.cli import main
 from d4d.shards.schema import HASH_COLUMN, META_VERSION, content_hash, shard_schema
 from d4d.shards.verify import verify_shards
-from d4d.shards.writer import write_shards
+from d4d.shards.writer import ShardWriteConfig, write_shards
 from d4d.testing.shards_helpers import make_shard_render
 
 
@@ -17,7 +17,7 @@ from d4d.testing.shards_helpers import make_shard_render
 def pristine(tmp_path_factory):
     root = tmp_path_factory.mktemp("verify")
     renders = [make_shard_render(root / "r", f"asset{i}") for i in range(4)]
-    write_shards(renders, root / "s", codec="lossy", rows_per_group=2)
+    write_shards(renders, root / "s", ShardWriteConfig(codec="lossy", rows_per_group=2))
     (shard,) = (root / "s").glob("part-*.parquet")
     return shard
 

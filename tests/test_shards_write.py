@@ -13,7 +13,7 @@ from d4d.shards.cli import main
 from d4d.shards.files import TEMP_PREFIX
 from d4d.shards.schema import META_VERSION, SCHEMA_VERSION
 from d4d.shards.video import decode_rgba
-from d4d.shards.writer import write_shards
+from d4d.shards.writer import ShardWriteConfig, write_shards
 from d4d.testing.shards_helpers import LOSSY_MAX_ALPHA_MEAN_ERROR, LOSSY_MIN_PSNR_DB, make_shard_render, premultiplied_psnr
 
 
@@ -53,7 +53,7 @@ def test_lossless_rows_read_back_identical(renders, tmp_path):
 
 def test_lossy_rows_within_tolerance(tmp_path):
     render_dir = make_shard_render(tmp_path / "r", "big", size=64)
-    write_shards([render_dir], tmp_path / "s", codec="lossy")
+    write_shards([render_dir], tmp_path / "s", ShardWriteConfig(codec="lossy"))
     (row,) = read_rows(tmp_path / "s").values()
     assert row["video_codec"] == "vp9-yuva420p-webm"
     for name, video in load_render(render_dir).videos.items():
@@ -64,7 +64,7 @@ def test_lossy_rows_within_tolerance(tmp_path):
 
 def test_shards_are_size_bounded_with_small_row_groups(renders, tmp_path):
     # A row is about 30 KB here: a 0.1 MB bound fits two one-row groups (and their footer) per shard, not three.
-    report = write_shards(renders, tmp_path, codec="lossless", max_shard_mb=0.1, rows_per_group=1)
+    report = write_shards(renders, tmp_path, ShardWriteConfig(codec="lossless", max_shard_mb=0.1, rows_per_group=1))
     shards = sorted(tmp_path.glob("part-*.parquet"))
     assert report.shards == shards and len(shards) >= 2
     assert sum(pq.ParquetFile(p).metadata.num_rows for p in shards) == len(renders)
@@ -76,9 +76,9 @@ def test_shards_are_size_bounded_with_small_row_groups(renders, tmp_path):
 
 
 def test_rerun_skips_written_uids_and_appends_new_ones(renders, tmp_path):
-    first = write_shards(renders[:3], tmp_path, codec="lossless")
+    first = write_shards(renders[:3], tmp_path, ShardWriteConfig(codec="lossless"))
     before = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("part-*.parquet")}
-    second = write_shards(renders, tmp_path, codec="lossless")
+    second = write_shards(renders, tmp_path, ShardWriteConfig(codec="lossless"))
     assert len(first.written) == 3 and second.skipped == list(map(str, renders[:3]))
     assert second.written == list(map(str, renders[3:]))
     assert {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("part-*.parquet") if p.name in before} == before
@@ -103,13 +103,13 @@ def test_interrupted_write_leaves_only_complete_shards_and_resumes(renders, tmp_
     # Each render looks up 4 caption keys: the crash hits the fifth render, after four rows went
     # into small shards (rows_per_group=1, a bound of a few rows), the last of them still open.
     with pytest.raises(KeyboardInterrupt):
-        write_shards(renders, tmp_path, codec="lossless", rows_per_group=1, max_shard_mb=0.04, captions=CrashingCaptions(crash_at=4 * 4 + 1))
+        write_shards(renders, tmp_path, ShardWriteConfig(codec="lossless", rows_per_group=1, max_shard_mb=0.04), captions=CrashingCaptions(crash_at=4 * 4 + 1))
     assert not list(tmp_path.glob(f"{TEMP_PREFIX}*"))
     partial = read_rows(tmp_path)
     assert 0 < len(partial) < len(renders)
     for path in tmp_path.glob("part-*.parquet"):
         pq.read_table(path)  # every visible shard is complete
-    report = write_shards(renders, tmp_path, codec="lossless", rows_per_group=1, max_shard_mb=0.04)
+    report = write_shards(renders, tmp_path, ShardWriteConfig(codec="lossless", rows_per_group=1, max_shard_mb=0.04))
     assert len(report.skipped) == len(partial) and len(report.written) == len(renders) - len(partial)
     assert len(read_rows(tmp_path)) == len(renders)
 
@@ -132,7 +132,7 @@ def test_captions_csv_uid_fallbacks_and_computed_motion(tmp_path):
 
 def test_missing_videos_are_null_and_motion_unknown(tmp_path):
     render_dir = make_shard_render(tmp_path / "r", "front_only", videos=("front",))
-    write_shards([render_dir], tmp_path / "s", codec="lossless")
+    write_shards([render_dir], tmp_path / "s", ShardWriteConfig(codec="lossless"))
     (row,) = read_rows(tmp_path / "s").values()
     assert row["front_video"] is not None and row["dynamic_video"] is None and row["static_c2w"] is None
     assert row["motion_magnitude"] is None and row["motion_magnitude_per_frame"] is None
