@@ -32,6 +32,7 @@ from d4d.shards.decode import frames_to_tensors
 from d4d.shards.from_render import read_asset_json, render_uid
 from d4d.shards.video import decode_rgba
 from d4d.shards.writer import ShardWriteConfig, write_shards
+from d4d.testing.shards_helpers import make_shard_render
 
 VIDEOS = ("dynamic", "static")
 
@@ -87,8 +88,6 @@ def lossy_error(render_dirs: list[Path], shard_dir: Path) -> tuple[float, float,
 
 
 def synthetic_renders(root: Path, count: int, size: int, frames: int) -> list[Path]:
-    from tests.shards_helpers import make_shard_render
-
     return [make_shard_render(root, f"bench{i}", size=size, frames=frames) for i in range(count)]
 
 

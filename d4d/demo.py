@@ -20,6 +20,19 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from d4d.curation.procedure import DecisionConfig
+from d4d.inspection.report import write_report
+from d4d.pipelines.config import PipelineConfig
+from d4d.pipelines.curate import default_workers
+from d4d.pipelines.runner import run_curation
+from d4d.pipelines.sources import parse_source
+from d4d.reconstruction.cli import main as reconstruct_main
+from d4d.rendering.options import RenderOptions
+from d4d.training.config import preset
+from d4d.training.sample import SampleConfig
+from d4d.training.sample import sample as sample_video
+from d4d.training.train import train_on_shards
+
 
 @dataclass
 class DemoContext:
@@ -30,7 +43,6 @@ class DemoContext:
         args: the parsed command line.
         outputs: step name -> what it produced (paths, numbers) for the steps after it.
     """
-
     out: Path
     args: argparse.Namespace
     outputs: dict = field(default_factory=dict)
@@ -38,12 +50,6 @@ class DemoContext:
 
 def curate(ctx: DemoContext) -> list[str]:
     """The curation job on the built-in assets: shards, decisions, failures, stats."""
-    from d4d.curation.procedure import DecisionConfig
-    from d4d.pipelines.config import PipelineConfig
-    from d4d.pipelines.runner import run_curation
-    from d4d.pipelines.sources import parse_source
-    from d4d.rendering.options import RenderOptions
-
     out = ctx.out / "curation"
     render = RenderOptions(frames=ctx.args.frames, resolution=ctx.args.resolution, engine=ctx.args.engine)
     config = PipelineConfig(decision=DecisionConfig(render=render), workers=ctx.args.workers, shard_batch=4)
@@ -62,9 +68,6 @@ def train(ctx: DemoContext) -> list[str]:
     """Tiny randomly initialised text-to-4D models trained on the demo's shards (CPU, seconds), in the
     paper's order: the base model of static orbits (target static), then the 4D model fine-tuned
     from it, which keeps it as the static reference of its 3D-aware guidance."""
-    from d4d.training.config import preset
-    from d4d.training.train import train_on_shards
-
     shards = ctx.outputs["curate"]["shards"]
     config = preset("tiny-text", num_frames=ctx.args.frames, resolution=32, max_steps=ctx.args.train_steps,
                     validation_steps=ctx.args.train_steps)
@@ -83,9 +86,6 @@ def _resume(run: Path) -> str | None:
 def sample(ctx: DemoContext) -> list[str]:
     """A 4D orbital video sampled from the tiny model with 3D-aware classifier-free guidance,
     with the static orbit its static base samples for the same prompt."""
-    from d4d.training.sample import SampleConfig
-    from d4d.training.sample import sample as sample_video
-
     out = ctx.out / "sample"
     sample_video(ctx.outputs["train"]["run"], out, SampleConfig(prompt="a box sliding and turning", steps=ctx.args.sample_steps))
     ctx.outputs["sample"] = {"dir": out}
@@ -96,8 +96,6 @@ def sample(ctx: DemoContext) -> list[str]:
 def _reconstruct(source: Path, out: Path) -> dict:
     """d4d-reconstruct SOURCE --out OUT with its default settings for this device (a rerun
     keeps a finished reconstruction); its metrics.json."""
-    from d4d.reconstruction.cli import main as reconstruct_main
-
     if not (out / "metrics.json").exists() and reconstruct_main([str(source), "--out", str(out)]) != 0:
         raise SystemExit(f"demo: d4d-reconstruct {source} failed")
     return json.loads((out / "metrics.json").read_text())
@@ -129,8 +127,6 @@ def _psnr(metrics: dict) -> str:
 
 def report(ctx: DemoContext) -> list[str]:
     """HTML reports (no server, no network) of the curation output, the training run and both reconstructions."""
-    from d4d.inspection.report import write_report
-
     pages = {"curation": ctx.outputs["curate"]["dir"], "training": ctx.outputs["train"]["run"]}
     for name, path in ctx.outputs.get("reconstruct", {}).items():
         pages[f"reconstruction-{name}"] = path
@@ -152,7 +148,6 @@ STEPS = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from d4d.pipelines.curate import default_workers
 
     p = argparse.ArgumentParser(prog="python -m d4d.demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, type=Path, help="output directory (rerunning resumes)")
