@@ -3,14 +3,14 @@
 For a mixed batch that is mostly rejects (as real Objaverse is), every asset is decided twice
 with the same rules (curation.decision.decide):
 
-- pre-pass: Workbench render at ``--prepass-resolution`` (d4d's PREVIEW_PRESET), the one
-  d4d-curate and d4d-decide use to reject early;
+- pre-pass: the orbits-only Workbench render at ``--prepass-resolution`` that d4d-curate and
+  d4d-decide use to reject early (``DecisionConfig.prepass_options``);
 - full quality: Cycles with d4d's default settings at ``--resolution``, the reference.
 
 It reports the agreement (same keep/reject/failed, and same reason) and the time of the two
 strategies: "quality for every asset" against "pre-pass for every asset, quality only for
-the assets the pre-pass keeps or defers" (d4d-curate's pre-pass defers rejects that rest on
-image-fidelity rules alone, pipelines.steps.IMAGE_FIDELITY_RULES, to the quality render),
+the assets the pre-pass keeps or defers" (the staged decision defers rejects that rest on
+image-fidelity rules alone, curation.procedure.IMAGE_FIDELITY_RULES, to the quality render),
 and how many assets that strategy rejects wrongly (pre-pass reject, quality keep). The batch: the five built-ins, every file of
 ../shared/assets/objaverse-xl-test-files (static), and the animated and static
 assimp-testmodels files the render tests use, where present.
@@ -29,10 +29,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from d4d.curation.cli import decide_render_dir, render_failure
 from d4d.curation.config import CurationConfig
 from d4d.curation.decision import Decision
-from d4d.pipelines.steps import IMAGE_FIDELITY_RULES
+from d4d.curation.procedure import IMAGE_FIDELITY_RULES, DecisionConfig, decide_render_dir, failure_decision
 from d4d.rendering.api import Renderer
 from d4d.rendering.builtin_assets import ensure_builtin_assets
 from d4d.rendering.errors import AssetError
@@ -66,7 +65,7 @@ def decide_with(renderer: Renderer, asset: Path, out: Path, options: RenderOptio
         renderer.render(asset, out, options)
         decision = decide_render_dir(out, config)
     except AssetError as exc:
-        decision = render_failure(exc)
+        decision = failure_decision(exc)
     return decision, time.perf_counter() - started
 
 
@@ -80,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="d4d-bench-prepass-"))
     config = CurationConfig()
-    prepass = RenderOptions(**PREVIEW_PRESET, frames=args.frames, resolution=args.prepass_resolution)
     quality = RenderOptions(frames=args.frames, resolution=args.resolution)
+    prepass = DecisionConfig(render=quality, prepass_resolution=args.prepass_resolution).prepass_options()
     rows = []
     with Renderer() as renderer:
         # Start Blender outside the timings: both strategies use one warm worker.

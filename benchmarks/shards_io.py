@@ -26,10 +26,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from d4d.rendering.contract import load_render
+from d4d.rendering.contract import load_render, read_asset
 from d4d.shards.dataset import ShardDataset
 from d4d.shards.decode import frames_to_tensors
-from d4d.shards.from_render import read_asset_json, render_uid
+from d4d.shards.from_render import render_uid
 from d4d.shards.video import decode_rgba
 from d4d.shards.writer import ShardWriteConfig, write_shards
 from d4d.testing.shards_helpers import make_shard_render
@@ -76,7 +76,7 @@ def lossy_error(render_dirs: list[Path], shard_dir: Path) -> tuple[float, float,
     worst_psnr, worst_mae, worst_max = math.inf, 0.0, 0.0
     for render_dir in render_dirs:
         sample = load_render(render_dir, videos=VIDEOS)
-        row = rows[render_uid(render_dir, read_asset_json(render_dir))]
+        row = rows[render_uid(render_dir, read_asset(render_dir))]
         for name in VIDEOS:
             ref, dec = sample.videos[name].rgba, decode_rgba(row[f"{name}_video"])
             pre = lambda x: x[..., :3].astype(np.float64) * x[..., 3:4] / 255.0  # noqa: E731
