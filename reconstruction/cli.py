@@ -1,13 +1,19 @@
 """d4d-reconstruct: fit explicit 4D Gaussians to a render's orbital videos.
 
-    d4d-reconstruct INPUT --out DIR [--preset fast|paper] [--iterations N] [--coarse-iterations N]
-                    [--backend auto|torch|gsplat] [--device auto|cpu|cuda[:K]] [--init hull|random]
-                    [--seed N]
+    d4d-reconstruct INPUT --out DIR [--preset auto|cpu|paper|fast] [--backend auto|torch|gsplat]
+                    [--device auto|cpu|cuda[:K]] [--restart] [--holdout N] [--iterations N]
+                    [--coarse-iterations N] [--init hull|random] [--seed N] [any setting ...]
 
 INPUT is a d4d-render directory, a d4d-sample output directory, or a shard row
-``SHARD.parquet#ROW`` (0-based row number, or the row's uid). Outputs: see
-reconstruction/outputs.py. Exit status: 0 on success, 1 when the input cannot be read or the
-run fails, 2 for bad arguments.
+``SHARD.parquet#ROW`` (0-based row number, or the row's uid). Every setting of
+reconstruction/config.py is a flag (``--help`` lists them; nested ones as
+``--densify-prune-opa``, ``--deformation-lr-grid``); flags override the preset. The default
+preset, ``auto``, is ``paper`` (5000 + 2000 steps) on CUDA and ``cpu`` elsewhere.
+
+Training writes DIR/checkpoint.pt every ``--checkpoint-every`` steps; rerunning the same
+command with the same DIR resumes from it (``--restart`` discards it); it is removed once the
+outputs are written. Outputs: see reconstruction/outputs.py. Exit status: 0 on success, 1 when
+the input cannot be read or the run fails, 2 for bad arguments, 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from d4d.reconstruction.config import PRESETS, preset
+from d4d.options import add_options, apply_overrides, overrides_from_args
+from d4d.reconstruction.checkpoint import CHECKPOINT_NAME
+from d4d.reconstruction.config import AUTO, PRESETS, ReconstructConfig, preset, resolve_preset
 from d4d.reconstruction.inputs import load_input
 from d4d.reconstruction.outputs import write_outputs
 from d4d.reconstruction.rasterize import BACKENDS
@@ -29,47 +37,65 @@ from d4d.reconstruction.trainer import reconstruct
 from d4d.reconstruction.views import views_from_sample
 
 log = logging.getLogger("d4d-reconstruct")
+#: Flags of earlier versions that still set their field.
+ALIASES = {"holdout_every": ["--holdout"]}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="d4d-reconstruct", description="Fit 4D Gaussians (canonical Gaussians + HexPlane deformation) to orbital videos.")
+    parser = argparse.ArgumentParser(prog="d4d-reconstruct", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("input", metavar="INPUT", help="render directory, d4d-sample output directory, or SHARD.parquet#ROW")
-    parser.add_argument("--out", required=True, help="output directory (created if missing)")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="paper", help="hyperparameter preset (default paper: 5000 coarse + 2000 fine steps; fast: small CPU runs)")
-    parser.add_argument("--iterations", type=int, help="fine-stage steps (deformation learnt); default from the preset")
-    parser.add_argument("--coarse-iterations", type=int, help="coarse-stage steps (static Gaussians); default from the preset")
+    parser.add_argument("--out", required=True, type=Path, help="output directory (created if missing)")
+    parser.add_argument("--preset", choices=[AUTO, *sorted(PRESETS)], default=AUTO,
+                        help="hyperparameter preset (default auto: paper on CUDA, cpu elsewhere; paper: 5000 coarse + 2000 fine steps; "
+                             "cpu: minutes on a CPU; fast: a quick preview)")
     parser.add_argument("--backend", choices=BACKENDS, default="auto", help="rasterizer: gsplat (CUDA), torch (any device) or auto (default)")
     parser.add_argument("--device", default="auto", help="torch device: auto (cuda when available), cpu, cuda, cuda:1 ...")
-    parser.add_argument("--init", choices=("hull", "random"), help="initial points: visual hull of the alpha masks, or random in the unit cube")
-    parser.add_argument("--seed", type=int, help="random seed (default 0)")
+    parser.add_argument("--restart", action="store_true", help=f"discard OUT/{CHECKPOINT_NAME} instead of resuming from it")
+    add_options(parser.add_argument_group("settings (override the preset; the defaults shown are the paper preset's)"), ReconstructConfig, aliases=ALIASES)
     return parser
+
+
+def config_from_args(args: argparse.Namespace, device: torch.device) -> tuple[str, ReconstructConfig]:
+    """(concrete preset name, config): the preset for ``device`` with the flags the user gave applied."""
+    name = resolve_preset(args.preset, device.type)
+    return name, apply_overrides(preset(name), overrides_from_args(args, ReconstructConfig))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    overrides = {k: v for k, v in {"iterations": args.iterations, "coarse_iterations": args.coarse_iterations, "init": args.init, "seed": args.seed}.items() if v is not None}
     try:
-        config = preset(args.preset, **overrides)
         device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+        preset_name, config = config_from_args(args, device)
     except (ValueError, RuntimeError) as exc:
         parser.error(str(exc))
+    checkpoint = args.out / CHECKPOINT_NAME
     try:
         sample = load_input(args.input)
         views = views_from_sample(sample)
-        log.info("%s: %s, %dx%d", args.input, ", ".join(f"{k} ({len(v.times)} frames)" for k, v in sample.videos.items()), sample.width, sample.height)
+        log.info("%s: %s, %dx%d; preset %s (%d coarse + %d fine steps) on %s", args.input, ", ".join(f"{k} ({len(v.times)} frames)" for k, v in sample.videos.items()),
+                 sample.width, sample.height, preset_name, config.coarse_iterations, config.iterations, device)
+        args.out.mkdir(parents=True, exist_ok=True)
+        if args.restart:
+            checkpoint.unlink(missing_ok=True)
         start = time.perf_counter()
-        result = reconstruct(views, config, device=device, backend=args.backend)
+        result = reconstruct(views, config, device=device, backend=args.backend, checkpoint=checkpoint)
         video = sample.videos.get("dynamic") or next(iter(sample.videos.values()))
         distance = float(np.linalg.norm(video.c2w[:, :3, 3], axis=-1).mean())
-        metrics = write_outputs(result, video.times, sample.K, sample.width, sample.height, distance, Path(args.out),
-                                {"input": str(args.input), "device": str(device), "total_seconds": round(time.perf_counter() - start, 3)})
+        metrics = write_outputs(result, video.times, sample.K, sample.width, sample.height, distance, args.out,
+                                {"input": str(args.input), "device": str(device), "preset": preset_name, "total_seconds": round(time.perf_counter() - start, 3)})
+        checkpoint.unlink(missing_ok=True)
     except (ValueError, OSError) as exc:
         print(f"d4d-reconstruct: {args.input}: {exc}", file=sys.stderr)
         return 1
-    held = metrics["heldout"]
-    print(f"{args.out}: {metrics['n_gaussians']} Gaussians, held-out PSNR {held['psnr']} dB, SSIM {held['ssim']} over {len(held['views'])} views")
+    except KeyboardInterrupt:
+        saved = "rerun the same command to resume from the last checkpoint" if checkpoint.exists() else "no checkpoint was written yet"
+        print(f"d4d-reconstruct: {args.input}: interrupted; {saved} ({checkpoint})", file=sys.stderr)
+        return 130
+    scores = metrics["heldout"] or metrics["training_views"]
+    psnr = "inf" if scores["psnr"] is None else f"{scores['psnr']:.2f}"
+    print(f"{args.out}: {metrics['n_gaussians']} Gaussians; {metrics['evaluated_on']}: PSNR {psnr} dB, SSIM {scores['ssim']:.4f} over {len(scores['views'])} views")
     return 0
 
 

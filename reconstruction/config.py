@@ -1,45 +1,47 @@
 """Hyperparameters of d4d-reconstruct: three dataclasses, validated up front, and named presets.
 
-Defaults follow hustvl 4DGaussians (HexPlane deformation, D-NeRF settings) and gsplat's
-``DefaultStrategy`` where those exist, scaled to the paper's iteration budget (5K coarse +
-2K fine, PAPER.md); the ``fast`` preset is a small CPU setting (benchmarks/RECONSTRUCT_RESULTS.md).
+Every field has a docstring (the string after it, PEP 257): d4d-reconstruct's flags are
+generated from them (d4d/options.py; ``densify.prune_opa`` becomes ``--densify-prune-opa``).
+The dataclass defaults are the ``paper`` preset: hustvl 4DGaussians (HexPlane deformation,
+D-NeRF settings) and gsplat's ``DefaultStrategy`` where those exist, at the paper's iteration
+budget (5K coarse + 2K fine, PAPER.md). ``cpu`` is the CPU default and ``fast`` a quick
+preview (the CPU default before ``cpu`` existed); benchmarks/RECONSTRUCT_RESULTS.md measures
+both. ``auto`` picks ``paper`` on CUDA and ``cpu`` elsewhere.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from typing import Literal
 
 VIDEOS = ("dynamic", "static")
+Video = Literal["dynamic", "static"]
 
 
 @dataclass(frozen=True)
 class DensifyConfig:
-    """Adaptive density control with gsplat ``DefaultStrategy`` semantics (thresholds as there).
-
-    Attributes:
-        prune_opa: Gaussians below this opacity are pruned; opacity resets clamp to twice it.
-        grow_grad2d: mean image-plane gradient norm (in [-1, 1] screen units, as gsplat
-            normalises it) above which a Gaussian is cloned (small) or split (large).
-        grow_scale3d: largest axis, as a fraction of the scene scale, up to which a
-            high-gradient Gaussian is cloned rather than split.
-        prune_scale3d: after the first opacity reset, Gaussians larger than this fraction of
-            the scene scale are pruned.
-        refine_start_iter: first step (counted over both stages) at which to refine.
-        refine_stop_iter: no refinement from this step on.
-        refine_every: refine every this many steps.
-        reset_every: reset opacities every this many steps (0 disables).
-        max_gaussians: growth stops at this count (d4d's guard for small machines).
-    """
+    """Adaptive density control with gsplat ``DefaultStrategy`` semantics (thresholds as there)."""
 
     prune_opa: float = 0.005
+    """Gaussians below this opacity are pruned; opacity resets clamp to twice it."""
     grow_grad2d: float = 0.0002
+    """Mean image-plane gradient norm (in [-1, 1] screen units, as gsplat normalises it) above
+    which a Gaussian is cloned (small) or split (large)."""
     grow_scale3d: float = 0.01
+    """Largest axis, as a fraction of the scene scale, up to which a high-gradient Gaussian is
+    cloned rather than split."""
     prune_scale3d: float = 0.1
+    """After the first opacity reset, Gaussians larger than this fraction of the scene scale are pruned."""
     refine_start_iter: int = 500
+    """First step (counted over both stages) at which to refine."""
     refine_stop_iter: int = 5_000
+    """No refinement from this step on."""
     refine_every: int = 100
+    """Refine every this many steps."""
     reset_every: int = 3_000
+    """Reset opacities every this many steps (0 disables)."""
     max_gaussians: int = 200_000
+    """Growth stops at this count (d4d's guard for small machines)."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.prune_opa < 0.5:
@@ -55,35 +57,38 @@ class DensifyConfig:
 
 @dataclass(frozen=True)
 class DeformationConfig:
-    """The HexPlane deformation field (hustvl 4DGaussians) and its regularisers.
-
-    Attributes:
-        bounds: half-side of the cube, centred at the origin, that the planes cover (world
-            units; d4d scenes fit the unit cube, so 0.75 leaves a margin for motion).
-        feature_dim: channels per plane.
-        resolution: (x, y, z, t) cells of the coarsest planes.
-        multires: spatial resolution multipliers; each level has its own 6 planes and the
-            level features are concatenated.
-        hidden_width: width of the MLP trunk and heads.
-        depth: hidden layers of the trunk (hustvl ``defor_depth``; 0 = one linear layer).
-        plane_tv_weight: total-variation (plane smoothness) weight over all planes.
-        time_smoothness_weight: second-difference smoothness along t of the time planes.
-        l1_time_planes_weight: L1 pull of the time planes towards 1 (no motion).
-        lr_grid, lr_mlp: Adam learning rates of the planes and of the MLPs (decayed 100x
-            over the fine stage, as hustvl).
-    """
+    """The HexPlane deformation field (hustvl 4DGaussians) and its regularisers."""
 
     bounds: float = 0.75
+    """Half-side of the cube, centred at the origin, that the planes cover (world units; d4d
+    scenes fit the unit cube, so 0.75 leaves a margin for motion)."""
     feature_dim: int = 32
+    """Channels per plane."""
     resolution: tuple[int, int, int, int] = (64, 64, 64, 25)
+    """(x, y, z, t) cells of the coarsest planes."""
     multires: tuple[int, ...] = (1, 2)
+    """Spatial resolution multipliers; each level has its own 6 planes and the level features are concatenated."""
     hidden_width: int = 64
+    """Width of the MLP trunk and heads."""
     depth: int = 0
+    """Hidden layers of the trunk (hustvl ``defor_depth``; 0 = one linear layer)."""
+    deform_scales: bool = True
+    """Learn offsets of the log-scales over time (hustvl's ``no_ds`` off); without them a
+    Gaussian keeps its size and shape and can only move and turn."""
+    deform_rotations: bool = True
+    """Learn offsets of the rotations over time (hustvl's ``no_dr`` off)."""
     plane_tv_weight: float = 1e-4
+    """Total-variation (plane smoothness) weight over all planes."""
     time_smoothness_weight: float = 1e-2
+    """Second-difference smoothness along t of the time planes."""
     l1_time_planes_weight: float = 1e-4
+    """L1 pull of the time planes towards 1 (no motion)."""
     lr_grid: float = 1.6e-3
+    """Adam learning rate of the planes."""
     lr_mlp: float = 1.6e-4
+    """Adam learning rate of the MLPs."""
+    lr_decay: float = 0.01
+    """Both rates decay exponentially to this fraction of their start over the fine stage (hustvl: 0.01)."""
 
     def __post_init__(self) -> None:
         if self.bounds <= 0 or self.feature_dim < 1 or self.hidden_width < 1 or self.depth < 0:
@@ -92,66 +97,75 @@ class DeformationConfig:
             raise ValueError(f"resolution must be 4 values >= 2 (x, y, z, t), got {self.resolution}")
         if not self.multires or min(self.multires) < 1:
             raise ValueError(f"multires must be a non-empty tuple of integers >= 1, got {self.multires}")
+        if not 0.0 < self.lr_decay <= 1.0:
+            raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
 
 
 @dataclass(frozen=True)
 class ReconstructConfig:
-    """One reconstruction run.
-
-    Attributes:
-        coarse_iterations: coarse stage steps (static Gaussians, no deformation).
-        iterations: fine stage steps (deformation field learnt jointly with the Gaussians).
-        coarse_videos: videos the coarse stage fits. The paper fits the static orbit (at
-            time 0) together with the dynamic orbit; absent videos are skipped.
-        fine_videos: videos the fine stage fits (the paper: the dynamic orbit alone).
-        init: "hull" (points sampled inside the alpha-mask visual hull) or "random"
-            (uniform in the unit cube).
-        n_init: initial Gaussian count.
-        hull_resolution: voxels per side of the carving grid over [-0.5, 0.5]^3 (plus a margin).
-        hull_min_fraction: a voxel stays when it projects inside the mask (alpha > 0.5) in at
-            least this fraction of the carving views (1.0 = strict intersection). Carving
-            uses the static orbit when present, else the dynamic one (then a lower
-            fraction keeps parts that move).
-        lambda_dssim: weight of D-SSIM = 1 - SSIM against L1 (INRIA's 0.2); the paper's
-            LPIPS term is replaced by D-SSIM (no LPIPS weights offline).
-        lr_means, lr_scales, lr_quats, lr_opacities, lr_colors: Adam rates of the per-Gaussian
-            parameters; ``lr_means`` decays 100x over the whole run (INRIA).
-        random_background: composite targets and renders over a random colour each step,
-            so transparency is learnt (gsplat's ``random_bkgd``).
-        eval_background: RGB in [0, 1] behind held-out evaluations, turntables and metrics.
-        holdout_every, holdout_offset: dynamic-orbit views with index % every == offset are
-            held out for evaluation; the same camera poses are also left out of the static
-            orbit, so no held-out pose is ever seen.
-        turntable_frames, turntable_elevation_deg: novel-view turntable (times sweep 0..1).
-        seed: seeds initialisation, view order and densification.
-        log_every: progress line every this many steps.
-        densify, deformation: see those dataclasses.
-    """
+    """One reconstruction run (the defaults are the ``paper`` preset)."""
 
     coarse_iterations: int = 5_000
+    """Coarse stage steps (static Gaussians, no deformation)."""
     iterations: int = 2_000
-    coarse_videos: tuple[str, ...] = ("static", "dynamic")
-    fine_videos: tuple[str, ...] = ("dynamic",)
-    init: str = "hull"
+    """Fine stage steps (deformation field learnt jointly with the Gaussians)."""
+    coarse_videos: tuple[Video, ...] = ("static", "dynamic")
+    """Videos the coarse stage fits. The paper fits the static orbit (at time 0) together with
+    the dynamic orbit; absent videos are skipped."""
+    fine_videos: tuple[Video, ...] = ("dynamic",)
+    """Videos the fine stage fits (the paper: the dynamic orbit alone; adding the static orbit
+    keeps the shape at time 0 seen from every training azimuth)."""
+    init: Literal["hull", "random"] = "hull"
+    """Initial points: "hull" (sampled inside the alpha-mask visual hull) or "random" (uniform in the unit cube)."""
     n_init: int = 10_000
+    """Initial Gaussian count."""
     hull_resolution: int = 64
+    """Voxels per side of the carving grid over [-0.5, 0.5]^3 (plus a margin)."""
     hull_min_fraction: float = 1.0
+    """A voxel stays when it projects inside the mask (alpha > 0.5) in at least this fraction of
+    the carving views (1.0 = strict intersection). Carving uses the static orbit when present,
+    else the dynamic one (then at most 0.75, to keep parts that move)."""
     lambda_dssim: float = 0.2
+    """Weight of D-SSIM = 1 - SSIM against L1 (INRIA's 0.2); the paper's LPIPS term is replaced
+    by D-SSIM (no LPIPS weights offline)."""
     lr_means: float = 1.6e-4
+    """Adam learning rate of the Gaussian centres (world units)."""
+    lr_means_decay: float = 0.01
+    """``lr_means`` decays exponentially to this fraction of its start over the whole run (INRIA: 0.01)."""
     lr_scales: float = 5e-3
+    """Adam learning rate of the log-scales."""
     lr_quats: float = 1e-3
+    """Adam learning rate of the rotations."""
     lr_opacities: float = 5e-2
+    """Adam learning rate of the opacity logits."""
     lr_colors: float = 2.5e-3
+    """Adam learning rate of the degree-0 SH colours."""
     random_background: bool = True
+    """Composite targets and renders over a random colour each step, so transparency is learnt
+    (gsplat's ``random_bkgd``)."""
     eval_background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    """RGB in [0, 1] behind evaluations, the videos and the metrics."""
     holdout_every: int = 8
+    """Views with frame index % holdout_every == holdout_offset are held out for evaluation, in
+    every video, so no held-out camera pose is ever trained on. 0 holds out nothing: every
+    view trains and the metrics are taken on training views."""
     holdout_offset: int = 4
+    """See holdout_every (the default holds out frames 4, 12 and 20 of 24; unused when holdout_every is 0)."""
     turntable_frames: int = 48
+    """Frames of the novel-view turntable video (times sweep 0 -> 1 over one turn)."""
     turntable_elevation_deg: float = 20.0
+    """Camera elevation of the turntable, degrees."""
     seed: int = 0
-    log_every: int = 100
+    """Seeds initialisation, view order, backgrounds and densification."""
+    progress_every_s: float = 10.0
+    """A progress line (step, loss, PSNR, time left) at least this often, seconds of training (0: none)."""
+    checkpoint_every: int = 500
+    """Save a resumable checkpoint every this many steps (0: never); a rerun of the same
+    command with the same output directory resumes from it."""
     densify: DensifyConfig = field(default_factory=DensifyConfig)
+    """Adaptive density control."""
     deformation: DeformationConfig = field(default_factory=DeformationConfig)
+    """The deformation field."""
 
     def __post_init__(self) -> None:
         if self.coarse_iterations < 0 or self.iterations < 0 or self.coarse_iterations + self.iterations < 1:
@@ -166,10 +180,14 @@ class ReconstructConfig:
             raise ValueError(f"n_init must be >= 1 and hull_resolution >= 4, got {self.n_init}, {self.hull_resolution}")
         if not 0.0 < self.hull_min_fraction <= 1.0:
             raise ValueError(f"hull_min_fraction must be in (0, 1], got {self.hull_min_fraction}")
-        if self.holdout_every < 2 or not 0 <= self.holdout_offset < self.holdout_every:
-            raise ValueError(f"holdout_every must be >= 2 and 0 <= holdout_offset < holdout_every, got {self.holdout_every}, {self.holdout_offset}")
-        if len(self.eval_background) != 3:
+        if not 0.0 < self.lr_means_decay <= 1.0:
+            raise ValueError(f"lr_means_decay must be in (0, 1], got {self.lr_means_decay}")
+        if self.holdout_every == 1 or self.holdout_every < 0 or (self.holdout_every and not 0 <= self.holdout_offset < self.holdout_every):
+            raise ValueError(f"holdout_every must be 0 (none) or >= 2 with 0 <= holdout_offset < holdout_every, got {self.holdout_every}, {self.holdout_offset}")
+        if len(self.eval_background) != 3 or not all(0.0 <= c <= 1.0 for c in self.eval_background):
             raise ValueError(f"eval_background must be 3 values in [0, 1], got {self.eval_background}")
+        if self.progress_every_s < 0 or self.checkpoint_every < 0:
+            raise ValueError(f"progress_every_s and checkpoint_every must be >= 0, got {self.progress_every_s}, {self.checkpoint_every}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -190,7 +208,7 @@ class ReconstructConfig:
 
 
 def _fast() -> ReconstructConfig:
-    """Small CPU setting: 64x64 renders in minutes (benchmarks/RECONSTRUCT_RESULTS.md)."""
+    """Quick preview (about a minute for 64x64 on a CPU); the CPU setting before ``cpu`` existed, kept as the benchmark's reference."""
     return ReconstructConfig(
         coarse_iterations=300,
         iterations=700,
@@ -205,11 +223,34 @@ def _fast() -> ReconstructConfig:
     )
 
 
-PRESETS = {"paper": ReconstructConfig, "fast": _fast}
+def _cpu() -> ReconstructConfig:
+    """The CPU default: minutes for a 128x128, 24-frame orbit (benchmarks/RECONSTRUCT_RESULTS.md)."""
+    fast = _fast()
+    return replace(
+        fast,
+        coarse_iterations=500,
+        iterations=2_000,
+        deformation=replace(fast.deformation, lr_grid=3e-2, lr_mlp=3e-3),
+        densify=replace(fast.densify, refine_stop_iter=1_800, max_gaussians=15_000),
+    )
+
+
+PRESETS = {"paper": ReconstructConfig, "fast": _fast, "cpu": _cpu}
+#: ``--preset auto``: the paper's steps on CUDA, the CPU setting anywhere else.
+AUTO = "auto"
+
+
+def resolve_preset(name: str, device_type: str) -> str:
+    """The concrete preset for ``name`` on a device type ("cuda", "cpu", ...): ``auto`` is "paper" on CUDA, else "cpu"."""
+    if name == AUTO:
+        return "paper" if device_type == "cuda" else "cpu"
+    if name not in PRESETS:
+        raise ValueError(f"preset must be one of {sorted(PRESETS) + [AUTO]}, got {name!r}")
+    return name
 
 
 def preset(name: str, **overrides) -> ReconstructConfig:
-    """A named preset ("paper" or "fast") with top-level fields replaced by ``overrides``."""
+    """A named preset ("paper", "cpu" or "fast") with top-level fields replaced by ``overrides``."""
     if name not in PRESETS:
         raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {name!r}")
     return replace(PRESETS[name](), **overrides)

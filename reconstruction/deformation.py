@@ -88,7 +88,8 @@ class DeformationField(nn.Module):
     """Offsets of canonical Gaussians at a time.
 
     ``forward(means [N, 3], log_scales [N, 3], quats [N, 4], times [N] in [0, 1])`` returns the
-    deformed (means, log_scales, quats), each the input plus a learnt offset.
+    deformed (means, log_scales, quats), each the input plus a learnt offset (log-scales and
+    quaternions unchanged when ``deform_scales`` / ``deform_rotations`` are off).
     """
 
     def __init__(self, config: DeformationConfig):
@@ -100,8 +101,8 @@ class DeformationField(nn.Module):
             layers += [nn.ReLU(), nn.Linear(config.hidden_width, config.hidden_width)]
         self.trunk = nn.Sequential(*layers)
         self.pos_head = _head(config.hidden_width, 3)
-        self.scale_head = _head(config.hidden_width, 3)
-        self.rot_head = _head(config.hidden_width, 4)
+        self.scale_head = _head(config.hidden_width, 3) if config.deform_scales else None
+        self.rot_head = _head(config.hidden_width, 4) if config.deform_rotations else None
 
     def forward(
         self, means: torch.Tensor, log_scales: torch.Tensor, quats: torch.Tensor, times: torch.Tensor
@@ -109,4 +110,8 @@ class DeformationField(nn.Module):
         xyz = (means / self.bounds).clamp(-1.0, 1.0)
         xyzt = torch.cat([xyz, (2.0 * times - 1.0)[:, None]], -1)
         hidden = self.trunk(self.grid(xyzt))
-        return means + self.pos_head(hidden), log_scales + self.scale_head(hidden), quats + self.rot_head(hidden)
+        if self.scale_head is not None:
+            log_scales = log_scales + self.scale_head(hidden)
+        if self.rot_head is not None:
+            quats = quats + self.rot_head(hidden)
+        return means + self.pos_head(hidden), log_scales, quats

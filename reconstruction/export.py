@@ -1,18 +1,18 @@
-"""Write (and read back) a reconstruction: INRIA 3DGS PLYs, the deformation checkpoint, MP4s, metrics.
+"""Write (and read back) a reconstruction's files: INRIA 3DGS PLYs, the deformation weights, MP4s.
 
-Every file is written to a temporary name in its destination directory and moved into
-place with ``os.replace``, so a crash never leaves a half-written output.
+Every file is written atomically through d4d/files.py (a temporary name in its destination
+directory, then ``os.replace``), so a crash never leaves a half-written output.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from d4d.files import replace_with, write_bytes_atomic
 
 #: Higher-order SH coefficients written per Gaussian: INRIA's degree-3 layout (3 x 15),
 #: zeros here because d4d fits degree-0 colour; viewers that assume degree 3 read it as is.
@@ -22,28 +22,6 @@ PLY_FIELDS = (
     + [f"f_rest_{i}" for i in range(N_REST)]
     + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
 )
-
-
-def _atomic_path(path: Path):
-    """A temporary file path next to ``path`` with the same suffix (callers os.replace it)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are ordinary readable files
-    return Path(tmp)
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    path = Path(path)
-    tmp = _atomic_path(path)
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_json_atomic(path: Path, obj) -> None:
-    write_bytes_atomic(path, (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode())
 
 
 def ply_bytes(means: torch.Tensor, sh0: torch.Tensor, opacity_logits: torch.Tensor, log_scales: torch.Tensor, quats: torch.Tensor) -> bytes:
@@ -100,16 +78,15 @@ def write_video(path: Path, frames: np.ndarray, fps: int = 12) -> None:
     """H.264 MP4 of uint8 frames [T, H, W, 3] (imageio-ffmpeg), written atomically."""
     import imageio.v2 as imageio
 
-    path = Path(path)
-    tmp = _atomic_path(path)
-    try:
+    even = frames.shape[1] % 2 == 0 and frames.shape[2] % 2 == 0
+
+    def write(tmp: Path) -> None:
         with imageio.get_writer(tmp, format="FFMPEG", fps=fps, codec="libx264", quality=8, macro_block_size=1, ffmpeg_log_level="error",
-                                pixelformat="yuv420p" if frames.shape[1] % 2 == 0 and frames.shape[2] % 2 == 0 else "yuv444p") as writer:
+                                pixelformat="yuv420p" if even else "yuv444p") as writer:
             for frame in frames:
                 writer.append_data(frame)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    replace_with(Path(path), write)
 
 
 def save_deformation(path: Path, state_dict: dict[str, torch.Tensor], config: dict) -> None:

@@ -6,28 +6,38 @@
       deformation.safetensors   the HexPlane deformation field (config JSON in its metadata)
       turntable.mp4             novel views (between the training azimuths, raised elevation)
                                 while time sweeps 0 -> 1
+      heldout.mp4               each held-out view's input frame (left) beside the render of
+                                its camera and time (right), one second each (absent with
+                                nothing held out)
       metrics.json              held-out PSNR / SSIM per view and mean, LPIPS (null + reason),
-                                Gaussian count, timings, backend, the full config
+                                Gaussian count, timings, backend, the full config; with nothing
+                                held out (holdout_every 0) "heldout" is null and the same
+                                metrics on the dynamic orbit's training views are under
+                                "training_views"
 """
 
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from d4d.files import write_bytes_atomic, write_json_atomic
 from d4d.reconstruction.config import ReconstructConfig
 from d4d.reconstruction.deformation import DeformationField
-from d4d.reconstruction.export import load_deformation, ply_bytes, read_ply, save_deformation, write_bytes_atomic, write_json_atomic, write_video
-from d4d.reconstruction.trainer import Reconstruction, gaussians_at
+from d4d.reconstruction.export import load_deformation, ply_bytes, read_ply, save_deformation, write_video
+from d4d.reconstruction.trainer import Reconstruction, composite, gaussians_at
 from d4d.reconstruction.views import viewmats_from_c2w
 from d4d.rendering.cameras import orbit_c2w
 
 LPIPS_REASON = "LPIPS needs pretrained network weights (AlexNet/VGG) that are not available offline in this environment"
+TRAINING_VIEWS_NOTE = ("nothing was held out (holdout_every 0): these are the dynamic orbit's training views, "
+                       "so they measure the fit, not novel-view quality")
+#: Frames per second of heldout.mp4, where each held-out view stays for one second.
+HELDOUT_FPS = 4
 
 
 def turntable_cameras(config: ReconstructConfig, distance: float, n_train_views: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -36,6 +46,12 @@ def turntable_cameras(config: ReconstructConfig, distance: float, n_train_views:
     azimuths = 180.0 / max(n_train_views, 1) + 360.0 * np.arange(frames) / frames
     viewmats = torch.from_numpy(viewmats_from_c2w(orbit_c2w(azimuths, config.turntable_elevation_deg, distance))).float()
     return viewmats, torch.linspace(0.0, 1.0, frames)
+
+
+def side_by_side(inputs: torch.Tensor, renders: torch.Tensor, repeat: int) -> np.ndarray:
+    """uint8 frames [V * repeat, H, 2W, 3]: input | render of each of V views ([V, H, W, 3] in [0, 1]), each repeated."""
+    pairs = torch.cat([inputs.cpu(), renders.cpu()], dim=2).clamp(0.0, 1.0)
+    return (pairs.repeat_interleave(repeat, dim=0).numpy() * 255).round().astype(np.uint8)
 
 
 def write_outputs(result: Reconstruction, frame_times: np.ndarray, K: np.ndarray, width: int, height: int, camera_distance: float, out: Path, extra: dict) -> dict:
@@ -50,44 +66,49 @@ def write_outputs(result: Reconstruction, frame_times: np.ndarray, K: np.ndarray
     start = time.perf_counter()
     out = Path(out)
     (out / "frames").mkdir(parents=True, exist_ok=True)
-    params, deformation = result.params, result.deformation
+    params, deformation, config = result.params, result.deformation, result.config
     with torch.no_grad():
         write_bytes_atomic(out / "canonical.ply", ply_bytes(params["means"], params["sh0"], params["opacities"], params["scales"], params["quats"]))
         for i, t in enumerate(frame_times):
             g = gaussians_at(params, deformation, float(t))
             write_bytes_atomic(out / "frames" / f"{i:03d}.ply", ply_bytes(g.means, g.sh0, g.opacity_logits, g.log_scales, g.quats))
     if deformation is not None:
-        save_deformation(out / "deformation.safetensors", deformation.state_dict(), result.config.to_dict())
-    viewmats, times = turntable_cameras(result.config, camera_distance, len(frame_times))
+        save_deformation(out / "deformation.safetensors", deformation.state_dict(), config.to_dict())
+    viewmats, times = turntable_cameras(config, camera_distance, len(frame_times))
     Ks = torch.from_numpy(np.asarray(K)).float()[None].repeat(len(times), 1, 1)
-    frames = result.render(viewmats, Ks, times, width, height, result.config.eval_background)
+    frames = result.render(viewmats, Ks, times, width, height, config.eval_background)
     write_video(out / "turntable.mp4", (frames.cpu().numpy() * 255).round().astype(np.uint8))
-    heldout = result.evaluate() if len(result.heldout) else {"psnr": None, "ssim": None, "views": []}
+    evaluation = result.evaluate()
+    if result.eval_split == "heldout":
+        views = result.eval_views
+        renders = result.render(views.viewmats, views.Ks, views.times, width, height, config.eval_background)
+        inputs = composite(views.rgba, torch.tensor(config.eval_background, dtype=torch.float32))
+        write_video(out / "heldout.mp4", side_by_side(inputs, renders, HELDOUT_FPS), fps=HELDOUT_FPS)
     result.timings["export"] = time.perf_counter() - start
+    scores = {
+        "psnr": evaluation["psnr"],
+        "ssim": evaluation["ssim"],
+        "lpips": None,
+        "lpips_reason": LPIPS_REASON,
+        "background": list(config.eval_background),
+        "views": evaluation["views"],
+    }
+    if result.eval_split == "training":
+        scores = {"note": TRAINING_VIEWS_NOTE, **scores}
     metrics = {
-        "heldout": {
-            "psnr": heldout["psnr"],
-            "ssim": heldout["ssim"],
-            "lpips": None,
-            "lpips_reason": LPIPS_REASON,
-            "background": list(result.config.eval_background),
-            "views": heldout["views"],
-        },
+        "evaluated_on": "held-out views" if result.eval_split == "heldout" else "training views",
+        "heldout": scores if result.eval_split == "heldout" else None,
+        **({"training_views": scores} if result.eval_split == "training" else {}),
         "n_gaussians": int(params["means"].shape[0]),
         "backend": result.backend,
+        "resumed_from_step": result.resumed_from,
         "timings_s": {k: round(v, 3) for k, v in result.timings.items()},
         "history": result.history,
         "frames": len(frame_times),
-        "config": result.config.to_dict(),
+        "config": config.to_dict(),
         **extra,
     }
-    for key in ("psnr", "ssim"):
-        if metrics["heldout"][key] is not None and not math.isfinite(metrics["heldout"][key]):
-            metrics["heldout"][key] = None  # a perfect reconstruction; JSON has no infinity
-    for view in metrics["heldout"]["views"]:
-        if not math.isfinite(view["psnr"]):
-            view["psnr"] = None
-    write_json_atomic(out / "metrics.json", metrics)
+    write_json_atomic(out / "metrics.json", metrics)  # json_safe: a perfect view's infinite PSNR becomes null
     return metrics
 
 

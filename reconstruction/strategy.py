@@ -113,7 +113,7 @@ class DensifyStrategy:
             with torch.no_grad():
                 n_dupli, n_split = self._grow(params, optimizers, state, generator)
                 n_prune = self._prune(params, optimizers, state, step)
-            log.info("step %d: %d cloned, %d split, %d pruned, %d Gaussians", step, n_dupli, n_split, n_prune, len(params["means"]))
+            log.debug("step %d: %d cloned, %d split, %d pruned, %d Gaussians", step, n_dupli, n_split, n_prune, len(params["means"]))
             n = len(params["means"])
             state["grad2d"] = torch.zeros(n, device=state["grad2d"].device)
             state["count"] = torch.zeros(n, device=state["count"].device)

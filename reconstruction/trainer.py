@@ -5,6 +5,11 @@ static orbit at time 0 together with the dynamic orbit). Fine stage: the deforma
 is switched on and learnt jointly with the Gaussians on ``config.fine_videos`` (the paper:
 the dynamic orbit alone), with the HexPlane regularisers. Densification runs across both
 stages, counting steps globally. Held-out views never enter training.
+
+Every random draw (initial points, view order, backgrounds, split samples) comes from one
+``torch.Generator`` whose state is checkpointed with the parameters, the optimisers and the
+densification statistics (``TrainState``), so a run resumed from a checkpoint takes exactly
+the steps an uninterrupted run would.
 """
 
 from __future__ import annotations
@@ -12,20 +17,22 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
-import numpy as np
 import torch
 
+from d4d.reconstruction.checkpoint import load_checkpoint, run_identity, save_checkpoint
 from d4d.reconstruction.config import ReconstructConfig
 from d4d.reconstruction.deformation import DeformationField
-from d4d.reconstruction.gaussians import create_params, sh0_to_rgb
+from d4d.reconstruction.gaussians import PARAM_NAMES, create_params, sh0_to_rgb
 from d4d.reconstruction.initialize import initial_points
 from d4d.reconstruction.losses import photometric_loss, psnr, ssim
+from d4d.reconstruction.progress import Progress
 from d4d.reconstruction.rasterize import get_rasterizer, resolve_backend
 from d4d.reconstruction.strategy import DensifyStrategy
 from d4d.reconstruction.views import Views, split_views
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("d4d.reconstruction")
 
 
 @dataclass
@@ -76,10 +83,16 @@ class Reconstruction:
         deformation: the deformation field (None when no fine step ran).
         config: the run's configuration.
         backend: the rasterizer used ("torch" or "gsplat").
-        heldout: held-out views (dynamic-orbit frames never trained on).
-        history: [{"step", "train_seconds", "psnr", "ssim"}] held-out evaluations during
-            training (every ``eval_every`` steps; train_seconds excludes evaluation time).
-        timings: seconds per stage ("init", "coarse", "fine").
+        heldout: held-out views (dynamic-orbit frames never trained on; empty with ``holdout_every`` 0).
+        eval_views: the views metrics are taken on: ``heldout``, or with nothing held out the
+            dynamic orbit's (training) views.
+        eval_split: "heldout" or "training", which of the two ``eval_views`` are.
+        history: [{"step", "stage", "train_seconds", "psnr", "ssim"}] evaluations on
+            ``eval_views`` during training (every ``eval_every`` steps; train_seconds excludes
+            evaluation time).
+        timings: seconds per stage ("init", "coarse", "fine"; a resumed run adds its time) and
+            of the evaluations inside the stages ("eval", with ``eval_every``).
+        resumed_from: the step a checkpoint restored (0 for a fresh run).
     """
 
     params: torch.nn.ParameterDict
@@ -87,8 +100,11 @@ class Reconstruction:
     config: ReconstructConfig
     backend: str
     heldout: Views
+    eval_views: Views
+    eval_split: str
     history: list[dict] = field(default_factory=list)
     timings: dict = field(default_factory=dict)
+    resumed_from: int = 0
 
     def render(self, viewmats: torch.Tensor, Ks: torch.Tensor, times: torch.Tensor, width: int, height: int, background) -> torch.Tensor:
         """RGB renders [V, H, W, 3] in [0, 1] of V cameras (viewmats [V, 4, 4], Ks [V, 3, 3]) at times [V]."""
@@ -104,8 +120,8 @@ class Reconstruction:
         return torch.stack(out)
 
     def evaluate(self, views: Views | None = None) -> dict:
-        """PSNR / SSIM per held-out view (over ``config.eval_background``) and their means."""
-        views = self.heldout if views is None else views
+        """PSNR / SSIM per view of ``views`` (default ``eval_views``) over ``config.eval_background``, and their means."""
+        views = self.eval_views if views is None else views
         H, W = views.rgba.shape[1:3]
         background = torch.tensor(self.config.eval_background, dtype=torch.float32)
         renders = self.render(views.viewmats, views.Ks, views.times, W, H, background).cpu()
@@ -118,21 +134,90 @@ class Reconstruction:
         return {"psnr": float(p.mean()), "ssim": float(s.mean()), "views": per_view}
 
 
-def _adam(params: torch.nn.ParameterDict, config: ReconstructConfig) -> dict[str, torch.optim.Optimizer]:
-    rates = {"means": config.lr_means, "scales": config.lr_scales, "quats": config.lr_quats, "opacities": config.lr_opacities, "sh0": config.lr_colors}
-    return {name: torch.optim.Adam([params[name]], lr=rates[name], eps=1e-15) for name in params.keys()}
-
-
-def _deformation_adam(deformation: DeformationField, config: ReconstructConfig) -> torch.optim.Optimizer:
-    grid = list(deformation.grid.parameters())
-    grid_ids = {id(p) for p in grid}
-    mlp = [p for p in deformation.parameters() if id(p) not in grid_ids]
-    return torch.optim.Adam([{"params": grid, "lr": config.deformation.lr_grid, "name": "grid"}, {"params": mlp, "lr": config.deformation.lr_mlp, "name": "mlp"}], eps=1e-15)
-
-
-def _decay(lr0: float, progress: float, final_ratio: float = 0.01) -> float:
+def _decay(lr0: float, progress: float, final_ratio: float) -> float:
     """Exponential decay from lr0 to lr0 * final_ratio as progress goes 0 -> 1."""
     return lr0 * final_ratio ** min(max(progress, 0.0), 1.0)
+
+
+@dataclass
+class TrainState:
+    """Everything that changes while training; ``state_dict`` / ``load_state_dict`` make it resumable.
+
+    Attributes:
+        params: per-Gaussian parameters (reconstruction/gaussians.py), rows change with densification.
+        optimizers: one Adam per entry of ``params``.
+        deformation, deformation_opt: the field and its Adam (None without a fine stage).
+        densify: the densification statistics (``DensifyStrategy.initialize_state``).
+        generator: the run's only source of randomness (CPU).
+        step: steps done, counted over both stages.
+        order: view positions still to visit in the current pass over the stage's views.
+        train_seconds: training time so far (evaluations excluded).
+        history, timings: see Reconstruction.
+    """
+
+    params: torch.nn.ParameterDict
+    optimizers: dict[str, torch.optim.Optimizer]
+    deformation: DeformationField | None
+    deformation_opt: torch.optim.Optimizer | None
+    densify: dict
+    generator: torch.Generator
+    step: int = 0
+    order: list[int] = field(default_factory=list)
+    train_seconds: float = 0.0
+    history: list[dict] = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, params: torch.nn.ParameterDict, config: ReconstructConfig, densify: dict, generator: torch.Generator) -> TrainState:
+        rates = {"means": config.lr_means, "scales": config.lr_scales, "quats": config.lr_quats, "opacities": config.lr_opacities, "sh0": config.lr_colors}
+        optimizers = {name: torch.optim.Adam([params[name]], lr=rates[name], eps=1e-15) for name in PARAM_NAMES}
+        deformation = deformation_opt = None
+        if config.iterations > 0:
+            with torch.random.fork_rng(devices=[]):  # seeded initial weights, the caller's RNG untouched
+                torch.manual_seed(config.seed)
+                deformation = DeformationField(config.deformation).to(params["means"].device)
+            grid = list(deformation.grid.parameters())
+            grid_ids = {id(p) for p in grid}
+            mlp = [p for p in deformation.parameters() if id(p) not in grid_ids]
+            deformation_opt = torch.optim.Adam(
+                [{"params": grid, "lr": config.deformation.lr_grid, "name": "grid"}, {"params": mlp, "lr": config.deformation.lr_mlp, "name": "mlp"}], eps=1e-15
+            )
+        return cls(params, optimizers, deformation, deformation_opt, densify, generator)
+
+    def state_dict(self) -> dict:
+        return {
+            "params": {k: v.detach().cpu() for k, v in self.params.items()},
+            "optimizers": {k: opt.state_dict() for k, opt in self.optimizers.items()},
+            "deformation": None if self.deformation is None else self.deformation.state_dict(),
+            "deformation_opt": None if self.deformation_opt is None else self.deformation_opt.state_dict(),
+            "densify": self.densify,
+            "generator": self.generator.get_state(),
+            "step": self.step,
+            "order": list(self.order),
+            "train_seconds": self.train_seconds,
+            "history": self.history,
+            "timings": self.timings,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a ``state_dict`` into this state (built by ``create`` with the same config)."""
+        device = self.params["means"].device
+        for name in PARAM_NAMES:
+            self.params[name] = torch.nn.Parameter(state["params"][name].to(device))
+            self.optimizers[name].param_groups[0]["params"] = [self.params[name]]
+            self.optimizers[name].load_state_dict(state["optimizers"][name])
+        if self.deformation is not None:
+            self.deformation.load_state_dict(state["deformation"])
+            self.deformation_opt.load_state_dict(state["deformation_opt"])
+        self.densify = {k: v.to(device) if torch.is_tensor(v) else v for k, v in state["densify"].items()}
+        self.generator.set_state(state["generator"])
+        self.step, self.order, self.train_seconds = state["step"], list(state["order"]), state["train_seconds"]
+        self.history, self.timings = list(state["history"]), dict(state["timings"])
+
+
+def _stages(config: ReconstructConfig, coarse_ids: list[int], fine_ids: list[int]) -> list[tuple[str, int, int, list[int]]]:
+    """(name, first global step, steps, view positions) of the coarse and the fine stage."""
+    return [("coarse", 0, config.coarse_iterations, coarse_ids), ("fine", config.coarse_iterations, config.iterations, fine_ids)]
 
 
 def reconstruct(
@@ -141,6 +226,7 @@ def reconstruct(
     device: str | torch.device = "cpu",
     backend: str = "auto",
     eval_every: int = 0,
+    checkpoint: Path | None = None,
 ) -> Reconstruction:
     """Fit canonical Gaussians and a deformation field to ``views`` (all videos, all frames).
 
@@ -150,20 +236,25 @@ def reconstruct(
         config: hyperparameters.
         device: torch device.
         backend: "auto", "torch" or "gsplat" (reconstruction/rasterize.py).
-        eval_every: evaluate on held-out views every this many steps into ``history``
+        eval_every: evaluate on the evaluation views every this many steps into ``history``
             (0: never; the final evaluation is the caller's).
+        checkpoint: file to save the training state to every ``config.checkpoint_every``
+            steps; when it exists, training resumes from it (ValueError if it was written by
+            a run with other settings or input).
     """
     device = torch.device(device)
     backend = resolve_backend(backend, device)
     rasterize = get_rasterizer(backend)
-    torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
     t_start = time.perf_counter()
 
     train_idx, held_idx = split_views(views, config.holdout_every, config.holdout_offset)
     train, heldout = views.subset(train_idx), views.subset(held_idx)
     heldout = heldout.subset([i for i, v in enumerate(heldout.videos) if v == "dynamic"]) if "dynamic" in heldout.videos else heldout
+    if len(heldout):
+        eval_views, eval_split = heldout, "heldout"
+    else:
+        eval_views, eval_split = train.subset([i for i, v in enumerate(train.videos) if v == "dynamic"] or list(range(len(train)))), "training"
     coarse_ids = [i for i, v in enumerate(train.videos) if v in config.coarse_videos] or list(range(len(train)))
     fine_ids = [i for i, v in enumerate(train.videos) if v in config.fine_videos] or list(range(len(train)))
     H, W = train.rgba.shape[1:3]
@@ -172,60 +263,76 @@ def reconstruct(
     carve = train.subset([i for i, v in enumerate(train.videos) if v == "static"] or list(range(len(train))))
     min_fraction = config.hull_min_fraction if "static" in carve.videos else min(config.hull_min_fraction, 0.75)
     points, rgb = initial_points(config.init, config.n_init, carve.rgba, carve.viewmats, carve.Ks, config.hull_resolution, min_fraction, generator)
-    params = create_params(points, rgb).to(device)
-    optimizers = _adam(params, config)
-    deformation = DeformationField(config.deformation).to(device) if config.iterations > 0 else None
-    deformation_opt = _deformation_adam(deformation, config) if deformation is not None else None
     camera_centres = torch.linalg.inv(train.viewmats)[:, :3, 3]
     strategy = DensifyStrategy(config.densify)
-    state = strategy.initialize_state(len(points), scene_scale=1.1 * float(camera_centres.norm(dim=-1).max()), device=device)
+    densify_state = strategy.initialize_state(len(points), scene_scale=1.1 * float(camera_centres.norm(dim=-1).max()), device=device)
+    state = TrainState.create(create_params(points, rgb).to(device), config, densify_state, generator)
+    state.timings["init"] = time.perf_counter() - t_start
+
+    identity = run_identity(config, views) if checkpoint is not None else None
+    saved = load_checkpoint(checkpoint, identity, map_location=device) if checkpoint is not None else None
+    resumed_from = 0
+    if saved is not None:
+        state.load_state_dict(saved)
+        resumed_from = state.step
+        log.info("resuming from %s at step %d of %d (%.0f s of training done)", checkpoint, state.step, config.coarse_iterations + config.iterations, state.train_seconds)
+
     train = train.to(device)
     eval_background = torch.tensor(config.eval_background, dtype=torch.float32, device=device)
-    timings = {"init": time.perf_counter() - t_start}
-    result = Reconstruction(params, deformation, config, backend, heldout, timings=timings)
-
+    result = Reconstruction(state.params, state.deformation, config, backend, heldout, eval_views, eval_split, resumed_from=resumed_from)
     total = config.coarse_iterations + config.iterations
-    train_seconds = 0.0
-    for stage, steps, ids in (("coarse", config.coarse_iterations, coarse_ids), ("fine", config.iterations, fine_ids)):
+    progress = Progress(total, config.progress_every_s, start_step=state.step, start_seconds=state.train_seconds)
+    dcfg = config.deformation
+    for stage, first, steps, ids in _stages(config, coarse_ids, fine_ids):
+        if state.step >= first + steps:
+            continue
         stage_start = time.perf_counter()
-        order = []
-        for k in range(steps):
-            step = (0 if stage == "coarse" else config.coarse_iterations) + k + 1
+        deformation = state.deformation if stage == "fine" else None
+        for k in range(state.step - first, steps):
             tick = time.perf_counter()
-            if not order:
-                order = list(rng.permutation(ids))
-            v = int(order.pop())
-            background = torch.rand(3, device=device) if config.random_background else eval_background
+            step = first + k + 1
+            if k == 0:
+                state.order = []
+            if not state.order:
+                state.order = [ids[i] for i in torch.randperm(len(ids), generator=generator).tolist()]
+            v = state.order.pop()
+            background = torch.rand(3, generator=generator).to(device) if config.random_background else eval_background
             target = composite(train.rgba[v], background)[None]
-            g = gaussians_at(params, deformation if stage == "fine" else None, float(train.times[v]))
+            g = gaussians_at(state.params, deformation, float(train.times[v]))
             render, _, info = rasterize(g.means, g.quats, g.scales, g.opacities, g.colors, train.viewmats[v : v + 1], train.Ks[v : v + 1], W, H, backgrounds=background[None])
             strategy.step_pre_backward(info)
-            loss = photometric_loss(render, target, config.lambda_dssim)
-            if stage == "fine":
+            photometric = photometric_loss(render, target, config.lambda_dssim)
+            loss = photometric
+            if deformation is not None:
                 regs = deformation.grid.regularisers()
-                dcfg = config.deformation
                 loss = loss + dcfg.plane_tv_weight * regs["plane_tv"] + dcfg.time_smoothness_weight * regs["time_smoothness"] + dcfg.l1_time_planes_weight * regs["l1_time_planes"]
             loss.backward()
-            strategy.step_post_backward(params, optimizers, state, step, info, generator)
-            optimizers["means"].param_groups[0]["lr"] = _decay(config.lr_means, step / total)
-            for opt in optimizers.values():
+            strategy.step_post_backward(state.params, state.optimizers, state.densify, step, info, generator)
+            state.optimizers["means"].param_groups[0]["lr"] = _decay(config.lr_means, step / total, config.lr_means_decay)
+            for opt in state.optimizers.values():
                 opt.step()
                 opt.zero_grad(set_to_none=True)
-            if stage == "fine":
-                for group in deformation_opt.param_groups:
-                    base = config.deformation.lr_grid if group["name"] == "grid" else config.deformation.lr_mlp
-                    group["lr"] = _decay(base, k / max(steps, 1))
-                deformation_opt.step()
-                deformation_opt.zero_grad(set_to_none=True)
-            train_seconds += time.perf_counter() - tick
-            if config.log_every and step % config.log_every == 0:
-                log.info("%s step %d/%d: loss %.4f, %d Gaussians, %.1f s", stage, step, total, loss.item(), len(params["means"]), train_seconds)
+            if deformation is not None:
+                for group in state.deformation_opt.param_groups:
+                    base = dcfg.lr_grid if group["name"] == "grid" else dcfg.lr_mlp
+                    group["lr"] = _decay(base, k / max(steps, 1), dcfg.lr_decay)
+                state.deformation_opt.step()
+                state.deformation_opt.zero_grad(set_to_none=True)
+            state.step = step
+            state.train_seconds += time.perf_counter() - tick
+            progress.update(step, stage, loss.detach(), (render.detach() - target).square().mean(), len(state.params["means"]), state.train_seconds)
             if eval_every and step % eval_every == 0:
-                if stage == "coarse":
-                    result.deformation = None
+                eval_start = time.perf_counter()
+                result.params, result.deformation = state.params, deformation
                 metrics = result.evaluate()
-                result.deformation = deformation
-                result.history.append({"step": step, "stage": stage, "train_seconds": train_seconds, "psnr": metrics["psnr"], "ssim": metrics["ssim"]})
-                log.info("step %d: held-out PSNR %.2f dB, SSIM %.4f", step, metrics["psnr"], metrics["ssim"])
-        timings[stage] = time.perf_counter() - stage_start
+                state.history.append({"step": step, "stage": stage, "train_seconds": state.train_seconds, "psnr": metrics["psnr"], "ssim": metrics["ssim"]})
+                log.info("step %d: %s PSNR %.2f dB, SSIM %.4f", step, eval_split, metrics["psnr"], metrics["ssim"])
+                state.timings["eval"] = state.timings.get("eval", 0.0) + time.perf_counter() - eval_start
+            if checkpoint is not None and config.checkpoint_every and step % config.checkpoint_every == 0 and step < total:
+                state.timings[stage] = state.timings.get(stage, 0.0) + time.perf_counter() - stage_start
+                stage_start = time.perf_counter()
+                save_checkpoint(checkpoint, identity, state.state_dict())
+        state.timings[stage] = state.timings.get(stage, 0.0) + time.perf_counter() - stage_start
+    result.params, result.deformation = state.params, state.deformation
+    result.history, result.timings = state.history, state.timings
     return result

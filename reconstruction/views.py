@@ -73,7 +73,10 @@ def views_from_sample(sample: RenderSample, videos: tuple[str, ...] = ("dynamic"
 
 
 def split_views(views: Views, every: int, offset: int) -> tuple[list[int], list[int]]:
-    """Positions of training and held-out views: frame index % every == offset is held out, in every video."""
+    """Positions of training and held-out views: frame index % every == offset is held out, in
+    every video; ``every`` 0 holds out nothing."""
+    if every == 0:
+        return list(range(len(views))), []
     held = [i for i, k in enumerate(views.indices) if k % every == offset]
     train = [i for i, k in enumerate(views.indices) if k % every != offset]
     return train, held
