@@ -26,7 +26,7 @@ from d4d.pipelines.config import PipelineConfig
 from d4d.pipelines.curate import default_workers
 from d4d.pipelines.runner import run_curation
 from d4d.pipelines.sources import parse_source
-from d4d.reconstruction.cli import main as reconstruct_main
+from d4d.reconstruction.run import reconstruct_input
 from d4d.rendering.options import RenderOptions
 from d4d.training.config import preset
 from d4d.training.sample import SampleConfig
@@ -94,10 +94,10 @@ def sample(ctx: DemoContext) -> list[str]:
 
 
 def _reconstruct(source: Path, out: Path) -> dict:
-    """d4d-reconstruct SOURCE --out OUT with its default settings for this device (a rerun
-    keeps a finished reconstruction); its metrics.json."""
-    if not (out / "metrics.json").exists() and reconstruct_main([str(source), "--out", str(out)]) != 0:
-        raise SystemExit(f"demo: d4d-reconstruct {source} failed")
+    """4D Gaussians from SOURCE into OUT with the default settings for this device (a rerun
+    keeps a finished reconstruction and resumes an interrupted one); its metrics.json."""
+    if not (out / "metrics.json").exists():
+        reconstruct_input(source, out)
     return json.loads((out / "metrics.json").read_text())
 
 

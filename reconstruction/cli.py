@@ -21,20 +21,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from d4d.options import add_options, apply_overrides, overrides_from_args
 from d4d.reconstruction.checkpoint import CHECKPOINT_NAME
 from d4d.reconstruction.config import AUTO, PRESETS, ReconstructConfig, preset, resolve_preset
-from d4d.reconstruction.inputs import load_input
-from d4d.reconstruction.outputs import write_outputs
 from d4d.reconstruction.rasterize import BACKENDS
-from d4d.reconstruction.trainer import reconstruct
-from d4d.reconstruction.views import views_from_sample
+from d4d.reconstruction.run import pick_device, reconstruct_input
 
 log = logging.getLogger("d4d-reconstruct")
 #: Flags of earlier versions that still set their field.
@@ -66,30 +61,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
-        device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+        device = pick_device(args.device)
         preset_name, config = config_from_args(args, device)
     except (ValueError, RuntimeError) as exc:
         parser.error(str(exc))
-    checkpoint = args.out / CHECKPOINT_NAME
     try:
-        sample = load_input(args.input)
-        views = views_from_sample(sample)
-        log.info("%s: %s, %dx%d; preset %s (%d coarse + %d fine steps) on %s", args.input, ", ".join(f"{k} ({len(v.times)} frames)" for k, v in sample.videos.items()),
-                 sample.width, sample.height, preset_name, config.coarse_iterations, config.iterations, device)
-        args.out.mkdir(parents=True, exist_ok=True)
-        if args.restart:
-            checkpoint.unlink(missing_ok=True)
-        start = time.perf_counter()
-        result = reconstruct(views, config, device=device, backend=args.backend, checkpoint=checkpoint)
-        video = sample.videos.get("dynamic") or next(iter(sample.videos.values()))
-        distance = float(np.linalg.norm(video.c2w[:, :3, 3], axis=-1).mean())
-        metrics = write_outputs(result, video.times, sample.K, sample.width, sample.height, distance, args.out,
-                                {"input": str(args.input), "device": str(device), "preset": preset_name, "total_seconds": round(time.perf_counter() - start, 3)})
-        checkpoint.unlink(missing_ok=True)
+        metrics = reconstruct_input(args.input, args.out, config, str(device), args.backend, args.restart, log, preset_name)
     except (ValueError, OSError) as exc:
         print(f"d4d-reconstruct: {args.input}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        checkpoint = args.out / CHECKPOINT_NAME
         saved = "rerun the same command to resume from the last checkpoint" if checkpoint.exists() else "no checkpoint was written yet"
         print(f"d4d-reconstruct: {args.input}: interrupted; {saved} ({checkpoint})", file=sys.stderr)
         return 130
