@@ -26,6 +26,7 @@ condition space of the backbone: unscaled for SVD, scaled for I2VGen-XL.
 
 from __future__ import annotations
 
+import abc
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -72,7 +73,7 @@ def quantise_8bit(images: torch.Tensor) -> torch.Tensor:
     return ((images.float().clamp(-1, 1) + 1.0) * 127.5).round() / 127.5 - 1.0
 
 
-class UNetAdapter:
+class UNetAdapter(abc.ABC):
     """How one backbone is conditioned and called. Subclasses set the class attributes."""
 
     name: str = ""
@@ -106,10 +107,10 @@ class UNetAdapter:
         """Scaled static-orbit latents [B, T, C, h, w] -> this backbone's condition space."""
         raise ValueError(f"backbone {self.name!r} takes no static orbit")
 
+    @abc.abstractmethod
     def forward(self, unet, noisy: torch.Tensor, timesteps: torch.Tensor, cond, micro: MicroConditions) -> torch.Tensor:
         """UNet output [B, T, C, h, w] for the UNet input ``noisy`` [B, T, C, h, w] (already scaled by
         the scheduler) at ``timesteps`` [B] (what the UNet is given: integer steps or c_noise)."""
-        raise NotImplementedError
 
 
 class ModelScopeAdapter(UNetAdapter):
