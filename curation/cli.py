@@ -38,12 +38,13 @@ DECIDE_ALIASES = {"render.timeout_s": ["--timeout"], "prepass_timeout_s": ["--pr
 
 
 def load_rules(path: str | None) -> CurationConfig:
+    """The rules of ``--config`` (defaults without it); ValueError naming the file otherwise."""
     if path is None:
         return CurationConfig()
     try:
         return CurationConfig.from_dict(json.loads(Path(path).read_text()))
     except (OSError, json.JSONDecodeError, TypeError, ValueError) as exc:
-        raise SystemExit(f"d4d-decide: --config {path}: {exc}") from None
+        raise ValueError(f"--config {path}: {exc}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,8 +71,8 @@ def _line(asset: str, outcome: ClipOutcome | None, decision: Decision, several: 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    config = replace(DecisionConfig(), rules=load_rules(args.config))
     try:
+        config = replace(DecisionConfig(), rules=load_rules(args.config))
         config = apply_overrides(config, overrides_from_args(args, DecisionConfig))
         limits = apply_overrides(Limits(), overrides_from_args(args, Limits))
     except ValueError as exc:

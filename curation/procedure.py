@@ -51,7 +51,7 @@ class DecisionConfig:
     """The quality render, whose frames are the clip's final ones (frames, resolution, engine,
     samples, time sampling and windows)."""
     prepass_resolution: int = 64
-    """Side in pixels of the pre-pass's Workbench render of all videos, whose frames the rules read."""
+    """Side in pixels of the pre-pass's Workbench render (of ``prepass_videos``), whose frames the rules read."""
     prepass_videos: tuple[Literal["dynamic", "static", "front"], ...] = ("dynamic", "static")
     """Videos of the pre-pass render. The orbits are what its rules read (framing, emptiness;
     its SSIM verdicts are deferred to the quality render, so the front video would only be

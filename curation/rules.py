@@ -45,7 +45,8 @@ def _skip(why: str) -> RuleResult:
 
 #: Renderer failure kinds (rendering.errors.FAILURE_KINDS) that mean the asset could not be
 #: imported; every other kind (render_failed, timeout, crashed, ...) is a render failure.
-IMPORT_FAILURE_KINDS = ("missing_file", "empty_file", "unsupported_format", "import_failed", "missing_linked_files", "no_geometry")
+IMPORT_FAILURE_KINDS = ("missing_file", "empty_file", "unsupported_format", "too_large", "import_failed", "missing_linked_files",
+                        "linked_file_outside_asset", "unreadable_texture", "no_geometry")
 
 
 def failure_reason(kind: str | None) -> str:

@@ -34,7 +34,7 @@ import numpy as np
 from d4d.files import publish_dir, sha256_file, staging_dir
 from d4d.measures import MOTION_MAGNITUDE_VERSION, motion_magnitude_per_frame
 from d4d.rendering.blender.importers import SUPPORTED_EXTENSIONS
-from d4d.rendering.clips import ClipPlan, animation_info, plan_clips
+from d4d.rendering.clips import ClipPlan, animation_info, clip_id, plan_clips
 from d4d.rendering.contract import AssetInfo, SourceInfo, read_rgba, write_render
 from d4d.rendering.errors import AssetError
 from d4d.rendering.linked_files import outside_links
@@ -134,6 +134,7 @@ class Renderer:
         self._log_path: Path | None = None
         self._jobs = 0
         self.workers_started = 0
+        self.assets_opened = 0
 
     # -- worker lifecycle -------------------------------------------------------------------
     def _start(self) -> None:
@@ -196,15 +197,18 @@ class Renderer:
         return lines[-1][:200] if lines else ""
 
     # -- jobs -------------------------------------------------------------------------------
-    def _job(self, job: dict, timeout_s: float, generation: int | None = None) -> dict:
-        """Send one job and return its result. ``generation`` (the worker that holds the asset)
-        must still be the current worker for jobs on an open asset."""
+    def _job(self, job: dict, timeout_s: float, opened: int | None = None) -> dict:
+        """Send one job and return its result. A job on an open asset names which ``open`` it
+        belongs to (``assets_opened`` then): it must still be the asset the worker holds."""
         if job["op"] == "open":
             if self._proc is None or self._proc.poll() is not None or self._jobs >= self.max_jobs_per_worker:
                 self._stop()
                 self._start()
             self._jobs += 1
-        elif generation != self.workers_started or self._proc is None or self._proc.poll() is not None:
+            self.assets_opened += 1
+        elif opened != self.assets_opened:
+            raise AssetError("crashed", "another asset was opened since; open this asset again")
+        elif self._proc is None or self._proc.poll() is not None:
             raise AssetError("crashed", "the Blender worker holding this asset was replaced; open the asset again")
         try:
             self._proc.stdin.write((json.dumps(job) + "\n").encode())
@@ -287,15 +291,18 @@ class Renderer:
         except AssetError as exc:
             exc.asset = str(asset)
             raise
-        return OpenAsset(self, self.workers_started, Path(asset), source, description)
+        return OpenAsset(self, self.assets_opened, Path(asset), source, description)
 
     def render(self, asset: str | Path, out: str | Path, options: RenderOptions | None = None, overwrite: bool = False,
                policy: AssetPolicy = AssetPolicy()) -> AssetInfo:
         """Render one clip of ``asset`` into the directory ``out`` (docs/conventions.md): the
         animation ``options.action`` (None: what the file plays), its window ``options.window``.
 
-        Raises AssetError (with ``asset`` set) for a bad or failing asset, FileExistsError when
-        ``out`` exists and ``overwrite`` is False. Nothing is left at ``out`` on failure.
+        asset.json's ``uid`` is the clip id (``rendering.clips.clip_id`` of the file's sha256, as
+        d4d-curate names clips) and ``asset_uid`` the sha256, so renders of several clips of one
+        file shard as separate rows. Raises AssetError (with ``asset`` set) for a bad or failing
+        asset, FileExistsError when ``out`` exists and ``overwrite`` is False. Nothing is left at
+        ``out`` on failure.
         """
         options = options or RenderOptions()
         out = Path(out)
@@ -303,7 +310,12 @@ class Renderer:
             raise FileExistsError(f"{out}: output directory exists (use overwrite to replace it)")
         started = time.perf_counter()
         opened = self.open(asset, policy=policy, timeout_s=options.timeout_s)
-        return opened.render(opened.clip(options), out, options, overwrite=overwrite, started=started)
+        plan = opened.clip(options)
+
+        def identify(info: AssetInfo) -> None:  # as d4d-curate names clips, so shards key them apart
+            info.uid, info.asset_uid = clip_id(opened.source.sha256, plan), opened.source.sha256
+
+        return opened.render(plan, out, options, overwrite=overwrite, annotate=identify, started=started)
 
 
 class OpenAsset:
@@ -313,8 +325,8 @@ class OpenAsset:
     timeout): then every call raises AssetError("crashed").
     """
 
-    def __init__(self, renderer: Renderer, generation: int, path: Path, source: SourceInfo, description: dict):
-        self.renderer, self.generation, self.path, self.source = renderer, generation, path, source
+    def __init__(self, renderer: Renderer, opened: int, path: Path, source: SourceInfo, description: dict):
+        self.renderer, self.opened, self.path, self.source = renderer, opened, path, source
         self.description = description
 
     def __enter__(self) -> OpenAsset:
@@ -325,7 +337,7 @@ class OpenAsset:
 
     def _job(self, job: dict, timeout_s: float) -> dict:
         try:
-            return self.renderer._job(job, timeout_s, self.generation)
+            return self.renderer._job(job, timeout_s, self.opened)
         except AssetError as exc:
             exc.asset = str(self.path)
             raise

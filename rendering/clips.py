@@ -129,13 +129,15 @@ def plan_clips(description: dict, options: RenderOptions, probe: Probe, only_req
     for clip in clips:
         for sampling, window in _samplings(clip, description["fps"], description["scene_start"], options, probe):
             plans.append(ClipPlan(clip["name"], "", sampling, window, clip["default"]))
+    # Several clips in all (more than one animation, or more than one window of this one): each
+    # is named by its suffix, the same whether all of them or just one were planned.
+    if len(description["clips"]) > 1 or len(plans) > 1:
+        plans = [ClipPlan(p.name, f"{_slug(p.name)}-w{p.window.rank if p.window else 0}", p.sampling, p.window, p.default) for p in plans]
     if only_requested:
         ranked = [p for p in plans if (p.window.rank if p.window else 0) == options.window]
         if not ranked:
             raise ValueError(f"window {options.window}: animation {options.action!r} has {len(plans)} window(s)")
         return ranked
-    if len(plans) > 1:
-        plans = [ClipPlan(p.name, f"{_slug(p.name)}-w{p.window.rank if p.window else 0}", p.sampling, p.window, p.default) for p in plans]
     return plans
 
 

@@ -161,7 +161,8 @@ class AnimationInfo(Record):
     action: str | None = None
     """The action rendered as the clip (None: what the file plays)."""
     actions: list[str] | None = None
-    """Every action in the file."""
+    """The file's animations by the names ``--action`` takes (glTF animations, FBX takes without
+    their ``<object>|`` prefix, Blender actions); ``sources`` has the raw action names."""
     sources: list[dict] | None = None
     """What drives the scene: actions, NLA strips, shape keys and caches, with their spans."""
     frame_range: list[float] | None = None
@@ -206,7 +207,8 @@ class AssetInfo(Record):
     render: dict | None = None
     """The render settings (rendering.options.RenderOptions fields), ``lights`` and ``videos``."""
     timings: dict | None = None
-    """Seconds per stage (import_s, analyse_s, render_<video>_s, render_per_frame_s, total_s)."""
+    """Seconds per stage (import_s, analyse_s, render_static_s for the static orbits,
+    render_animated_s for the others, render_per_frame_s, total_s)."""
     motion_magnitude: float | None = None
     """The paper's Eq. 1 m(V) over the dynamic and static orbits (d4d.measures, version-1 scale)."""
     motion_magnitude_per_frame: list[float] | None = None

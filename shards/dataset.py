@@ -122,7 +122,8 @@ class ShardDataset(IterableDataset):
         second_orbit: probability that a sample shows its row's second orbit (dynamic2 /
             static2, rendered with ``--orbits 2``: the paper's view augmentation) under the
             first orbit's names; the draw is fixed by seed, epoch and position. Rows without a
-            second orbit, and "front", always show the first. ``sample["orbit"]`` says which.
+            second orbit always show the first; "front" (one fixed camera) is never swapped.
+            ``sample["orbit"]`` says which orbit dynamic and static show.
             Tensor columns (cached latents) belong to the first orbit: not allowed with it.
     """
 

@@ -40,12 +40,15 @@ def second_orbit_videos(videos: Sequence[str]) -> list[str]:
 
 
 def as_second_orbit(row: dict, videos: Sequence[str]) -> dict | None:
-    """``row`` with each of ``videos`` replaced by its second orbit's columns (so decode_row
-    returns them under the first orbit's names), or None when the row lacks any of them."""
+    """``row`` with each of ``videos`` that has a second orbit ("dynamic", "static") replaced by
+    that orbit's columns, so decode_row returns them under the first orbit's names ("front"
+    stays as it is); None when the row lacks one of them (rendered with one orbit)."""
     swapped = dict(row)
     for video in videos:
         second = SECOND_ORBIT.get(video)
-        if second is None or row.get(f"{second}_video") is None:
+        if second is None:
+            continue
+        if row.get(f"{second}_video") is None:
             return None
         for suffix in ("video", "c2w", "times"):
             swapped[f"{video}_{suffix}"] = row[f"{second}_{suffix}"]

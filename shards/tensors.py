@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import torch
 
 from d4d.shards.files import AtomicParquetFile, list_shards, writer_lock
-from d4d.shards.schema import TENSOR_DTYPES, schema_problems, shard_schema, tensor_fields, tensors_in
+from d4d.shards.schema import TENSOR_DTYPES, schema_problems, schema_version, shard_schema, tensor_fields, tensors_in
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def add_tensor_columns(
             raise ValueError(f"{shard_dir}: {len(missing)} uids are in no shard (e.g. {sorted(missing)[0]}); nothing was written")
         for path, parquet, hits in targets:
             tensors = {**tensors_in(parquet.schema_arrow), **{name: producers[name] for name in names}}
-            schema = shard_schema(tensors)
+            schema = shard_schema(tensors, version=schema_version(parquet.schema_arrow))  # a shard keeps its version
             with AtomicParquetFile(path, schema) as out:
                 for group in range(parquet.num_row_groups):
                     table = parquet.read_row_group(group)

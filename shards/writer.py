@@ -1,6 +1,6 @@
 """Write render directories into size-bounded Parquet shards, atomically and resumably.
 
-    report = write_shards(["renders/a", "renders/b"], "shards/", codec="lossy", max_shard_mb=512)
+    report = write_shards(["renders/a", "renders/b"], "shards/", ShardWriteConfig(codec="lossy", max_shard_mb=512))
 
 Rows are written in row groups of ``rows_per_group`` rows (rows are MBs, so a few rows per
 group keep readers' memory small). A shard is closed before the row group that would take it

@@ -40,6 +40,7 @@ def test_every_animation_is_a_clip_and_a_t_pose_is_rejected_on_its_own(renderer,
         assert by_action[action].decision.kept, (action, by_action[action].decision.detail)
         asset = json.loads((by_action[action].render_dir / "asset.json").read_text())
         assert asset["animation"]["action"] == action and asset["animation"]["has_animation"]
+        assert asset["animation"]["actions"] == sorted(CHARACTER_ACTIONS)  # the names --action takes, FBX takes too
     # Clip ids are stable: planning again gives the same ids.
     again = renderer.open(wild_assets[name]).clips(RenderOptions(**QUICK))
     assert sorted(clip_id("asset", p) for p in again) == sorted(o.clip_id for o in outcomes)

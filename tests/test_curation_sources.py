@@ -178,6 +178,18 @@ def test_xl_records_fetch_and_verify_every_source(xl_cache):
     assert "run.glb" in str(errors[rows["github"][1]["fileIdentifier"]])
 
 
+def test_xl_sketchfab_rows_without_the_1_0_object_paths_are_missing_not_bad(xl_cache):
+    """Offline, a cache with XL's sketchfab annotations but not Objaverse 1.0's object paths:
+    the rows are good records whose fetch names what the cache lacks."""
+    base, rows = xl_cache
+    (base / "hf-objaverse-v1" / "object-paths.json.gz").unlink()
+    source = ObjaverseXLSource(base, XLFilter(sources=("sketchfab",)))
+    records = list(source.records())
+    assert len(records) == len(rows["sketchfab"]) and all(r.problem is None for r in records)
+    [(_, error)] = list(source.fetch_many(records[:1]))
+    assert isinstance(error, MissingFromCache) and "object-paths.json.gz" in str(error)
+
+
 def test_xl_paths_agree_with_objaverse_xl_downloaders(xl_cache):
     """For files already cached, objaverse.xl's own downloaders return the same paths (no download)."""
     import pandas as pd

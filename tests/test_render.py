@@ -420,6 +420,24 @@ def test_each_action_of_a_multi_animation_asset_renders_as_its_own_clip(renderer
     assert spin.motion_magnitude > 10 and spin.motion_magnitude != pytest.approx(played.motion_magnitude)
     with pytest.raises(AssetError, match="no animation named 'jump'.*'slide', 'spin'"):
         renderer.render(path, tmp_path / "jump", RenderOptions(**opts, action="jump"))
+    # Each render is named as d4d-curate names the clip, so the two shard as two rows of one asset.
+    from d4d.shards.writer import ShardWriteConfig, write_shards
+
+    assert played.uid != spin.uid and played.asset_uid == spin.asset_uid == played.source.sha256
+    report = write_shards([tmp_path / "default", tmp_path / "spin"], tmp_path / "shards", ShardWriteConfig(codec="lossless"))
+    assert not report.failed and len(report.written) == 2
+
+
+def test_an_open_asset_refuses_work_once_another_is_opened(renderer, builtin_assets):
+    from d4d.rendering.errors import AssetError
+    from d4d.rendering.options import RenderOptions
+
+    options = RenderOptions(engine="workbench", resolution=16, frames=2)
+    first = renderer.open(builtin_assets["rigid"])
+    plan = first.clips(options)[0]
+    renderer.open(builtin_assets["static"])
+    with pytest.raises(AssetError, match="another asset was opened"):
+        first.analyse(plan)
 
 
 # -- resource bounds -------------------------------------------------------------------------

@@ -23,7 +23,7 @@ def data(tmp_path_factory):
     for i in range(N):
         path = make_shard_render(root / "r", f"asset{i}", caption=f"ball {i}")
         renders[load_render(path).asset.source.sha256] = path
-    write_shards(list(renders.values()), root / "s", codec="lossless", rows_per_group=2, max_shard_mb=0.1)
+    write_shards(list(renders.values()), root / "s", ShardWriteConfig(codec="lossless", rows_per_group=2, max_shard_mb=0.1))
     assert len(list((root / "s").glob("part-*.parquet"))) >= 2
     return root / "s", renders
 
@@ -224,7 +224,7 @@ def test_second_orbit_augmentation_shows_the_second_orbit_under_the_first_names(
     from d4d.shards.layout import shards_have_second_orbit
 
     layout = OrbitLayout(frames=8, second_start_deg=137.0)
-    renders = [make_shard_render(tmp_path / "r", f"two{i}", layout=layout, videos=("dynamic", "static", "dynamic2", "static2"))
+    renders = [make_shard_render(tmp_path / "r", f"two{i}", layout=layout, videos=("dynamic", "static", "front", "dynamic2", "static2"))
                for i in range(6)]
     write_shards(renders, tmp_path / "s", ShardWriteConfig(codec="lossless"))
     assert shards_have_second_orbit(tmp_path / "s") and not shards_have_second_orbit(data[0])
@@ -239,5 +239,7 @@ def test_second_orbit_augmentation_shows_the_second_orbit_under_the_first_names(
     half = [s["orbit"] for s in ShardDataset(tmp_path / "s", second_orbit=0.5, seed=3)]
     assert set(half) == {1, 2} and half == [s["orbit"] for s in ShardDataset(tmp_path / "s", second_orbit=0.5, seed=3)]
     assert {s["orbit"] for s in ShardDataset(data[0], second_orbit=1.0)} == {1}
+    with_front = list(ShardDataset(tmp_path / "s", videos=("dynamic", "front"), second_orbit=1.0))
+    assert {s["orbit"] for s in with_front} == {2} and all(torch.allclose(s["dynamic_c2w"], second_c2w, atol=1e-5) for s in with_front)
     with pytest.raises(ValueError, match="probability"):
         ShardDataset(tmp_path / "s", second_orbit=1.5)

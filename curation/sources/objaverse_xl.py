@@ -52,6 +52,7 @@ XL_SOURCES = ("github", "sketchfab", "smithsonian", "thingiverse")
 HEX64 = re.compile(r"[0-9a-f]{64}")
 THINGIVERSE = re.compile(r"https://www\.thingiverse\.com/thing:(?P<thing>\d+)/files\?fileId=(?P<file>\d+)")
 GITHUB = re.compile(r"https://github\.com/(?P<org>[^/]+)/(?P<repo>[^/]+)/blob/(?P<commit>[0-9a-f]{7,40})/(?P<path>.+)")
+SKETCHFAB = re.compile(r"https://sketchfab\.com/3d-models/(?P<uid>[0-9a-f]{32})/?")
 SMITHSONIAN = re.compile(r"https://3d-api\.si\.edu/(?P<path>[A-Za-z0-9._~:@!$&'()*+,;=%/-]+)")
 
 
@@ -201,7 +202,11 @@ class ObjaverseXLSource(AssetSource):
         metadata["fileType"] = row.get("fileType")
         record = SourceRecord(uid=save_uid(row["fileIdentifier"]), source=f"objaverse-xl/{row['source']}", file_identifier=row["fileIdentifier"],
                               sha256=sha256, license=row.get("license"), metadata=metadata)
-        self.expected_path(record)  # refuses identifiers whose cache path would be unsafe
+        if row["source"] == "sketchfab":  # its cache path needs Objaverse 1.0's object paths, which may not be cached
+            if SKETCHFAB.fullmatch(record.file_identifier) is None:
+                raise BadIdentifier(f"{printable(record.file_identifier)!r} is not a Sketchfab model URL (https://sketchfab.com/3d-models/UID)")
+        else:
+            self.expected_path(record)  # refuses identifiers whose cache path would be unsafe
         return record
 
     def expected_path(self, record: SourceRecord) -> Path:
@@ -210,7 +215,10 @@ class ObjaverseXLSource(AssetSource):
         source = record.source.split("/", 1)[1]
         fid = record.file_identifier
         if source == "sketchfab":
-            return self._v1.local_path(fid.rstrip("/").split("/")[-1])
+            match = SKETCHFAB.fullmatch(fid)
+            if match is None:
+                raise BadIdentifier(f"{printable(fid)!r} is not a Sketchfab model URL (https://sketchfab.com/3d-models/UID)")
+            return self._v1.local_path(match["uid"])
         if source == "smithsonian":
             if SMITHSONIAN.fullmatch(fid) is None:
                 raise BadIdentifier(f"{printable(fid)!r} is not a Smithsonian URL (https://3d-api.si.edu/...)")

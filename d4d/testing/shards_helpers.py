@@ -88,3 +88,19 @@ def premultiplied_psnr(decoded: np.ndarray, reference: np.ndarray) -> float:
 LOSSY_MIN_PSNR_DB = 35.0
 LOSSY_MAX_ALPHA_MEAN_ERROR = 1.0  # in 0..255 units
 LOSSY_MAX_ALPHA_ERROR = 64  # in 0..255 units, reached only on anti-aliased edges
+
+
+def downgrade_to_v1(shard: Path, out: Path) -> Path:
+    """Write ``shard`` (schema 2) as d4d 0.1 wrote shards (schema 1: no clip columns, no second
+    orbit, its own content hashes), to ``out``: a fixture for readers of old shards."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from d4d.shards.schema import HASH_COLUMN, content_columns, content_hash, shard_schema
+
+    schema = shard_schema(version=1)
+    rows = pq.read_table(shard).select(list(content_columns(1))).to_pylist()
+    for row in rows:
+        row[HASH_COLUMN] = content_hash(row, version=1)
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), out)
+    return out

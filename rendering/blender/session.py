@@ -88,7 +88,7 @@ class AssetSession:
             "importer": self.importer, "blender_version": self.bpy.app.version_string, "counts": self.counts,
             "missing_linked_files": self.missing, "warnings": self.warnings, "import_s": self.import_s,
             "fps": bscene.render.fps / bscene.render.fps_base, "scene_start": float(bscene.frame_start),
-            "actions": sorted(a.name for a in self.bpy.data.actions), "clips": clips,
+            "actions": sorted({c["name"] for c in clips if c["name"] is not None}), "clips": clips,
         }
 
     def probe(self, clip: str | None, frames: list[float]) -> dict:
