@@ -12,8 +12,8 @@ Two measurements, on folders of assets d4d generates itself:
    stage, an analysis-only pre-check, an orbit-only pre-pass, an 8-frame reject preview. Both
    judge one clip per asset (the whole animation in T frames), at the same quality settings.
 2. **Clips** (issue 12): clips per asset and seconds per clip on multi-action characters (glTF
-   and FBX), a 20 s animation and a T-pose-only character, every animation and window as its
-   own clip, against the previous one-clip-per-asset behaviour.
+   and FBX), a 20 s animation, a T-pose-only character and a built-in, every animation and
+   window as its own clip, against d4d 0.1's one clip per asset (its own code, as above).
 
     python -m benchmarks.curation_path [--frames 24] [--resolution 128]
 
@@ -95,6 +95,7 @@ def reference_path(folder: Path, warm: Path, root: Path, frames: int, resolution
 
 
 def d4d_path(folder: Path, warm: Path, root: Path, config: PipelineConfig) -> dict:
+    root.mkdir(parents=True, exist_ok=True)
     chain = StepChain(default_steps(SourceSpec("local", str(folder)), config, root / "renders"), WorkerContext(root / "logs", root))
     chain.setup()
     rows = {}
@@ -163,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copy(wild[name], several / Path(wild[name]).name)
         shutil.copy(builtin["skinned"], several / "skinned.glb")
         every = PipelineConfig(decision=DecisionConfig(render=render))
-        results["clips"] = {"one clip per asset (d4d 0.1)": d4d_path(several, warm, root / "clips-one", one_clip),
-                            "every animation and window": d4d_path(several, warm, root / "clips-every", every)}
+        results["clips"] = {"d4d 0.1: one clip per asset": reference_path(several, warm, root / "clips-reference", args.frames, args.resolution),
+                            "d4d: every animation and window": d4d_path(several, warm, root / "clips-every", every)}
     results["machine"]["load_1min_after"] = os.getloadavg()[0]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "curation_path.json").write_text(json.dumps(results, indent=2) + "\n")
