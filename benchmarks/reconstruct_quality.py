@@ -1,14 +1,14 @@
 """Held-out PSNR against time of d4d-reconstruct on real renders of every built-in asset.
 
 Each built-in asset (d4d-make-assets) is rendered with Cycles (d4d-render's defaults) into
-dynamic and static orbits, then reconstructed on the CPU with each preset in the same run:
-``cpu`` (the CPU default) and ``fast`` (the setting d4d-reconstruct used on CPUs before,
-the reference). Held-out views are d4d-reconstruct's (dynamic frames 4, 12, 20 of 24,
+dynamic and static orbits, then reconstructed on the CPU with each setting in the same run:
+``cpu`` (the CPU default), ``fast`` (the quick preview) and ``fast-0.1`` (the reference: the
+setting d4d 0.1 used on CPUs, ``fast`` with the paper-like deformation rates 1e-2 / 1e-3). Held-out views are d4d-reconstruct's (dynamic frames 4, 12, 20 of 24,
 their poses left out of the static orbit too), evaluated every ``--eval-every`` steps;
 evaluation time is excluded from every time reported.
 
     python -m benchmarks.reconstruct_quality [--renders DIR] [--assets rigid skinned ...]
-        [--presets cpu fast] [--resolution 128] [--frames 24] [--eval-every 250] [--threads N]
+        [--presets cpu fast fast-0.1] [--resolution 128] [--frames 24] [--eval-every 250] [--threads N]
 
 ``--renders DIR`` reuses (or fills) DIR/<asset>/ render directories. Writes
 benchmarks/results/reconstruct_quality.json and prints a Markdown table; the targets of
@@ -24,11 +24,12 @@ import platform
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from d4d.reconstruction.config import PRESETS, preset
+from d4d.reconstruction.config import PRESETS, ReconstructConfig, preset
 from d4d.reconstruction.outputs import write_outputs
 from d4d.reconstruction.trainer import reconstruct
 from d4d.reconstruction.views import views_from_sample
@@ -38,6 +39,14 @@ from d4d.rendering.contract import load_render
 RESULTS = Path(__file__).with_name("results")
 TARGET_PSNR_DB = 30.0
 TARGET_SECONDS = 300.0
+#: The reference: d4d 0.1's CPU setting, ``fast`` with the deformation rates it had then.
+REFERENCES = {"fast-0.1": lambda: replace(PRESETS["fast"](), deformation=replace(PRESETS["fast"]().deformation, lr_grid=1e-2, lr_mlp=1e-3))}
+
+
+def setting(name: str) -> ReconstructConfig:
+    """A preset of d4d-reconstruct or a reference of this benchmark, without progress lines or checkpoints."""
+    config = REFERENCES[name]() if name in REFERENCES else preset(name)
+    return replace(config, progress_every_s=0.0, checkpoint_every=0)
 
 
 def ensure_renders(root: Path, assets: list[str], resolution: int, frames: int) -> dict[str, Path]:
@@ -59,7 +68,7 @@ def ensure_renders(root: Path, assets: list[str], resolution: int, frames: int) 
 def run_one(render: Path, preset_name: str, eval_every: int, out: Path) -> dict:
     """One reconstruction: final held-out scores, seconds (evaluations excluded) and the PSNR history."""
     sample = load_render(render, videos=("dynamic", "static"))
-    config = preset(preset_name, progress_every_s=0.0, checkpoint_every=0)
+    config = setting(preset_name)
     load_start = time.perf_counter()
     views = views_from_sample(sample)
     load_s = time.perf_counter() - load_start
@@ -89,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--renders", type=Path, help="directory of <asset>/ renders to reuse or fill (default: a temporary one)")
     parser.add_argument("--assets", nargs="+", default=list(BUILTIN_ASSETS), choices=BUILTIN_ASSETS)
-    parser.add_argument("--presets", nargs="+", default=["cpu", "fast"], choices=sorted(PRESETS), help="the first is the candidate, the others references")
+    parser.add_argument("--presets", nargs="+", default=["cpu", "fast", "fast-0.1"], choices=sorted(PRESETS) + sorted(REFERENCES), help="settings to compare (fast-0.1 is the reference)")
     parser.add_argument("--resolution", type=int, default=128)
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--eval-every", type=int, default=250, help="held-out evaluation every this many steps (time excluded)")

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         render = Path(args.input) if args.input else synthetic_render(Path(tmp) / "render", args.resolution)
         sample = load_render(render, videos=("dynamic", "static"))
-        config = preset(args.preset, log_every=0)
+        config = preset(args.preset, progress_every_s=0.0, checkpoint_every=0)
         cpu_start = time.process_time()
         result = reconstruct(views_from_sample(sample), config, device=args.device, backend=args.backend, eval_every=args.eval_every)
         cpu_total = time.process_time() - cpu_start

@@ -208,7 +208,12 @@ class ReconstructConfig:
 
 
 def _fast() -> ReconstructConfig:
-    """Quick preview (about a minute for 64x64 on a CPU); the CPU setting before ``cpu`` existed, kept as the benchmark's reference."""
+    """Quick preview: about 20 s for a 64x64, 24-frame orbit on one CPU core, a few minutes at 128x128.
+
+    The deformation field's rates (planes 3e-2, MLP 3e-3) are about 19 times the
+    ``paper`` ones: at 1e-2 / 1e-3 (d4d 0.1's setting) the field had not learnt a sphere's 0.6-unit
+    motion after 700 fine steps (tests/test_reconstruct_pipeline.py).
+    """
     return ReconstructConfig(
         coarse_iterations=300,
         iterations=700,
@@ -218,20 +223,24 @@ def _fast() -> ReconstructConfig:
         lr_scales=1e-2,
         lr_colors=1e-2,
         densify=DensifyConfig(refine_start_iter=100, refine_stop_iter=800, refine_every=100, reset_every=0, max_gaussians=8_000),
-        deformation=DeformationConfig(feature_dim=16, resolution=(32, 32, 32, 12), multires=(1, 2), lr_grid=1e-2, lr_mlp=1e-3),
+        deformation=DeformationConfig(feature_dim=16, resolution=(32, 32, 32, 12), multires=(1, 2), lr_grid=3e-2, lr_mlp=3e-3),
         turntable_frames=24,
     )
 
 
 def _cpu() -> ReconstructConfig:
-    """The CPU default: minutes for a 128x128, 24-frame orbit (benchmarks/RECONSTRUCT_RESULTS.md)."""
+    """The CPU default: a few minutes for a 128x128, 24-frame orbit (benchmarks/RECONSTRUCT_RESULTS.md).
+
+    From ``fast``: more steps (500 + 2000), densification until step 1800 at twice the gradient
+    threshold (fewer Gaussians, so each step costs less), and the default 48-frame turntable.
+    """
     fast = _fast()
     return replace(
         fast,
         coarse_iterations=500,
         iterations=2_000,
-        deformation=replace(fast.deformation, lr_grid=3e-2, lr_mlp=3e-3),
-        densify=replace(fast.densify, refine_stop_iter=1_800, max_gaussians=15_000),
+        turntable_frames=48,
+        densify=replace(fast.densify, grow_grad2d=4e-4, refine_stop_iter=1_800, max_gaussians=15_000),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -40,6 +41,17 @@ def test_deformation_starts_at_identity_and_learns_time_dependent_offsets():
         dx0 = (field(means, scales, quats, torch.zeros(50))[0] - means)[:, 0].mean()
     assert dx1.item() == pytest.approx(0.1, abs=0.02) and abs(dx0.item()) < 0.02
     assert field.grid.regularisers()["l1_time_planes"].item() > 0.0  # time planes left 1 to encode motion
+
+
+def test_deformation_without_scale_or_rotation_heads_only_moves():
+    torch.manual_seed(0)
+    field = DeformationField(replace(SMALL, deform_scales=False, deform_rotations=False))
+    assert field.scale_head is None and field.rot_head is None
+    for p in field.parameters():  # any non-zero field
+        torch.nn.init.normal_(p, std=0.3)
+    means, scales, quats = torch.rand(50, 3) - 0.5, torch.randn(50, 3), torch.randn(50, 4)
+    moved, new_scales, new_quats = field(means, scales, quats, torch.full((50,), 0.6))
+    assert not torch.allclose(moved, means) and torch.equal(new_scales, scales) and torch.equal(new_quats, quats)
 
 
 def _optimised_params(n: int = 20):
