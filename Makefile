@@ -32,6 +32,8 @@ bench: setup
 	$(PY) -m benchmarks.shards_io
 	$(PY) -m benchmarks.train_speed
 	$(PY) -m benchmarks.reconstruct_speed
+	$(PY) -m benchmarks.reconstruct_quality
+	$(PY) -m benchmarks.curation_path
 	$(PY) -m benchmarks.pipeline_throughput
 	$(PY) -m benchmarks.inspect_scale
 
