@@ -3,7 +3,7 @@
 For a mixed batch that is mostly rejects (as real Objaverse is), every asset is decided twice
 with the same rules (curation.decision.decide):
 
-- pre-pass: the orbits-only Workbench render at ``--prepass-resolution`` that d4d-curate and
+- pre-pass: the orbits-only cheap render (Cycles, 4 samples) at ``--prepass-resolution`` that d4d-curate and
   d4d-decide use to reject early (``DecisionConfig.prepass_options``);
 - full quality: Cycles with d4d's default settings at ``--resolution``, the reference.
 
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--resolution", type=int, default=256, help="full-quality (Cycles) render side")
-    parser.add_argument("--prepass-resolution", type=int, default=64, help="pre-pass (Workbench) render side")
+    parser.add_argument("--prepass-resolution", type=int, default=64, help="pre-pass render side")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results") / "prepass_agreement.json")
     args = parser.parse_args(argv)
 
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     wrong_rejects = sum(not needs_quality(r) and r["quality"][0] == "keep" for r in rows)
     summary = {
         "frames": args.frames,
-        "prepass": f"workbench {args.prepass_resolution} px",
+        "prepass": f"{prepass.engine} {prepass.samples} samples {args.prepass_resolution} px",
         "quality": f"cycles {quality.samples} samples {args.resolution} px",
         "assets": len(rows),
         "kept_by_quality": sum(r["quality"][0] == "keep" for r in rows),

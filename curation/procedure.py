@@ -6,7 +6,8 @@ worker serves every stage and every clip (animation x window, ``rendering.clips`
 
 1. **pre-check** (no rendering): each clip is analysed (animation found, its range, vertex
    motion) and the render-free rules run; a reject keeps a tiny front-view preview.
-2. **pre-pass**: a cheap Workbench render at ``prepass_resolution`` and every rule. A verdict
+2. **pre-pass**: a cheap render (``prepass_engine``, few samples, no denoising) at
+   ``prepass_resolution`` and every rule. A verdict
    that rests on image-fidelity rules alone (``IMAGE_FIDELITY_RULES``: front-view SSIM, which
    depends on resolution) is deferred to the quality render instead of rejecting.
 3. **quality render**: the clip's final render; the rules run again on it and that decision is
@@ -33,10 +34,10 @@ from d4d.rendering.api import AssetPolicy, OpenAsset, Renderer
 from d4d.rendering.clips import ClipPlan, clip_id
 from d4d.rendering.contract import AssetInfo, RenderContractError, RenderSample, load_render
 from d4d.rendering.errors import AssetError
-from d4d.rendering.options import PREVIEW_PRESET, RenderOptions
+from d4d.rendering.options import RenderOptions
 from d4d.untrusted import child
 
-#: Rules whose verdict depends on image fidelity (front-view SSIM). A low-resolution Workbench
+#: Rules whose verdict depends on image fidelity (front-view SSIM). A low-resolution cheap
 #: render can cross their thresholds where the quality render does not (benchmarks/RESULTS.md:
 #: a morphing cube read as "distorted" at 64 px), so the pre-pass never rejects on them alone.
 IMAGE_FIDELITY_RULES = frozenset({"front_ssim"})
@@ -51,7 +52,16 @@ class DecisionConfig:
     """The quality render, whose frames are the clip's final ones (frames, resolution, engine,
     samples, time sampling and windows)."""
     prepass_resolution: int = 64
-    """Side in pixels of the pre-pass's Workbench render (of ``prepass_videos``), whose frames the rules read."""
+    """Side in pixels of the pre-pass render (of ``prepass_videos``), whose frames the rules read."""
+    prepass_engine: Literal["cycles", "workbench"] = "cycles"
+    """Engine of the pre-pass render and of reject previews. Cycles at ``prepass_samples``
+    without denoising, because headless Blender on a CPU draws Workbench through software GL:
+    on the 2-core CPU machine 48 frames at 64 px took 0.45 s (Cycles 0.21 s) for a small rigid
+    asset and 8.8 s (Cycles 3.6 s) for an 82k-triangle mesh (benchmarks/prepass_engine.py).
+    "workbench" suits a machine whose Blender draws OpenGL on a GPU."""
+    prepass_samples: int = 4
+    """Cycles samples per pixel of the pre-pass (noise repeats exactly between the orbits where
+    nothing moves: Cycles' seed is fixed, so Eq. 1 sees only motion)."""
     prepass_videos: tuple[Literal["dynamic", "static", "front"], ...] = ("dynamic", "static")
     """Videos of the pre-pass render. The orbits are what its rules read (framing, emptiness;
     its SSIM verdicts are deferred to the quality render, so the front video would only be
@@ -81,11 +91,15 @@ class DecisionConfig:
             raise ValueError(f"preview_frames must be in [2, {self.render.frames}] (the clip's frames), got {self.preview_frames}")
         if self.max_clips_per_asset < 1:
             raise ValueError(f"max_clips_per_asset must be >= 1, got {self.max_clips_per_asset}")
+        if self.prepass_samples < 1:
+            raise ValueError(f"prepass_samples must be >= 1, got {self.prepass_samples}")
         if self.prepass_timeout_s <= 0:
             raise ValueError(f"prepass_timeout_s must be > 0 seconds, got {self.prepass_timeout_s}")
 
     def prepass_options(self) -> RenderOptions:
-        return replace(self.render, **PREVIEW_PRESET, resolution=self.prepass_resolution, timeout_s=self.prepass_timeout_s, videos=self.prepass_videos, orbits=1)
+        """The pre-pass render: the quality render's clip and lights, cheap engine settings."""
+        return replace(self.render, engine=self.prepass_engine, samples=self.prepass_samples, denoise=False, resolution=self.prepass_resolution,
+                       timeout_s=self.prepass_timeout_s, videos=self.prepass_videos, orbits=1)
 
     def preview_options(self) -> RenderOptions:
         return replace(self.prepass_options(), resolution=self.precheck_resolution, videos=("front",), frames=self.preview_frames)

@@ -9,7 +9,7 @@
 - ``tpose_only.glb``: the character with nothing but its T-pose;
 - ``dance_20s.glb``: a 20 s animation (480 frames at 24 fps): almost still for 6 s, a burst of
   motion around 9-12 s, moderate motion from 14 s;
-- ``heavy.glb``: an animated high-poly mesh (about 300k triangles, shape keys) with two
+- ``heavy.glb``: an animated high-poly mesh (81,920 triangles, shape keys) with two
   2048 x 2048 textures;
 - ``broken_texture/character.dae``: the character as Collada with a JPEG texture whose bytes
   are corrupt (Blender renders it magenta unless caught);
@@ -201,7 +201,7 @@ def _noise_texture(bpy, name: str, size: int, seed: int):
 
 
 def _heavy(bpy) -> None:
-    """About 300k triangles that swell with a shape key, with two 2048 x 2048 textures: what makes
+    """81,920 triangles (an order-7 icosphere) that swell with a shape key, with two 2048 x 2048 textures: what makes
     a real asset slow to import, evaluate and render."""
     bpy.ops.mesh.primitive_ico_sphere_add(subdivisions=7, radius=0.6)
     ball = bpy.context.active_object
