@@ -9,8 +9,8 @@ job from scratch (embedded local Ray, Cycles quality renders of the kept assets,
     python -m benchmarks.pipeline_throughput [--workers 1 2] [--frames 24] [--resolution 64] [--static-copies 10]
 
 ``assets/h`` counts from the worker pool's start to the last result, shard writing included
-(Ray's start-up is reported separately); stage columns are seconds per asset that reached the
-stage. Prints a Markdown table; writes benchmarks/results/pipeline_throughput.json.
+(Ray's start-up is reported separately); stage columns are seconds per clip that reached the
+stage (the import is charged to an asset's first clip's pre-check). Prints a Markdown table; writes benchmarks/results/pipeline_throughput.json.
 """
 
 from __future__ import annotations
@@ -25,14 +25,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from d4d.curation.procedure import DecisionConfig
 from d4d.pipelines.config import PipelineConfig
 from d4d.pipelines.runner import run_curation
 from d4d.pipelines.sources import SourceSpec
 from d4d.rendering.builtin_assets import ensure_builtin_assets
+from d4d.rendering.options import RenderOptions
 
 SHARED_ASSETS = Path(__file__).resolve().parents[2] / "shared" / "assets" / "objaverse-xl-test-files"
 RESULTS = Path(__file__).with_name("results")
-STAGES = ("fetch", "precheck", "prepass", "quality", "motion")
+STAGES = ("fetch", "precheck", "prepass", "quality")
 
 
 def glb_copy(source: Path, target: Path, number: int) -> None:
@@ -61,7 +63,7 @@ def build_batch(root: Path, static_copies: int) -> Path:
 
 
 def measure(assets: Path, out: Path, workers: int, frames: int, resolution: int) -> dict:
-    config = PipelineConfig(frames=frames, resolution=resolution, workers=workers, shard_batch=4)
+    config = PipelineConfig(decision=DecisionConfig(render=RenderOptions(frames=frames, resolution=resolution)), workers=workers, shard_batch=4)
     started = time.time()
     stats = run_curation(SourceSpec("local", str(assets)), config, out)
     return {"workers": workers, "total_s": time.time() - started, **stats}
@@ -70,14 +72,14 @@ def measure(assets: Path, out: Path, workers: int, frames: int, resolution: int)
 def table(runs: list[dict]) -> str:
     base = runs[0]["assets_per_hour"]
     lines = [
-        "| workers | assets | keep / reject / failed | job s | Ray start s | assets/h | speed-up | "
+        "| workers | assets | clips keep / reject / failed | job s | Ray start s | assets/h | speed-up | "
         + " | ".join(STAGES)
         + " |",
         "|---" * (7 + len(STAGES)) + "|",
     ]
     for r in runs:
         d = r["by_decision"]
-        per = r["stage_seconds_per_asset"]
+        per = r["stage_seconds_per_clip"]
         lines.append(
             f"| {r['workers']} | {r['finished']} | {d.get('keep', 0)} / {d.get('reject', 0)} / {d.get('failed', 0)} | {r['wall_s']:.1f} | "
             f"{r['total_s'] - r['wall_s']:.1f} | {r['assets_per_hour']:.0f} | {r['assets_per_hour'] / base:.2f}x | "
