@@ -5,8 +5,9 @@ load time of a large curation report, against Chromium loading an empty page.
     python -m benchmarks.inspect_scale --rows 2000 --rendered 500 --workers 2
 
 The input is a curation output laid out as d4d-curate writes it, built with the real components:
-``--rendered`` synthetic render directories (a shaded, striped ball drawn with numpy; 24 frames,
-64 px, three videos) decided with ``curation.decision.decide`` and written to shards with
+``--rendered`` synthetic render directories (``d4d.testing.shards_helpers.make_shard_render``: a
+shaded, striped ball drawn with numpy, written through the render contract; 24 frames, 64 px,
+three videos) decided with ``curation.procedure.decide_render`` and written to shards with
 ``shards.writer.write_shards`` (the report decodes their VP9 for previews), plus render-free
 pre-pass decisions up to ``--rows``, the tables written by ``pipelines.tables.write_tables``.
 Building the input is not timed.
@@ -26,7 +27,6 @@ see benchmarks/INSPECT_RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -38,64 +38,22 @@ import time
 from datetime import date
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
+from d4d.curation.config import CurationConfig
 from d4d.curation.decision import decide
+from d4d.curation.procedure import decide_render
 from d4d.inspection.browser import CHROMIUM, load_page
 from d4d.inspection.report import ReportConfig, page_paths, write_report
 from d4d.pipelines.manifest import ManifestState
 from d4d.pipelines.tables import run_stats, write_tables
-from d4d.rendering.cameras import DEFAULT_FOV_DEG, orbit_azimuths, orbit_c2w
+from d4d.rendering.contract import AssetInfo, load_render, read_asset
 from d4d.shards.from_render import render_uid
 from d4d.shards.writer import write_shards
+from d4d.testing.shards_helpers import make_shard_render
 
 RESULTS = Path(__file__).parent / "results" / "inspect_scale.json"
 
 
 # ---------------------------------------------------------------- input: a synthetic curation output
-
-
-def ball_frame(size: int, t: float, azimuth_deg: float, hue: float) -> np.ndarray:
-    """uint8 [size, size, 4], straight alpha: a shaded, striped ball with an anti-aliased edge; ``t`` in [0, 1] moves it."""
-    yy, xx = (np.mgrid[0:size, 0:size] + 0.5) / size
-    cx, cy, radius = 0.35 + 0.3 * t, 0.5 + 0.1 * math.sin(2 * math.pi * t), 0.22
-    dist = np.sqrt((xx - cx) ** 2 + (yy - cy) ** 2)
-    alpha = np.clip((radius - dist) * size + 0.5, 0.0, 1.0)
-    z = np.sqrt(np.clip(1.0 - (dist / radius) ** 2, 0.0, 1.0))
-    phase = math.radians(azimuth_deg) + 2.0 * t
-    stripes = 0.5 + 0.5 * np.sin(((xx - cx) * math.cos(phase) + (yy - cy) * math.sin(phase)) * 2 * math.pi * 5)
-    shade = 0.35 + 0.65 * z
-    rgb = np.stack([0.9 - 0.5 * hue + 0.1 * stripes, 0.3 + 0.5 * stripes, np.full_like(stripes, 0.2 + 0.6 * hue)], axis=-1) * shade[..., None]
-    rgba = np.concatenate([rgb * (alpha > 0)[..., None], alpha[..., None]], axis=-1)
-    return np.round(np.clip(rgba, 0.0, 1.0) * 255).astype(np.uint8)
-
-
-def make_render(root: Path, name: str, frames: int, size: int) -> tuple[Path, dict, dict[str, np.ndarray]]:
-    """A render directory following the render contract (docs/conventions.md); (dir, asset.json, videos)."""
-    out = root / name
-    hue = int(hashlib.sha256(name.encode()).hexdigest()[:4], 16) / 0xFFFF
-    azimuths, times = orbit_azimuths(frames), np.linspace(0.0, 1.0, frames)
-    layout = {"dynamic": (azimuths, times), "static": (azimuths, np.zeros(frames)), "front": (np.zeros(frames), times)}
-    angle_x = math.radians(DEFAULT_FOV_DEG)
-    focal = 0.5 * size / math.tan(0.5 * angle_x)
-    records, videos = [], {}
-    for video, (az, ts) in layout.items():
-        (out / video).mkdir(parents=True)
-        videos[video] = np.stack([ball_frame(size, t, a, hue) for a, t in zip(az, ts)])
-        for i, (c2w, a, t) in enumerate(zip(orbit_c2w(az, 0.0, 2.0), az, ts)):
-            Image.fromarray(videos[video][i], "RGBA").save(out / video / f"{i:03d}.png")
-            records.append({"file_path": f"{video}/{i:03d}.png", "video": video, "index": i, "time": float(t), "azimuth_deg": float(a),
-                            "elevation_deg": 0.0, "distance": 2.0, "transform_matrix": c2w.tolist()})
-    (out / "transforms.json").write_text(json.dumps({"convention": "nerf-synthetic", "camera_angle_x": angle_x, "w": size, "h": size,
-                                                     "fl_x": focal, "fl_y": focal, "cx": size / 2, "cy": size / 2, "frames": records}))
-    asset = {"schema_version": 1,
-             "source": {"path": f"/assets/{name}.glb", "format": "glb", "size_bytes": 1234,
-                        "sha256": hashlib.sha256(f"asset:{name}".encode()).hexdigest()},
-             "animation": {"has_animation": True, "reason": "bench", "frame_range": [1.0, 1.0 + 2 * frames], "fps": 24.0},
-             "timings": {"import_s": 0.5, "render_dynamic_s": 2.0, "render_static_s": 2.0, "render_front_s": 1.0, "total_s": 5.5}}
-    (out / "asset.json").write_text(json.dumps(asset))
-    return out, asset, videos
 
 
 def result_event(uid: str, name: str, decision: dict, stage: str, render_dir: Path | None, timings: dict, caption: str | None) -> dict:
@@ -111,12 +69,12 @@ def curation_output(root: Path, rows: int, rendered: int, frames: int, size: int
     """decisions.parquet + stats.json + shards/ under ``root``: ``rendered`` assets with renders (kept ones
     in shards, rejected ones linking their render directory), the rest render-free pre-pass rejects and
     failures (as d4d-curate, whose pre-pass keeps go on to be rendered)."""
-    state, kept, captions, counts = ManifestState(), [], {}, {}
+    state, kept, captions, counts, rules = ManifestState(), [], {}, {}, CurationConfig()
     started = time.time()
     for i in range(rendered):
-        render_dir, asset, videos = make_render(root / "renders", f"bench{i:05d}", frames, size)
-        uid = render_uid(render_dir, asset)
-        decision = decide(asset, videos).to_json()
+        render_dir = make_shard_render(root / "renders", f"bench{i:05d}", frames=frames, size=size)
+        uid = render_uid(render_dir, read_asset(render_dir))
+        decision = decide_render(load_render(render_dir), rules).to_json()
         captions[uid] = f"a striped ball rolling to the right, benchmark asset {i}"
         stage = "motion" if decision["decision"] == "keep" else "quality"
         state.apply(result_event(uid, render_dir.name, decision, stage, render_dir, {"fetch": 0.01, "prepass": 5.5, "quality": 1.0, "motion": 0.001},
@@ -127,13 +85,13 @@ def curation_output(root: Path, rows: int, rendered: int, frames: int, size: int
     for i in range(rows - rendered):
         asset = ({"error": {"kind": "import_failed", "reason": "truncated glTF", "asset": f"{i}.glb"}} if i % 10 == 0
                  else {"animation": {"has_animation": i % 2 == 0, "frame_range": [1, 4]}})  # failed, no_animation, too_short
-        decision = decide(asset).to_json()
+        decision = decide(AssetInfo.parse(asset, "benchmark asset.json"), None, rules).to_json()
         state.apply(result_event(f"{i:032x}", f"a{i}", decision, "prepass", None, {"fetch": 0.01, "precheck": 0.2}, None))
         counts[decision["decision"]] = counts.get(decision["decision"], 0) + 1
     report = write_shards(kept, root / "shards", captions=captions)
     if report.failed:
         raise SystemExit(f"write_shards failed: {report.failed}")
-    state.apply({"event": "sharded", "uids": [render_uid(d, json.loads((d / "asset.json").read_text())) for d in kept]})
+    state.apply({"event": "sharded", "uids": [render_uid(d, read_asset(d)) for d in kept]})
     write_tables(root, state, run_stats(state, len(state.results), started, time.time() - started, 1))
     return {"rows": rows, "rendered": rendered, "in_shards": len(kept), "decisions": counts}
 
