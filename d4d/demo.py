@@ -1,6 +1,7 @@
 """``make demo``: d4d end to end on its built-in assets, on an embedded local Ray.
 
     python -m d4d.demo --out DIR [--frames 24] [--resolution 128] [--engine cycles] [--workers N]
+                       [--train-steps 30] [--sample-steps 10] [--reconstruct-preset auto]
 
 The demo is a list of steps (``STEPS``), each a function of the shared ``DemoContext`` that
 returns the lines to print about what it made: curate the built-in assets into shards (Cycles
@@ -26,8 +27,10 @@ from d4d.pipelines.config import PipelineConfig
 from d4d.pipelines.curate import default_workers
 from d4d.pipelines.runner import run_curation
 from d4d.pipelines.sources import parse_source
+from d4d.reconstruction.config import AUTO, PRESETS
+from d4d.reconstruction.config import preset as reconstruct_preset
 from d4d.reconstruction.run import reconstruct_input
-from d4d.rendering.options import RenderOptions
+from d4d.rendering.options import ENGINES, RenderOptions
 from d4d.training.config import preset
 from d4d.training.sample import SampleConfig
 from d4d.training.sample import sample as sample_video
@@ -93,11 +96,15 @@ def sample(ctx: DemoContext) -> list[str]:
             "a tiny model trained for a few steps, so expect noise)"]
 
 
-def _reconstruct(source: Path, out: Path) -> dict:
-    """4D Gaussians from SOURCE into OUT with the default settings for this device (a rerun
-    keeps a finished reconstruction and resumes an interrupted one); its metrics.json."""
+def _reconstruct(source: Path, out: Path, preset_name: str) -> dict:
+    """4D Gaussians from SOURCE into OUT with the preset ``preset_name`` (``auto``: the one for
+    this device). A rerun keeps a finished reconstruction and resumes an interrupted one;
+    returns its metrics.json."""
     if not (out / "metrics.json").exists():
-        reconstruct_input(source, out)
+        if preset_name == AUTO:
+            reconstruct_input(source, out)
+        else:
+            reconstruct_input(source, out, reconstruct_preset(preset_name), preset_name=preset_name)
     return json.loads((out / "metrics.json").read_text())
 
 
@@ -106,13 +113,13 @@ def reconstruct(ctx: DemoContext) -> list[str]:
     a 4D asset) and, for comparison, to the first kept clip's quality render."""
     lines = []
     sampled = ctx.out / "reconstruction" / "sample"
-    metrics = _reconstruct(ctx.outputs["sample"]["dir"], sampled)
+    metrics = _reconstruct(ctx.outputs["sample"]["dir"], sampled, ctx.args.reconstruct_preset)
     ctx.outputs["reconstruct"] = {"sample": sampled}
     lines.append(f"from the sample: {sampled}  (frames/*.ply, turntable.mp4; PSNR {_psnr(metrics)})")
     renders = sorted(p for p in (ctx.outputs["curate"]["dir"] / "renders").iterdir() if (p / "asset.json").exists())
     if renders:
         rendered = ctx.out / "reconstruction" / renders[0].name
-        metrics = _reconstruct(renders[0], rendered)
+        metrics = _reconstruct(renders[0], rendered, ctx.args.reconstruct_preset)
         ctx.outputs["reconstruct"]["render"] = rendered
         lines.append(f"from a render:   {rendered}  (PSNR {_psnr(metrics)})")
     return lines
@@ -148,15 +155,16 @@ STEPS = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-
     p = argparse.ArgumentParser(prog="python -m d4d.demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, type=Path, help="output directory (rerunning resumes)")
     p.add_argument("--frames", type=int, default=24, help="frames per video (default 24)")
     p.add_argument("--resolution", type=int, default=128, help="quality render side, pixels (default 128)")
-    p.add_argument("--engine", default="cycles", help="quality render engine (default cycles)")
+    p.add_argument("--engine", choices=ENGINES, default="cycles", help="quality render engine (default cycles)")
     p.add_argument("--workers", type=int, default=default_workers(), help=f"Blender workers (default {default_workers()})")
     p.add_argument("--train-steps", type=int, default=30, help="training steps of the tiny model (default 30)")
     p.add_argument("--sample-steps", type=int, default=10, help="denoising steps of the sample (default 10)")
+    p.add_argument("--reconstruct-preset", choices=[AUTO, *sorted(PRESETS)], default=AUTO,
+                   help="d4d-reconstruct preset of both reconstructions (default auto: paper on CUDA, cpu elsewhere)")
     return p
 
 
@@ -164,13 +172,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     ctx = DemoContext(args.out.resolve(), args)
     ctx.out.mkdir(parents=True, exist_ok=True)
-    report: list[str] = []
+    summary: list[str] = []
     for number, (name, step) in enumerate(STEPS, start=1):
         print(f"== demo step {number}/{len(STEPS)}: {name}", flush=True)
         started = time.time()
         lines = step(ctx)
-        report += [f"{name} ({time.time() - started:.0f} s):"] + [f"  {line}" for line in lines]
-    print("\n== d4d demo results in " + str(ctx.out), *report, sep="\n", flush=True)
+        summary += [f"{name} ({time.time() - started:.0f} s):"] + [f"  {line}" for line in lines]
+    print("\n== d4d demo results in " + str(ctx.out), *summary, sep="\n", flush=True)
     return 0
 
 

@@ -61,7 +61,7 @@ def reconstruct_input(input: str | Path, out: str | Path, config: ReconstructCon
         checkpoint.unlink(missing_ok=True)
     start = time.perf_counter()
     result = reconstruct(views, config, device=torch_device, backend=backend, checkpoint=checkpoint)
-    video = sample.videos.get("dynamic") or next(iter(sample.videos.values()))
+    video = sample.videos["dynamic"] if "dynamic" in sample.videos else next(iter(sample.videos.values()))
     distance = float(np.linalg.norm(video.c2w[:, :3, 3], axis=-1).mean())
     metrics = write_outputs(result, video.times, sample.K, sample.width, sample.height, distance, out,
                             {"input": str(input), "device": str(torch_device), "preset": preset_name,

@@ -60,11 +60,15 @@ class DownloadLimits:
 
 
 class DownloadTooLarge(FetchError):
+    """The asset with its linked files exceeds ``max_download_mb``."""
+
     kind = "download_too_large"
     retryable = False
 
 
 class DownloadTimeout(FetchError):
+    """A stalled connection or a download past its total time bound."""
+
     kind = "timeout"
     retryable = True
 
