@@ -195,3 +195,30 @@ def test_condition_dropout_trains_every_guidance_branch():
     assert torch.equal(dropped.static_latents[kept], cond.static_latents[kept])
     none = drop_conditions(cond, null, preset("tiny-static", p_uncond=0.0, p_no_motion=0.0), g)
     assert torch.equal(none.motion, cond.motion) and torch.equal(none.image_latents, cond.image_latents)
+
+
+def relative_change(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).abs().max() / a.abs().mean()).item()
+
+
+@pytest.mark.parametrize("config", ["tiny-text", "tiny-image", "tiny-image-svd", "tiny-static-svd"])
+def test_every_embedding_of_a_tiny_model_reaches_its_output(config):
+    """The timestep, the (trained) motion embedding and the micro-conditions change the prediction
+    by a visible fraction of its size, so tests on tiny models can catch an error in any of them
+    (tiny SVD with one channel per GroupNorm group normalised them to a 1e-6 change)."""
+    model, task = denoiser(config), preset(config).task
+    with torch.no_grad():
+        model.motion_embedding.linear_2.weight.normal_(0, 0.3)
+    cond = conditions(task)
+    g = torch.Generator().manual_seed(1)
+    noisy = torch.randn(2, T, C, H, H, generator=g)
+    svd = model.adapter.name == "svd"
+    t_low, t_high = (torch.tensor([0.1, 0.1]), torch.tensor([2.0, 2.0])) if svd else (torch.tensor([10, 10]), torch.tensor([700, 700]))
+    with torch.no_grad():
+        base = model(noisy, t_low, cond)
+        assert relative_change(base, model(noisy, t_high, cond)) > 1e-2
+        moved = conditions(task, motion=5000.0)
+        assert relative_change(base, model(noisy, t_low, moved)) > 1e-2
+        if model.micro.fps is not None:
+            model.micro = model.adapter.micro(fps=model.micro.fps + 10, motion_bucket_id=30, noise_aug_strength=0.5)
+            assert relative_change(base, model(noisy, t_low, cond)) > 1e-2

@@ -47,7 +47,9 @@ _TINY_TEXT = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=1, num
                   max_position_embeddings=32)
 _TINY_VISION = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=2,
                     image_size=32, patch_size=8, projection_dim=32)
-_TINY_SVD = dict(block_out_channels=(32, 32), layers_per_block=1, sample_size=8, out_channels=LATENT_CHANNELS,
+# SVD's resnets normalise in 32 GroupNorm groups (not configurable): 64 channels keep 2 per group, so
+# the per-channel timestep, motion and micro-condition offsets survive the norm (1 per group erases them).
+_TINY_SVD = dict(block_out_channels=(64, 64), layers_per_block=1, sample_size=8, out_channels=LATENT_CHANNELS,
                  down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
                  up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
                  cross_attention_dim=32, num_attention_heads=2, projection_class_embeddings_input_dim=24,

@@ -101,10 +101,11 @@ def modelscope_folder(path: Path, seed: int = 0) -> Path:
 
 def svd_folder(path: Path, seed: int = 0) -> Path:
     """A StableVideoDiffusionPipeline folder. Its image encoder reads 224 x 224 images, the size
-    the stock pipeline resizes to (hard-coded there)."""
+    the stock pipeline resizes to (hard-coded there). The UNet has 64 channels: its GroupNorms have
+    32 groups, and one channel per group would normalise the timestep and micro-conditions away."""
     torch.manual_seed(seed)
     unet = UNetSpatioTemporalConditionModel(
-        block_out_channels=(32, 32), layers_per_block=1, sample_size=8, in_channels=8, out_channels=4,
+        block_out_channels=(64, 64), layers_per_block=1, sample_size=8, in_channels=8, out_channels=4,
         down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
         up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"), cross_attention_dim=CROSS_DIM,
         num_attention_heads=2, projection_class_embeddings_input_dim=24, addition_time_embed_dim=8, num_frames=4)
