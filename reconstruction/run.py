@@ -5,7 +5,8 @@
 
 The input is a render directory, a d4d-sample output directory or ``SHARD.parquet#ROW``
 (reconstruction.inputs); the outputs are those of reconstruction.outputs. Training writes
-``OUT/checkpoint.pt`` as it goes, and a call with the same OUT resumes from it (``restart``
+``OUT/checkpoint.safetensors`` as it goes (safetensors + JSON, never a pickle; a d4d 0.1
+``checkpoint.pt`` is refused), and a call with the same OUT resumes from it (``restart``
 discards it); it is removed once the outputs are written.
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from d4d.reconstruction.checkpoint import CHECKPOINT_NAME
+from d4d.reconstruction.checkpoint import CHECKPOINT_NAME, discard_checkpoints
 from d4d.reconstruction.config import AUTO, ReconstructConfig, preset, resolve_preset
 from d4d.reconstruction.inputs import load_input
 from d4d.reconstruction.outputs import write_outputs
@@ -58,7 +59,7 @@ def reconstruct_input(input: str | Path, out: str | Path, config: ReconstructCon
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / CHECKPOINT_NAME
     if restart:
-        checkpoint.unlink(missing_ok=True)
+        discard_checkpoints(out)
     start = time.perf_counter()
     result = reconstruct(views, config, device=torch_device, backend=backend, checkpoint=checkpoint)
     video = sample.videos["dynamic"] if "dynamic" in sample.videos else next(iter(sample.videos.values()))

@@ -270,7 +270,7 @@ def reconstruct(
     state.timings["init"] = time.perf_counter() - t_start
 
     identity = run_identity(config, views) if checkpoint is not None else None
-    saved = load_checkpoint(checkpoint, identity, map_location=device) if checkpoint is not None else None
+    saved = load_checkpoint(checkpoint, identity) if checkpoint is not None else None
     resumed_from = 0
     if saved is not None:
         state.load_state_dict(saved)
