@@ -34,6 +34,7 @@ def rasterization(
     eps2d: float = 0.3,
     backgrounds: torch.Tensor | None = None,
     render_mode: str = "RGB",
+    sh_degree: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """Same arguments and returns as ``reconstruction.rasterize_torch.rasterization``.
 
@@ -56,6 +57,7 @@ def rasterization(
         eps2d=eps2d,
         backgrounds=backgrounds,
         render_mode=render_mode,
+        sh_degree=sh_degree,
         packed=False,
         rasterize_mode="classic",
     )

@@ -34,6 +34,40 @@ ALPHA_MIN = 1.0 / 255.0
 ALPHA_MAX = 0.999
 TRANSMITTANCE_MIN = 1e-4
 RENDER_MODES = ("RGB", "D", "ED", "RGB+D", "RGB+ED")
+#: Highest spherical-harmonic degree ``spherical_harmonics`` evaluates (INRIA's and gsplat's usual 3).
+MAX_SH_DEGREE = 3
+
+
+def sh_basis(degree: int, dirs: torch.Tensor) -> torch.Tensor:
+    """Real SH basis [..., (degree + 1)^2] at unit directions [..., 3], in gsplat's (and INRIA's) order and signs."""
+    if not 0 <= degree <= MAX_SH_DEGREE:
+        raise ValueError(f"sh_degree must be in [0, {MAX_SH_DEGREE}], got {degree}")
+    x, y, z = dirs.unbind(-1)
+    bases = [torch.full_like(x, 0.2820947917738781)]
+    if degree >= 1:
+        bases += [-0.48860251190292 * y, 0.48860251190292 * z, -0.48860251190292 * x]
+    if degree >= 2:
+        z2, fc1, fs1 = z * z, x * x - y * y, 2 * x * y
+        bases += [0.5462742152960395 * fs1, -1.092548430592079 * z * y, 0.9461746957575601 * z2 - 0.3153915652525201,
+                  -1.092548430592079 * z * x, 0.5462742152960395 * fc1]
+    if degree >= 3:
+        fc2, fs2 = x * fc1 - y * fs1, x * fs1 + y * fc1
+        tmp_c = -2.285228997322329 * z2 + 0.4570457994644658
+        bases += [-0.5900435899266435 * fs2, 1.445305721320277 * z * fs1, tmp_c * y, z * (1.865881662950577 * z2 - 1.119528997770346),
+                  tmp_c * x, 1.445305721320277 * z * fc1, -0.5900435899266435 * fc2]
+    return torch.stack(bases, -1)
+
+
+def spherical_harmonics(degree: int, dirs: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
+    """Colours [..., 3] = sum_k basis_k(dirs / |dirs|) coeffs[..., k, :] over the first (degree + 1)^2 of coeffs [..., K, 3].
+
+    The same as ``gsplat.spherical_harmonics``; callers add 0.5 and clamp at 0 (INRIA's convention).
+    """
+    n = (degree + 1) ** 2
+    if coeffs.shape[-2] < n:
+        raise ValueError(f"sh_degree {degree} needs {n} coefficients per colour, got {coeffs.shape[-2]}")
+    basis = sh_basis(degree, F.normalize(dirs, dim=-1))
+    return (basis[..., None] * coeffs[..., :n, :]).sum(-2)
 
 
 def quat_to_rotmat(quats: torch.Tensor) -> torch.Tensor:
@@ -171,6 +205,7 @@ def rasterization(
     eps2d: float = 0.3,
     backgrounds: torch.Tensor | None = None,
     render_mode: str = "RGB",
+    sh_degree: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """Rasterize N 3D Gaussians into C images (the argument subset of ``gsplat.rasterization``).
 
@@ -179,17 +214,22 @@ def rasterization(
         quats: [N, 4] rotations as (w, x, y, z) quaternions; normalised internally.
         scales: [N, 3] standard deviations (world units; exponentiate log-scales first).
         opacities: [N] in [0, 1] (apply the sigmoid first).
-        colors: [N, D] or [C, N, D] per-Gaussian features (e.g. RGB in [0, 1]).
+        colors: [N, D] or [C, N, D] per-Gaussian features (e.g. RGB in [0, 1]); with
+            ``sh_degree`` set, SH coefficients [N, K, 3] or [C, N, K, 3] with
+            (sh_degree + 1)^2 <= K, evaluated towards each camera (direction from the camera
+            centre to the Gaussian) and turned into colours as ``max(sh + 0.5, 0)`` (gsplat).
         viewmats: [C, 4, 4] world-to-camera matrices, OpenCV camera frame.
         Ks: [C, 3, 3] pinhole intrinsics, pixels.
         width, height: image size, pixels.
         near_plane, far_plane: depth culling range (camera z, world units).
         radius_clip: skip Gaussians whose footprint radius is at most this many pixels.
         eps2d: added to the 2D covariance diagonal (anti-aliasing low-pass filter), pixels^2.
-        backgrounds: [C, D'] colour composited behind, where D' is the channel count of
-            render_colors; None leaves the background black / zero.
+        backgrounds: [C, D] colour composited behind, D the colour channels (3 with SH), as
+            gsplat takes it: a depth channel gets background 0 ("RGB+D", "RGB+ED"), and the
+            depth-only modes ignore it; None leaves the background black / zero.
         render_mode: "RGB" (the features), "D" (accumulated depth), "ED" (expected depth,
             accumulated depth / alpha), "RGB+D" or "RGB+ED" (features then one depth channel).
+        sh_degree: None (``colors`` are the features) or the SH degree to evaluate (0..3).
 
     Returns:
         render_colors [C, H, W, D'] float, render_alphas [C, H, W, 1] float, and ``meta``
@@ -202,6 +242,13 @@ def rasterization(
         raise ValueError(f"render_mode must be one of {RENDER_MODES}, got {render_mode!r}")
     N = means.shape[0]
     C = viewmats.shape[0]
+    if sh_degree is not None:
+        if colors.dim() == 3:
+            colors = colors[None].expand(C, -1, -1, -1)
+        if colors.dim() != 4 or colors.shape[:2] != (C, N) or colors.shape[-1] != 3:
+            raise ValueError(f"with sh_degree, colors must be [N, K, 3] or [C, N, K, 3] with C={C}, N={N}; got {tuple(colors.shape)}")
+        campos = torch.linalg.inv(viewmats)[:, :3, 3]  # [C, 3] camera centres
+        colors = torch.clamp_min(spherical_harmonics(sh_degree, means[None] - campos[:, None], colors) + 0.5, 0.0)
     if colors.dim() == 2:
         colors = colors[None].expand(C, -1, -1)
     if colors.shape[:2] != (C, N):
@@ -262,10 +309,12 @@ def rasterization(
         channels.append(acc_depth[:, None])
     render = torch.cat(channels, -1).reshape(C, height, width, -1)
     alphas = alphas.reshape(C, height, width, 1)
-    if backgrounds is not None:
-        if backgrounds.shape != (C, render.shape[-1]):
-            raise ValueError(f"backgrounds must be [C, {render.shape[-1]}] = [{C}, {render.shape[-1]}], got {tuple(backgrounds.shape)}")
-        render = render + (1.0 - alphas) * backgrounds[:, None, None, :]
+    if backgrounds is not None and render_mode in ("RGB", "RGB+D", "RGB+ED"):
+        D = colors.shape[-1]
+        if backgrounds.shape != (C, D):
+            raise ValueError(f"backgrounds must be [C, {D}] = [{C}, {D}] (the colour channels, as gsplat), got {tuple(backgrounds.shape)}")
+        padded = F.pad(backgrounds, (0, render.shape[-1] - D))  # depth's background is 0, as in gsplat
+        render = render + (1.0 - alphas) * padded[:, None, None, :]
     meta = {
         "means2d": means2d,
         "radii": radii,

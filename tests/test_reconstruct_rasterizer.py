@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from d4d.reconstruction.rasterize import gsplat_available, resolve_backend
-from d4d.reconstruction.rasterize_torch import project_gaussians, rasterization
+from d4d.reconstruction.rasterize_torch import project_gaussians, rasterization, sh_basis
 
 W = H = 32
 FOCAL = 40.0
@@ -71,13 +71,15 @@ def test_compositing_is_front_to_back_whatever_the_input_order():
 def test_background_depth_and_culling():
     viewmat, K = camera()
     means = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, -3.0]])  # the second is behind the camera
-    bg = torch.tensor([[0.2, 0.4, 0.6, 0.0]])
+    bg = torch.tensor([[0.2, 0.4, 0.6]])  # the colour channels only, as gsplat takes it
     image, alpha, meta = rasterization(means, identity_quats(2), torch.full((2, 3), 0.1), torch.tensor([0.999, 0.999]), torch.ones(2, 3), viewmat, K, W, H, backgrounds=bg, render_mode="RGB+ED")
     assert meta["radii"][0, 1].tolist() == [0, 0]
-    assert torch.allclose(image[0, 0, 0], bg[0])  # corner: nothing but background
+    assert torch.allclose(image[0, 0, 0], torch.tensor([0.2, 0.4, 0.6, 0.0]))  # corner: background colour, depth 0
     assert image[0, H // 2, W // 2, 3].item() == pytest.approx(2.0, abs=1e-3)  # expected depth of the opaque centre
     with pytest.raises(ValueError, match="render_mode"):
         rasterization(means, identity_quats(2), torch.full((2, 3), 0.1), torch.ones(2), torch.ones(2, 3), viewmat, K, W, H, render_mode="RGBD")
+    with pytest.raises(ValueError, match="the colour channels"):  # gsplat asserts the same
+        rasterization(means, identity_quats(2), torch.full((2, 3), 0.1), torch.ones(2), torch.ones(2, 3), viewmat, K, W, H, backgrounds=torch.zeros(1, 4), render_mode="RGB+ED")
 
 
 def test_anisotropic_projection_matches_ewa_closed_form():
@@ -103,7 +105,7 @@ def test_gradients_match_finite_differences_float64():
     scales = (0.05 + 0.05 * torch.rand(n, 3, dtype=torch.float64)).requires_grad_()
     opacities = (0.3 + 0.5 * torch.rand(n, dtype=torch.float64)).requires_grad_()
     colors = torch.rand(n, 3, dtype=torch.float64).requires_grad_()
-    bg = torch.tensor([[0.1, 0.2, 0.3, 0.0]], dtype=torch.float64)
+    bg = torch.tensor([[0.1, 0.2, 0.3]], dtype=torch.float64)
 
     def render(means, quats, scales, opacities, colors):
         image, alpha, _ = rasterization(means, quats, scales, opacities, colors, viewmat, K, 12, 12, backgrounds=bg, render_mode="RGB+ED")
@@ -112,6 +114,36 @@ def test_gradients_match_finite_differences_float64():
     K[0, 0, 2] = K[0, 1, 2] = 6.0
     K[0, 0, 0] = K[0, 1, 1] = 20.0
     assert torch.autograd.gradcheck(render, (means, quats, scales, opacities, colors), eps=1e-6, atol=1e-5, rtol=1e-3)
+
+
+def test_sh_basis_is_orthonormal_over_the_sphere():
+    dirs = torch.nn.functional.normalize(torch.randn(400_000, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64), dim=-1)
+    basis = sh_basis(3, dirs)  # [P, 16]
+    gram = 4 * math.pi * basis.T @ basis / len(dirs)  # Monte Carlo of the integral of Y_i Y_j over the sphere
+    assert basis.shape == (400_000, 16) and torch.allclose(gram, torch.eye(16, dtype=torch.float64), atol=0.02)
+    with pytest.raises(ValueError, match="sh_degree must be in"):
+        sh_basis(4, dirs[:2])
+
+
+def test_sh_colour_depends_on_the_viewing_direction():
+    """Degree 1 with INRIA's signs: colour = 0.5 + C0 sh_0 - C1 y sh_1 + C1 z sh_2 - C1 x sh_3 along the view direction."""
+    coeffs = torch.zeros(1, 16, 3)
+    coeffs[0, 0] = torch.tensor([0.5, 0.0, -0.5])
+    coeffs[0, 2] = torch.tensor([0.3, 0.0, -0.3])  # the z band
+    args = (torch.zeros(1, 3), identity_quats(1), torch.full((1, 3), 0.2), torch.tensor([0.999]))
+    front_view, K = camera()  # camera centre at z = -2: the direction to the Gaussian is +z
+    back_view = torch.diag(torch.tensor([-1.0, 1.0, -1.0, 1.0]))[None]  # turned round, centre at z = +2: direction -z
+    back_view[0, 2, 3] = 2.0
+    colours = []
+    for view in (front_view, back_view):
+        image, alpha, _ = rasterization(*args, coeffs, view, K, W, H, sh_degree=3)
+        colours.append(image[0, H // 2, W // 2] / alpha[0, H // 2, W // 2])
+    c0, c1 = 0.2820947917738781, 0.48860251190292
+    assert torch.allclose(colours[0], torch.tensor([0.5 + 0.5 * c0 + 0.3 * c1, 0.5, 0.5 - 0.5 * c0 - 0.3 * c1]), atol=1e-4)
+    assert torch.allclose(colours[1], torch.tensor([0.5 + 0.5 * c0 - 0.3 * c1, 0.5, max(0.5 - 0.5 * c0 + 0.3 * c1, 0.0)]), atol=1e-4)
+    plain, _, _ = rasterization(*args, coeffs[:, 0] * c0 + 0.5, front_view, K, W, H)
+    degree0, _, _ = rasterization(*args, coeffs, front_view, K, W, H, sh_degree=0)  # only the first band counts
+    assert torch.allclose(plain, degree0, atol=1e-6)
 
 
 def test_backend_selection():
@@ -126,7 +158,8 @@ def test_backend_selection():
 @pytest.mark.gpu
 @pytest.mark.skipif(not (torch.cuda.is_available() and gsplat_available()), reason="needs CUDA and gsplat")
 @pytest.mark.parametrize("n_cameras", [1, 3])
-def test_torch_matches_gsplat(n_cameras):
+@pytest.mark.parametrize("sh_degree", [None, 3])
+def test_torch_matches_gsplat(n_cameras, sh_degree):
     from d4d.reconstruction.rasterize_gsplat import rasterization as gsplat_rasterization
 
     torch.manual_seed(0)
@@ -136,15 +169,15 @@ def test_torch_matches_gsplat(n_cameras):
     quats = torch.randn(n, 4, device=device)
     scales = (0.01 + 0.04 * torch.rand(n, 3)).to(device)
     opacities = (0.1 + 0.8 * torch.rand(n)).to(device)
-    colors = torch.rand(n, 3, device=device)
+    colors = torch.rand(n, 3, device=device) if sh_degree is None else 0.3 * torch.randn(n, 16, 3, device=device)
     viewmats = torch.eye(4, device=device)[None].repeat(n_cameras, 1, 1)
     viewmats[:, 2, 3] = 2.0 + 0.3 * torch.arange(n_cameras, device=device)
     Ks = torch.tensor([[FOCAL, 0.0, W / 2], [0.0, FOCAL, H / 2], [0.0, 0.0, 1.0]], device=device)[None].repeat(n_cameras, 1, 1)
-    bg = torch.rand(n_cameras, 4, device=device)
+    bg = torch.rand(n_cameras, 3, device=device)  # colour channels only: gsplat adds the depth channel's 0
     outputs, grads = [], []
     for fn in (rasterization, gsplat_rasterization):
         inputs = [t.clone().requires_grad_() for t in (means, quats, scales, opacities, colors)]
-        image, alpha, _ = fn(*inputs, viewmats, Ks, W, H, backgrounds=bg, render_mode="RGB+ED")
+        image, alpha, _ = fn(*inputs, viewmats, Ks, W, H, backgrounds=bg, render_mode="RGB+ED", sh_degree=sh_degree)
         (image.square().sum() + alpha.sum()).backward()
         outputs.append((image, alpha))
         grads.append([t.grad for t in inputs])
