@@ -10,13 +10,15 @@ import numpy as np
 import pytest
 import torch
 from accelerate.state import AcceleratorState, GradientState
+from PIL import Image
 
 from d4d.rendering.contract import load_render
+from d4d.testing.stock_folders import STOCK_FOLDERS
 from d4d.testing.train_fixtures import make_clips, single_thread
 from d4d.training.config import preset
 from d4d.training.data import EpochBatches
 from d4d.training.pipeline import Diffusion4DPipeline
-from d4d.training.reference import STATIC_ORBIT_MODEL, pipeline_config, starting_reference
+from d4d.training.reference import STARTING_BACKBONE, STATIC_ORBIT_MODEL, pipeline_config, starting_reference
 from d4d.training.sample import main
 from d4d.training.train import make_components, train
 
@@ -180,3 +182,27 @@ def test_samples_use_the_orbit_the_model_was_trained_on(tmp_path):
     write_shards([tmp_path / "renders" / "other"], tmp_path / "shards")
     with pytest.raises(ValueError, match="2 orbit layouts"):
         train_on_shards(config, tmp_path / "shards", tmp_path / "run2")
+
+
+@pytest.mark.parametrize(("backbone", "config_name"), [("modelscope", "tiny-text"), ("i2vgen-xl", "tiny-image"),
+                                                       ("svd", "tiny-image-svd")])
+def test_a_model_fine_tuned_from_a_stock_folder_samples_with_defaults(tmp_path, backbone, config_name):
+    """Fine-tuned straight from a stock diffusers folder: d4d-sample with only the condition uses
+    that folder as ebar and samples the static orbit from it on the model's own task (the stock
+    model's conventions: no motion embedding, no caption prefix), on the sample's cameras."""
+    stock = STOCK_FOLDERS[backbone](tmp_path / "stock")
+    run = train_tiny(tmp_path / "run", config_name, pretrained=stock)
+    recorded = pipeline_config(run / "model")
+    assert recorded["static_reference"] == str(stock.resolve()) and recorded["static_reference_kind"] == STARTING_BACKBONE
+    condition = ["--prompt", "a red ball"]
+    if backbone != "modelscope":
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(tmp_path / "front.png")
+        condition = ["--image", str(tmp_path / "front.png")]
+    out = tmp_path / "out"
+    assert main(["--model", str(run), "--out", str(out), *condition, "--steps", "2", "--device", "cpu"]) == 0
+    sample = load_render(out)
+    assert list(sample.videos) == ["dynamic", "static"]
+    dynamic, static = sample.videos["dynamic"], sample.videos["static"]
+    assert static.rgba.shape == dynamic.rgba.shape == (4, 16, 16, 4) and np.all(static.times == 0)
+    np.testing.assert_allclose(static.c2w, dynamic.c2w)
+    assert sample.asset.generated["static_model"] == str(stock.resolve()) and sample.asset.generated["w2"] == 0.5

@@ -12,7 +12,8 @@ exported model's config, the folder it keeps as reference:
 
 ``d4d-sample`` uses the recorded reference by default; ``--static-model`` names another one.
 The reference shares the main model's frozen encoders (as a run fine-tuned from it does): it
-receives the conditions the main model encoded.
+receives the conditions the main model encoded. ``static_pipeline`` makes the reference a
+sampler of its own (the static orbit beside a text or image sample), stock folders included.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import torch
 
 from .backbone import Denoiser
 from .components import load_components
+from .pipeline import Diffusion4DPipeline
 from .unets import MicroConditions
 
 STATIC_ORBIT_MODEL = "static-orbit model"
@@ -77,3 +79,24 @@ def load_static_denoiser(folder: str | Path, task: str, unet_class: type, device
                                     config.get("noise_aug_strength", MicroConditions.noise_aug_strength))
     denoiser = Denoiser(parts.unet, None, task, micro, parts.static_input)
     return denoiser.to(device, dtype).eval()
+
+
+def static_pipeline(folder: str | Path, model: Diffusion4DPipeline) -> Diffusion4DPipeline:
+    """The static reference ``folder`` as a sampler of static orbits for ``model``'s conditions.
+
+    A d4d model folder is loaded as saved. Any other folder (the stock backbone a run was
+    fine-tuned from: its ``model_index.json`` names a diffusers pipeline, not Diffusion4DPipeline)
+    is loaded for ``model``'s task without a motion embedding (``target`` "static"), on its own
+    conventions: its scheduler, its backbone's default micro-conditions and no caption prefix (a
+    stock model was never trained with d4d's); the clip size, background and orbit layout are
+    ``model``'s, so the orbit it samples lies on the cameras of the sample beside it.
+    """
+    folder = Path(folder)
+    if pipeline_config(folder) is not None:
+        return Diffusion4DPipeline.from_pretrained(folder)
+    config = model.config
+    parts = load_components(folder, config.task, target="static")
+    return Diffusion4DPipeline(unet=parts.unet, vae=parts.vae, scheduler=parts.scheduler, static_input=parts.static_input,
+                               tokenizer=parts.tokenizer, text_encoder=parts.text_encoder, image_encoder=parts.image_encoder,
+                               task=config.task, target="static", num_frames=config.num_frames, resolution=config.resolution,
+                               caption_prefix="", background=config.background, orbit_layout=config.orbit_layout)

@@ -39,7 +39,7 @@ from .guidance import DEFAULT_W1, DEFAULT_W2
 from .matte import matte_rgba
 from .outputs import to_uint8, write_sample
 from .pipeline import Diffusion4DPipeline
-from .reference import load_static_denoiser
+from .reference import load_static_denoiser, static_pipeline
 
 logger = logging.getLogger("d4d.sample")
 
@@ -176,17 +176,18 @@ def sample(model: Path, out: Path, config: SampleConfig = SampleConfig()) -> Pat
         if static_folder is None:
             logger.warning("no static model known (give --static-model): the sample has no static orbit, so d4d-reconstruct skips its coarse stage")
         else:
-            static_orbit = sample_static_orbit(Path(static_folder), device, prompt, image, config)
+            logger.info("static orbit from %s", static_folder)
+            static_orbit = sample_static_orbit(static_pipeline(static_folder, pipe).to(device), prompt, image, config)
     generated = {**asdict(config), "model": str(model), "task": cfg.task, "motion_magnitude": motion, "w2": w2, "static_reference": reference_name,
                  "static_model": None if reference is None else str(reference)}
     return write_sample(out, result.frames[0].cpu().numpy(), pipe.orbit_layout, cfg.background, generated, static_orbit)
 
 
-def sample_static_orbit(static_model: Path, device: str, prompt: str | None, image: torch.Tensor | None, config: SampleConfig) -> VideoFrames:
-    """The static orbit the static model samples for the same condition and seed (guidance w1
-    only): RGBA frames matted against its training background, on its orbit layout at time 0."""
-    pipe = Diffusion4DPipeline.from_pretrained(static_model).to(device)
-    logger.info("sampling the static orbit with %s (%d steps, w1=%s)", static_model, config.steps, config.w1)
+def sample_static_orbit(pipe: Diffusion4DPipeline, prompt: str | None, image: torch.Tensor | None, config: SampleConfig) -> VideoFrames:
+    """The static orbit the static model ``pipe`` (reference.static_pipeline) samples for the same
+    condition and seed (guidance w1 only): RGBA frames matted against its background, on its orbit
+    layout at time 0."""
+    logger.info("sampling the static orbit (%d steps, w1=%s)", config.steps, config.w1)
     result = pipe(prompt=prompt, image=image, num_inference_steps=config.steps, w1=config.w1, w2=0.0,
                   generator=torch.Generator().manual_seed(config.seed))
     layout = pipe.orbit_layout
