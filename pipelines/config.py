@@ -39,6 +39,10 @@ class PipelineConfig:
     """Shard video codec: "lossy" (VP9 with alpha) or "lossless" (FFV1), docs/shards.md."""
     max_shard_mb: float = 512.0
     """Shard size bound, MB."""
+    min_free_gb: float = 1.0
+    """Free space (GB) OUT must keep: checked before the run and before each asset, and when an
+    asset fails; below it the run stops with one line, recording nothing for the assets in
+    flight (a rerun after freeing space finishes them). 0 checks only for write errors."""
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -47,6 +51,8 @@ class PipelineConfig:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
         if self.cpus_per_worker < 0 or self.gpus_per_worker < 0:
             raise ValueError(f"cpus/gpus per worker must be >= 0, got {self.cpus_per_worker} / {self.gpus_per_worker}")
+        if not self.min_free_gb >= 0:
+            raise ValueError(f"min_free_gb must be >= 0, got {self.min_free_gb}")
         if self.shard_batch < 1:
             raise ValueError(f"shard_batch must be >= 1, got {self.shard_batch}")
         if self.render_timeout_s <= 0:

@@ -7,7 +7,8 @@ SOURCE: ``local:PATH``, ``builtin``, ``objaverse[:CACHE_DIR]`` or ``objaverse-xl
 (offline by default). Without ``--address`` (or RAY_ADDRESS, which ``ray job submit`` sets) it
 starts an embedded local Ray. Rerunning the same command resumes: finished assets are skipped.
 Exit status: 0 when every asset has an outcome (keep, reject or failed), 2 for bad arguments,
-a source that cannot be listed, or an output directory another run is using.
+a source that cannot be listed, or an output directory another run is using, 3 when the run
+stopped because OUT could not be written (full disk, I/O error: rerun after fixing it).
 """
 
 from __future__ import annotations
@@ -80,12 +81,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     from d4d.pipelines.manifest import RunLocked
     from d4d.pipelines.runner import OutputRefused, SourceError, run_curation
+    from d4d.pipelines.space import OutOfSpace
 
     try:
         run_curation(spec, config, args.out, limit=args.limit, address=args.address, captions_csv=args.captions)
     except (SourceError, RunLocked, OutputRefused) as exc:
         print(f"d4d-curate: {exc}", file=sys.stderr)
         return 2
+    except OutOfSpace as exc:
+        print(f"d4d-curate: {exc}", file=sys.stderr)
+        return 3
     return 0
 
 

@@ -22,6 +22,7 @@ not counted against ``max_attempts``. (d4d 0.1 journals, one result per asset an
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
@@ -136,11 +137,19 @@ class Manifest:
         return self.state
 
     def append(self, event: dict) -> None:
-        """Write one event durably and apply it to ``state``."""
+        """Write one event durably and apply it to ``state``. On a write error (full disk) the
+        journal is cut back to its last whole event and the OSError raised."""
         event = {**event, "time": time.time()}
         line = (json.dumps(json_safe(event), sort_keys=True, allow_nan=False) + "\n").encode()
-        os.write(self._fd, line)
-        os.fsync(self._fd)
+        size = os.fstat(self._fd).st_size
+        try:
+            written = os.write(self._fd, line)
+            if written != len(line):
+                raise OSError(errno.ENOSPC, f"{self.path}: only {written} of {len(line)} bytes written", str(self.path))
+            os.fsync(self._fd)
+        except OSError:
+            os.ftruncate(self._fd, size)  # no torn line: the event is either whole or absent
+            raise
         self.state.apply(event)
 
     def close(self) -> None:

@@ -18,6 +18,7 @@ from ray._private.authentication.authentication_token_setup import maybe_enable_
 
 from d4d.files import write_bytes_atomic
 from d4d.pipelines.chain import StepChain
+from d4d.pipelines.space import SpaceGuard
 from d4d.pipelines.steps import Resources, WorkerContext, chain_resources
 from d4d.rendering.api import Limits
 
@@ -25,10 +26,10 @@ from d4d.rendering.api import Limits
 class StepsActor:
     """Runs the per-asset steps; one warm Blender process per actor (isolated by Renderer)."""
 
-    def __init__(self, steps: list, log_dir: str, scratch_dir: str, limits: Limits):
+    def __init__(self, steps: list, log_dir: str, scratch_dir: str, limits: Limits, space: SpaceGuard | None):
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         Path(scratch_dir).mkdir(parents=True, exist_ok=True)
-        self.chain = StepChain(steps, WorkerContext(Path(log_dir) / f"worker-{os.getpid()}", Path(scratch_dir), limits))
+        self.chain = StepChain(steps, WorkerContext(Path(log_dir) / f"worker-{os.getpid()}", Path(scratch_dir), limits, space))
         self.chain.setup()
 
     def ready(self) -> str:
@@ -59,8 +60,8 @@ def start_actor(cls, resources: Resources, *args):
     return ray.remote(cls).options(num_cpus=resources.num_cpus, num_gpus=resources.num_gpus, max_restarts=0, max_task_retries=0).remote(*args)
 
 
-def start_steps_actor(steps: list, log_dir: Path, scratch_dir: Path, limits: Limits):
-    return start_actor(StepsActor, chain_resources(steps), steps, str(log_dir), str(scratch_dir), limits)
+def start_steps_actor(steps: list, log_dir: Path, scratch_dir: Path, limits: Limits, space: SpaceGuard | None = None):
+    return start_actor(StepsActor, chain_resources(steps), steps, str(log_dir), str(scratch_dir), limits, space)
 
 
 def dashboard_available() -> bool:

@@ -24,6 +24,7 @@ from d4d.pipelines.config import PipelineConfig
 from d4d.pipelines.manifest import Manifest
 from d4d.pipelines.ray_adapter import SESSION_RECORD, BatchStepActor, init_ray, reap_embedded_ray, start_actor, start_steps_actor
 from d4d.pipelines.sources import SourceSpec, open_source, prepare_source
+from d4d.pipelines.space import OutOfSpace, SpaceGuard
 from d4d.pipelines.steps import WriteShards, chain_resources, default_steps
 from d4d.pipelines.tables import clip_event, failure_event, problem_event, run_stats, write_tables
 from d4d.pipelines.work import WorkItem
@@ -175,6 +176,7 @@ class Run:
         self.spec, self.config, self.layout, self.manifest = spec, config, layout, manifest
         self.records, self.captions = records, captions
         self.steps = default_steps(spec, config, layout.renders)
+        self.space = SpaceGuard(layout.root, config.min_free_gb * 1e9)
         self.started = time.time()
         state = manifest.state
         self.queue = collections.deque((r, state.failed_attempts[r.uid] + 1) for r in records if r.uid not in state.assets_done and r.problem is None)
@@ -186,7 +188,7 @@ class Run:
 
     # -- actors --------------------------------------------------------------------------------
     def _new_slot(self) -> Slot:
-        return Slot(start_steps_actor(self.steps, self.layout.logs, self.layout.scratch, self.config.limits))
+        return Slot(start_steps_actor(self.steps, self.layout.logs, self.layout.scratch, self.config.limits, self.space))
 
     def _replace(self, slot: Slot) -> None:
         ray.kill(slot.actor, no_restart=True)
@@ -245,7 +247,7 @@ class Run:
         if not final and len(self.pending_shards) < self.config.shard_batch:
             return
         if self.writer is None:
-            step = WriteShards(self.layout.shards, self.config.codec, self.config.max_shard_mb)
+            step = WriteShards(self.layout.shards, self.config.codec, self.config.max_shard_mb, self.space)
             self.writer = start_actor(BatchStepActor, step.resources, step)
         batch, self.pending_shards = self.pending_shards, []
         self.shard_ref = self.writer.process.remote(batch)
@@ -256,6 +258,8 @@ class Run:
         done = report["written"] + report["skipped"]
         if done:
             self.manifest.append({"event": "sharded", "uids": done, "shards": report["shards"]})
+        if report["stop"]:
+            raise OutOfSpace(report["stop"])
         for uid, reason in report["failed"].items():
             event = {**self.manifest.state.results[uid], "decision": "failed", "reason": "shard_failed", "stage": "shards", "error_kind": "shard_failed", "detail": reason}
             self.manifest.append(event)
@@ -264,8 +268,15 @@ class Run:
 
     # -- the loop --------------------------------------------------------------------------
     def _refresh_tables(self) -> None:
+        """Rewrite the tables from the manifest (OutOfSpace when OUT cannot take them)."""
         stats = run_stats(self.manifest.state, len(self.records), self.started, time.time() - self.started, self.config.workers)
-        write_tables(self.layout.root, self.manifest.state, stats)
+        try:
+            write_tables(self.layout.root, self.manifest.state, stats)
+        except OSError as exc:
+            line = self.space.stop_line(exc)
+            if line is None:
+                raise
+            raise OutOfSpace(line) from None
 
     def _record_problems(self) -> None:
         """Rows for the source's entries that cannot be curated (bad identifiers, broken links, duplicates)."""
@@ -287,6 +298,7 @@ class Run:
             while self.queue or any(s.ref is not None for s in self.slots) or self.pending_shards or self.shard_ref is not None:
                 for slot in self.slots:
                     if slot.ref is None and self.queue:
+                        self.space.check()
                         record, slot.attempt = self.queue.popleft()
                         done = self.manifest.state.clips_of(record.uid)
                         slot.item, slot.started = WorkItem(record, caption=self.captions.get(record.uid), done_clips=done), time.time()
@@ -305,15 +317,23 @@ class Run:
                         self._lost(slot, type(exc).__name__, f"worker {slot.name} died: {str(exc).splitlines()[0][:200]}")
                         continue
                     slot.ref = slot.item = None
+                    if item.stop is not None:  # OUT could not be written: the run's failure, not the asset's
+                        raise OutOfSpace(item.stop)
                     self._finish(item, slot.attempt, slot.name)
                 for slot in self.slots:
                     if slot.ref is not None and time.time() - slot.started > self.config.asset_budget_s():
                         self._lost(slot, "timeout", f"worker {slot.name} exceeded the asset budget of {self.config.asset_budget_s():.0f}s and was killed")
                 if self.progress.tick():
                     self._refresh_tables()
-        finally:
+        except BaseException:
             self._stop_workers()
-            self._refresh_tables()
+            try:  # the tables as far as the journal goes; when OUT is full the next run writes them
+                self._refresh_tables()
+            except OutOfSpace:
+                pass
+            raise
+        self._stop_workers()
+        self._refresh_tables()
         return run_stats(self.manifest.state, len(self.records), self.started, time.time() - self.started, self.config.workers)
 
 
@@ -331,6 +351,27 @@ def record_captions(records: list, captions_csv: str | Path | None) -> dict[str,
     return {uid: text for uid, text in found.items() if text is not None}
 
 
+def _run_locked(spec: SourceSpec, config: PipelineConfig, layout: Layout, manifest: Manifest, records: list, captions: dict, address: str | None) -> dict:
+    """The run itself, holding OUT's lock: reap what a killed run left, start Ray, run, stop Ray."""
+    first = manifest.state.runs[0] if manifest.state.runs else None
+    if first is not None and first.get("config") != config.to_json():
+        print("note: settings differ from the first run in this directory; finished assets keep their earlier results", flush=True)
+    shutil.rmtree(layout.scratch, ignore_errors=True)  # left by killed workers; no other run holds OUT
+    reaped = reap_embedded_ray(layout.root)
+    if reaped:
+        print(f"stopped {len(reaped)} processes the embedded Ray of a killed earlier run left running", flush=True)
+    manifest.append({"event": "run", "source": vars(spec), "config": config.to_json(), "assets": len(records)})
+    worker_needs = chain_resources(default_steps(spec, config, layout.renders))
+    where = init_ray(address, config.workers * worker_needs.num_cpus + WriteShards.resources.num_cpus, config.workers * worker_needs.num_gpus, layout.root)
+    print(f"d4d-curate: {where}", flush=True)
+    try:
+        stats = Run(spec, config, layout, manifest, records, captions).run()
+    finally:
+        ray.shutdown()
+        (layout.root / SESSION_RECORD).unlink(missing_ok=True)
+    return stats
+
+
 def run_curation(
     spec: SourceSpec, config: PipelineConfig, out_dir: Path, limit: int | None = None, address: str | None = None, captions_csv: str | Path | None = None
 ) -> dict:
@@ -345,26 +386,19 @@ def run_curation(
     layout = Layout(Path(out_dir).resolve())
     layout.root.mkdir(parents=True, exist_ok=True)
     layout.check()
+    space = SpaceGuard(layout.root, config.min_free_gb * 1e9)
+    space.check()
     prepare_source(spec)
     records = list_records(spec, limit)
     captions = record_captions(records, captions_csv)
-    with Manifest(layout.root) as manifest:
-        first = manifest.state.runs[0] if manifest.state.runs else None
-        if first is not None and first.get("config") != config.to_json():
-            print("note: settings differ from the first run in this directory; finished assets keep their earlier results", flush=True)
-        shutil.rmtree(layout.scratch, ignore_errors=True)  # left by killed workers; no other run holds OUT
-        reaped = reap_embedded_ray(layout.root)
-        if reaped:
-            print(f"stopped {len(reaped)} processes the embedded Ray of a killed earlier run left running", flush=True)
-        manifest.append({"event": "run", "source": vars(spec), "config": config.to_json(), "assets": len(records)})
-        worker_needs = chain_resources(default_steps(spec, config, layout.renders))
-        where = init_ray(address, config.workers * worker_needs.num_cpus + WriteShards.resources.num_cpus, config.workers * worker_needs.num_gpus, layout.root)
-        print(f"d4d-curate: {where}", flush=True)
-        try:
-            stats = Run(spec, config, layout, manifest, records, captions).run()
-        finally:
-            ray.shutdown()
-            (layout.root / SESSION_RECORD).unlink(missing_ok=True)
+    try:
+        with Manifest(layout.root) as manifest:
+            stats = _run_locked(spec, config, layout, manifest, records, captions, address)
+    except OSError as exc:  # the journal, the session record: OUT cannot be written
+        line = space.stop_line(exc)
+        if line is None:
+            raise
+        raise OutOfSpace(line) from None
     not_curated = ", ".join(f"{n} {reason}" for reason, n in stats["assets"]["not_curated"].items())
     print(
         f"done: {stats['finished']}/{stats['total_assets']} assets, {stats['clips']['judged']} clips ({stats['clips']['by_decision']}), "

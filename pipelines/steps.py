@@ -19,6 +19,7 @@ from d4d.curation.rules import failure_reason
 from d4d.curation.sources import FetchError
 from d4d.pipelines.config import PipelineConfig
 from d4d.pipelines.sources import SourceSpec, open_source
+from d4d.pipelines.space import SpaceGuard
 from d4d.pipelines.work import WorkItem
 from d4d.rendering.api import Limits, Renderer
 from d4d.rendering.contract import AssetInfo
@@ -41,10 +42,13 @@ class WorkerContext:
         log_dir: where the Blender worker logs go (one file per Blender process).
         scratch_dir: parent of the temporary pre-check / pre-pass renders.
         limits: resource bounds of the Blender worker.
+        space: the free space OUT must keep (pipelines.space); a failure while it is short, or
+            from a write error, stops the run instead of failing the asset. None: not checked.
     """
 
-    def __init__(self, log_dir: Path, scratch_dir: Path | None = None, limits: Limits = Limits()):
+    def __init__(self, log_dir: Path, scratch_dir: Path | None = None, limits: Limits = Limits(), space: SpaceGuard | None = None):
         self.log_dir = Path(log_dir)
+        self.space = space
         self.scratch_dir = Path(tempfile.mkdtemp(prefix="d4d-curate-", dir=scratch_dir))
         self.limits = limits
         self._renderer = None
@@ -138,30 +142,41 @@ class WriteShards:
     One writer per shard directory (shards holds a lock), so the runner keeps exactly one.
     A uid already in a shard is skipped by write_shards, so a batch written again after an
     interruption adds no duplicate rows. ``process`` returns ``{"written": [uid],
-    "skipped": [uid], "failed": {uid: reason}, "shards": [path]}`` (the uid of
-    ``renders_dir/<uid>`` is its directory name: the clip id).
+    "skipped": [uid], "failed": {uid: reason}, "shards": [path], "stop": line or None}`` (the
+    uid of ``renders_dir/<uid>`` is its directory name: the clip id). ``stop`` is set, and
+    ``failed`` emptied, when writing failed because OUT could not be written (``space``):
+    those renders are not the failures, the run is.
     """
 
     name = "shards"
     resources = Resources(num_cpus=1.0)
 
-    def __init__(self, shard_dir: Path, codec: str, max_shard_mb: float):
-        self.shard_dir, self.codec, self.max_shard_mb = Path(shard_dir), codec, max_shard_mb
+    def __init__(self, shard_dir: Path, codec: str, max_shard_mb: float, space: SpaceGuard | None = None):
+        self.shard_dir, self.codec, self.max_shard_mb, self.space = Path(shard_dir), codec, max_shard_mb, space
 
     def setup(self, context: WorkerContext | None = None) -> None:
         self.shard_dir.mkdir(parents=True, exist_ok=True)
 
     def process(self, render_dirs: list[str]) -> dict:
-        report = write_shards(render_dirs, self.shard_dir, ShardWriteConfig(codec=self.codec, max_shard_mb=self.max_shard_mb))
+        try:
+            report = write_shards(render_dirs, self.shard_dir, ShardWriteConfig(codec=self.codec, max_shard_mb=self.max_shard_mb))
+        except OSError as exc:
+            stop = self.space.stop_line(exc) if self.space is not None else None
+            if stop is None:
+                raise
+            return {"written": [], "skipped": [], "failed": {}, "shards": [], "stop": stop}
 
         def uid(path: str) -> str:
             return Path(path).name
 
+        failed = {uid(p): reason for p, reason in report.failed.items()}
+        stop = self.space.stop_line(text=" ".join(failed.values())) if failed and self.space is not None else None
         return {
             "written": [uid(p) for p in report.written],
             "skipped": [uid(p) for p in report.skipped],
-            "failed": {uid(p): reason for p, reason in report.failed.items()},
+            "failed": {} if stop else failed,
             "shards": [str(p) for p in report.shards],
+            "stop": stop,
         }
 
 

@@ -59,6 +59,8 @@ class WorkItem:
         finished: True once a step has given the item its outcome (clips or failure).
         measures: asset-level measures (e.g. ``size_bytes``).
         timings: step name -> seconds spent in it (per-clip stages are in each clip's timings).
+        stop: set (one line) when the outcome is the run's, not the asset's: OUT could not be
+            written (full, failing); the driver stops the run and records nothing for the item.
     """
 
     record: SourceRecord
@@ -69,6 +71,7 @@ class WorkItem:
     finished: bool = False
     measures: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
+    stop: str | None = None
 
     @property
     def uid(self) -> str:
@@ -84,6 +87,11 @@ class WorkItem:
         self.failure = AssetFailure(stage, reason, kind, detail, retryable)
         self.finished = True
         return self
+
+    @property
+    def any_failed(self) -> bool:
+        """Whether the asset, or any clip judged now, failed."""
+        return self.failure is not None or any(c.decision.decision == "failed" for c in self.clips)
 
     def judged(self, clips: list[ClipOutcome]) -> WorkItem:
         """Finish with the outcomes of the clips judged now."""
