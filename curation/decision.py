@@ -42,8 +42,10 @@ class Decision:
         measures: every measured value behind the decision (JSON-safe), plus
             ``rules_fired`` (all reasons that fired, in rule order), ``rules_fired_by`` (the
             rules that fired them: "animation", "geometric_motion", "front_ssim", ...) and ``rules_skipped``
-            (rule -> why it could not be evaluated).
-        detail: one human-readable line for the reason.
+            (rule -> why it could not be evaluated); for a render made under a relaxed asset
+            policy, ``asset_policy`` (asset.json ``policy``, e.g. ``{"allow_untextured": true}``)
+            and ``asset_warnings`` (what was rendered differently from the file).
+        detail: one human-readable line for the reason (for a keep: what the asset policy let through).
     """
 
     decision: str
@@ -69,8 +71,8 @@ def decide(asset: AssetInfo, frames: dict[str, np.ndarray] | None = None, config
     """Judge one clip.
 
     Args:
-        asset: the render's parsed asset.json (only ``error``, ``animation`` and
-            ``motion_magnitude`` are read).
+        asset: the render's parsed asset.json (only ``error``, ``animation``,
+            ``motion_magnitude``, ``policy`` and ``warnings`` are read).
         frames: video name ("dynamic", "static", "front") -> uint8 RGBA [T, H, W, 4]
             (straight alpha), or None for the render-free pre-pass (only the asset.json rules
             run; a "keep" then means "passed the cheap rules").
@@ -109,7 +111,14 @@ def decide(asset: AssetInfo, frames: dict[str, np.ndarray] | None = None, config
     measures["rules_fired"] = [reason for reason, _, _ in fired]
     measures["rules_fired_by"] = [name for _, _, name in fired]
     measures["rules_skipped"] = skipped
+    flagged = ""
+    if asset.policy:
+        measures["asset_policy"] = dict(asset.policy)
+        flagged = f"rendered under {', '.join(sorted(asset.policy))}"
+    if asset.warnings:
+        measures["asset_warnings"] = list(asset.warnings)
+        flagged = "; ".join([flagged, *asset.warnings] if flagged else asset.warnings)
     if not fired:
-        return Decision("keep", None, measures)
+        return Decision("keep", None, measures, flagged)
     reason, detail, _ = fired[0]
     return Decision("failed" if reason in FAILURES else "reject", reason, measures, detail)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -238,20 +239,36 @@ def _cell(value, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+#: Characters that start Markdown inline syntax (code, emphasis, links, HTML, entities, GFM
+#: strikethrough) or split a table cell; escaped with a backslash (CommonMark escapes).
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
+
+
+def md_text(value) -> str:
+    """``value`` as Markdown text that shows as written: one line, inline syntax (``|``, ``*``,
+    ``<``, ...) backslash-escaped, so a run name or a reason can neither split a table row nor
+    become markup."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
+
+
 def markdown_table(results: dict) -> str:
-    """The runs next to the paper's Diffusion4D rows, plus the reason for every absent metric."""
-    head = "| run | task | clips | " + " | ".join(title for _, title, _, _ in COLUMNS) + " |"
+    """The runs next to the paper's Diffusion4D rows, plus the reason for every absent metric.
+
+    Every cell and reason is escaped with ``md_text``: the table has the same number of cells
+    in every row, whatever the run names and reasons hold (tests render it with markdown-it-py).
+    """
+    head = "| run | task | clips | " + " | ".join(md_text(title) for _, title, _, _ in COLUMNS) + " |"
     lines = [head, "|" + "---|" * (len(COLUMNS) + 3)]
     reasons = []
     for run in results["runs"]:
         cells = [_cell(run["metrics"][key]["value"], digits) for key, _, digits, _ in COLUMNS]
-        lines.append(f"| {run['name']} | {run['task'] or '-'} | {run['clips']} | " + " | ".join(cells) + " |")
-        reasons += [f"- {run['name']}, {title}: {run['metrics'][key]['reason']}" for key, title, _, _ in COLUMNS
+        lines.append(f"| {md_text(run['name'])} | {md_text(run['task'] or '-')} | {run['clips']} | " + " | ".join(cells) + " |")
+        reasons += [f"- {md_text(run['name'])}, {md_text(title)}: {md_text(run['metrics'][key]['reason'])}" for key, title, _, _ in COLUMNS
                     if run["metrics"][key]["value"] is None]
     for row in results["paper"]:
         cells = [_cell(row.get(key), digits) for key, _, digits, _ in COLUMNS]
-        lines.append(f"| Diffusion4D (paper) | {row['task']} | 20 | " + " | ".join(cells) + " |")
-    arrows = ", ".join(f"{title} {'higher' if up else 'lower'}" for _, title, _, up in COLUMNS)
+        lines.append(f"| Diffusion4D (paper) | {md_text(row['task'])} | 20 | " + " | ".join(cells) + " |")
+    arrows = ", ".join(f"{md_text(title)} {'higher' if up else 'lower'}" for _, title, _, up in COLUMNS)
     text = "\n".join(lines) + f"\n\nBetter: {arrows}.\n"
     if reasons:
         text += "\nAbsent:\n" + "\n".join(reasons) + "\n"

@@ -40,7 +40,7 @@ log = logging.getLogger("d4d.inspect")
 
 #: decisions.parquet columns with a meaning of their own; every other column is a measure.
 DECISION_COLUMNS = ("uid", "decision", "reason", "detail", "measures", "measures_json", "timings_json", "caption", "render_dir",
-                    "asset_uid", "action", "window_start_s", "window_end_s")
+                    "asset_uid", "action", "window_start_s", "window_end_s", "name", "sha256")
 
 
 class InspectError(ValueError):
@@ -64,6 +64,8 @@ class ClipRecord:
         asset_uid: the asset the clip comes from (its uid when unknown).
         action: the animation the clip plays, when known.
         window: (start, end) of the clip on the animation's timeline, seconds, when known.
+        name: the asset's file name (or the source's name for it), when known.
+        sha256: hex sha256 of the asset's file, when known.
     """
 
     uid: str
@@ -80,6 +82,8 @@ class ClipRecord:
     asset_uid: str | None = None
     action: str | None = None
     window: tuple[float, float] | None = None
+    name: str | None = None
+    sha256: str | None = None
 
     @property
     def motion_magnitude(self) -> float | None:
@@ -105,6 +109,18 @@ def _measures_of(row: dict) -> dict:
     return measures
 
 
+def file_name(identifier: str | None) -> str | None:
+    """The last component of a path or URL (``a/b/robot.glb`` -> ``robot.glb``), or None."""
+    name = str(identifier or "").replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    return name or None
+
+
+def source_name(asset: AssetInfo) -> str | None:
+    """The file name of what was rendered: of the source's identifier (asset.json ``source.url``,
+    set by d4d-curate; the fetched copy may be named by its content), else of ``source.path``."""
+    return file_name(asset.source.url) or file_name(asset.source.path)
+
+
 def read_decisions(path: Path) -> list[ClipRecord]:
     """One record per row of decisions.parquet (see the module docstring for the columns read)."""
     try:
@@ -123,6 +139,7 @@ def read_decisions(path: Path) -> list[ClipRecord]:
             uid=str(row["uid"]), decision=str(row["decision"]), reason=row.get("reason"), detail=row.get("detail") or "",
             measures=measures, caption=row.get("caption"), render_dir=Path(render_dir) if render_dir else None,
             asset_uid=row.get("asset_uid") or str(row["uid"]), action=row.get("action"), window=window,
+            name=row.get("name") or file_name(row.get("file_identifier")), sha256=row.get("sha256"),
         ))
     return records
 
@@ -147,12 +164,14 @@ def read_shard_records(shard_dir: Path) -> dict[str, ClipRecord]:
         for row in table.to_pylist():
             asset = AssetInfo.parse(json.loads(row["asset_json"]), f"{path} uid {row['uid']}") if row["asset_json"] else AssetInfo()
             measures = {"motion_magnitude": row["motion_magnitude"]} if row["motion_magnitude"] is not None else {}
+            measures.update({k: v for k, v in (("asset_policy", asset.policy), ("asset_warnings", asset.warnings)) if v})
             records[row["uid"]] = ClipRecord(
                 uid=row["uid"], decision="keep", detail=f"in {path.name}", measures=measures, caption=row["caption"],
                 timings=asset.timings or {}, content_sha256=row["content_sha256"],
                 shard_videos=tuple(v for v in VIDEO_NAMES if row.get(f"{v}_times") is not None),
                 asset_uid=row.get("asset_uid") or row["uid"], action=row.get("action"),
                 window=(row["window_start_s"], row["window_end_s"]) if row.get("window_start_s") is not None else None,
+                name=source_name(asset), sha256=asset.source.sha256,
             )
     return records
 
@@ -276,6 +295,7 @@ def read_render_dirs(dirs: list[Path], store: MediaStore, config: dict | None, w
             measures=decision.get("measures", {}), caption=asset.caption, timings=asset.timings or {}, render_dir=d,
             asset_uid=asset.asset_uid or d.name, action=asset.animation.action,
             window=(window["start_s"], window["end_s"]) if "start_s" in window else None,
+            name=source_name(asset), sha256=asset.source.sha256,
         )
         record.previews = cached[d] or {v: store.put(f"render|{keys[d]}|{v}", *sheet) for v, sheet in sheets.items()}
         records.append(record)
@@ -294,6 +314,8 @@ def add_render_dir_previews(records: list[ClipRecord], store: MediaStore, worker
         target.previews = fresh.previews
         target.timings = target.timings or fresh.timings
         target.caption = target.caption or fresh.caption
+        target.name = target.name or fresh.name
+        target.sha256 = target.sha256 or fresh.sha256
 
 
 def find_render_dirs(path: Path) -> list[Path]:

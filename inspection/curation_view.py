@@ -24,14 +24,14 @@ from d4d.inspection.model import Group, Item, Plot, Report
 from d4d.rendering.contract import VIDEO_NAMES
 
 #: Measures shown on each card (the rest are in its "all measures" table).
-HIGHLIGHTS = ("motion_magnitude", "ssim", "geometric_max_displacement", "coverage_median", "border_max_fraction")
+HIGHLIGHTS = ("asset_policy", "motion_magnitude", "ssim", "geometric_max_displacement", "coverage_median", "border_max_fraction")
 DECISION_COLORS = {"keep": "#2e7d32", "reject": "#c62828", "failed": "#6a1b9a"}
 #: Measures plotted as histograms besides motion magnitude, with their axis labels.
 HISTOGRAMS = {
     "ssim_min": "front-view SSIM, lowest pair",
     "coverage_median": "median alpha coverage (fraction of the image)",
     "geometric_max_displacement": "max vertex displacement (scene units)",
-    "seconds": "seconds per asset, all pipeline stages",
+    "seconds": "seconds per clip, all pipeline stages",
 }
 
 
@@ -65,6 +65,8 @@ def load_curation(path: Path, store: MediaStore, config: dict | None = None, wor
                     record.timings = row.timings
                     record.content_sha256 = row.content_sha256
                     record.shard_videos = row.shard_videos
+                    record.name = record.name or row.name
+                    record.sha256 = record.sha256 or row.sha256
                     record.measures.setdefault("motion_magnitude", row.measures.get("motion_magnitude"))
             if in_shards:
                 notes.append(f"{len(in_shards)} shard rows have no row in {decisions.name} (shown as kept): {', '.join(sorted(in_shards)[:5])}")
@@ -83,11 +85,23 @@ def load_curation(path: Path, store: MediaStore, config: dict | None = None, wor
 
 
 def clip_title(record: ClipRecord) -> str:
-    """A clip's card title: its animation and window when known, else its uid."""
-    parts = [record.action] if record.action else []
+    """A clip's card title: the asset's file name, its animation and window, as far as known; else its uid."""
+    parts = [record.name] if record.name else []
+    if record.action:
+        parts.append(record.action)
     if record.window is not None:
         parts.append(f"{record.window[0]:.2f}-{record.window[1]:.2f} s")
     return " · ".join(parts) or record.uid
+
+
+def clip_hover(record: ClipRecord) -> str:
+    """What the title's tooltip adds: the clip id, the asset id and the file's sha256."""
+    lines = [f"clip {record.uid}"]
+    if record.asset_uid and record.asset_uid != record.uid:
+        lines.append(f"asset {record.asset_uid}")
+    if record.sha256:
+        lines.append(f"sha256 {record.sha256}")
+    return "\n".join(lines)
 
 
 def _item(record: ClipRecord) -> Item:
@@ -96,7 +110,8 @@ def _item(record: ClipRecord) -> Item:
     return Item(
         id=record.uid, title=clip_title(record), status=record.decision, group=record.reason, caption=record.caption,
         detail=record.detail, videos=[(name, record.previews[name]) for name in VIDEO_NAMES if name in record.previews],
-        highlights=highlights, measures=measures, parent=record.asset_uid or record.uid,
+        highlights=highlights, measures=measures, parent=record.asset_uid or record.uid, parent_title=record.name,
+        hover=clip_hover(record),
     )
 
 
@@ -135,7 +150,7 @@ def curation_report(path: Path, store: MediaStore, config: dict | None = None, w
         worst[key] = min(worst.get(key, 3), order.get(r.decision, 3))
     report.items = [_item(r) for r in sorted(records, key=lambda r: (worst[r.asset_uid or r.uid], r.asset_uid or r.uid, order.get(r.decision, 3), r.reason or "", r.uid))]
     magnitudes = [r.motion_magnitude for r in records if r.motion_magnitude is not None]
-    report.plots.append(Plot("motion magnitude", svg.histogram(magnitudes, "Motion magnitude m(V) per clip", "m (Eq. 1, version 1: 0..195075)"),
+    report.plots.append(Plot("motion magnitude", svg.histogram(magnitudes, "Motion magnitude m(V) per clip", "m (Eq. 1, version 1: 0..195075)", ylabel="clips"),
                              f"{len(magnitudes)} of {len(records)} clips have a motion magnitude"))
     labels = ["keep"] + reasons
     values = [counts["keep"]] + [sum(r.reason == reason for r in records) for reason in reasons]
@@ -149,7 +164,7 @@ def curation_report(path: Path, store: MediaStore, config: dict | None = None, w
         values = [_ssim_min(r) if key == "ssim_min" else r.measures.get(key) for r in records]
         values = [v for v in values if isinstance(v, (int, float))]
         if values:
-            report.plots.append(Plot(key, svg.histogram(values, label, label, log_x=False)))
+            report.plots.append(Plot(key, svg.histogram(values, label, label, log_x=False, ylabel="clips")))
     if stats:
         report.tables["stats.json"] = {k: v for k, v in stats.items()}
     return report

@@ -29,7 +29,10 @@ class Item:
         highlights: a few measures shown on the card itself, name -> value.
         measures: every measure, name -> JSON-safe value (shown in a collapsible table).
         parent: the item it belongs to (a clip's asset), or None; cards of one parent are shown
-            together under its name.
+            together under its heading.
+        parent_title: that heading (the asset's file name); None shows ``parent`` itself.
+        hover: shown when the pointer rests on the card's title or its parent's heading (ids
+            and content hashes, which names do not show).
     """
 
     id: str
@@ -42,12 +45,15 @@ class Item:
     highlights: dict = field(default_factory=dict)
     measures: dict = field(default_factory=dict)
     parent: str | None = None
+    parent_title: str | None = None
+    hover: str = ""
 
     def to_json(self) -> dict:
         return json_safe({
             "id": self.id, "title": self.title, "status": self.status, "group": self.group, "caption": self.caption,
             "detail": self.detail, "videos": [{"label": label, **sprite.to_json()} for label, sprite in self.videos],
             "highlights": self.highlights, "measures": self.measures, "parent": self.parent,
+            "parent_title": self.parent_title, "hover": self.hover,
         })
 
 

@@ -15,6 +15,7 @@ and failed loads, " | "-joined) and ``data-layout`` ("ok" or what overlaps or ov
 from __future__ import annotations
 
 import json
+import re
 from html import escape
 
 from d4d.files import json_safe
@@ -34,10 +35,10 @@ h2 { font-size: 16px; margin: 0 0 8px; }
 .summary div { background: var(--card); border: 1px solid #ddd; border-radius: 6px; padding: 6px 10px; }
 .summary b { display: block; font-size: 18px; }
 .notes { background: #fff8e1; border: 1px solid #ffe082; padding: 8px 12px; border-radius: 6px; }
-.plots { display: flex; flex-wrap: wrap; gap: 12px; }
-figure { margin: 0; background: var(--card); border: 1px solid #ddd; border-radius: 6px; padding: 6px; }
-figcaption { color: var(--muted); font-size: 12px; max-width: 480px; }
-svg.plot { display: block; font: 11px system-ui, sans-serif; }
+.plots { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(440px, 100%), 1fr)); gap: 12px; }
+figure { margin: 0; background: var(--card); border: 1px solid #ddd; border-radius: 6px; padding: 6px; min-width: 0; }
+figcaption { color: var(--muted); font-size: 12px; }
+svg.plot { display: block; width: 100%; height: auto; font: 11px system-ui, sans-serif; }
 svg.plot .title { font-weight: 600; font-size: 12px; }
 h2.parent { grid-column: 1 / -1; font-size: 14px; margin: 12px 0 0; border-bottom: 1px solid #ccc; }
 svg.plot .area { fill: #fafafa; stroke: #ccc; }
@@ -125,6 +126,7 @@ SCRIPT = r"""
     if (item.status) h.appendChild(el("span", "badge " + item.status, item.status));
     if (item.group) h.appendChild(el("span", "badge", item.group));
     h.appendChild(document.createTextNode(item.title));
+    if (item.hover) h.title = item.hover;
     c.appendChild(h);
     const vids = el("div", "videos");
     item.videos.forEach(function (v) { vids.appendChild(sprite(v)); });
@@ -161,7 +163,7 @@ SCRIPT = r"""
     return items.filter(function (it) {
       if (p.group && it.group !== p.group) return false;
       if (p.status && it.status !== p.status) return false;
-      if (p.q && (it.id + " " + it.title + " " + (it.parent || "") + " " + (it.caption || "")).toLowerCase().indexOf(p.q) < 0) return false;
+      if (p.q && [it.id, it.title, it.parent, it.parent_title, it.caption, it.hover].join(" ").toLowerCase().indexOf(p.q) < 0) return false;
       return true;
     });
   }
@@ -195,7 +197,9 @@ SCRIPT = r"""
       g.examples.forEach(function (i) {
         const it = items[i]; const e = el("div", "example");
         if (it.videos.length) e.appendChild(sprite(it.videos[0]));
-        e.appendChild(el("div", "", it.title));
+        const name = el("div", "", it.title);
+        if (it.hover) name.title = it.hover;
+        e.appendChild(name);
         if (it.detail) e.appendChild(el("div", "detail", it.detail));
         ex.appendChild(e);
       });
@@ -215,7 +219,9 @@ SCRIPT = r"""
     list.slice((p.page - 1) * per, p.page * per).forEach(function (it) {
       if (it.parent && it.parent !== parent) {
         const n = items.filter(function (o) { return o.parent === it.parent; }).length;
-        cards.appendChild(el("h2", "parent", it.parent + " (" + n + (n === 1 ? " clip)" : " clips)")));
+        const head = el("h2", "parent", (it.parent_title || it.parent) + " (" + n + (n === 1 ? " clip)" : " clips)"));
+        if (it.hover) head.title = it.hover;
+        cards.appendChild(head);
       }
       parent = it.parent;
       cards.appendChild(card(it));
@@ -307,9 +313,22 @@ def _tables(report: Report) -> str:
     return f"<section><h2>Details</h2>{''.join(out)}</section>" if out else ""
 
 
+#: Characters that could end or change a ``<script>`` block (``</script>``, ``<!--<script>``) or a
+#: line of script, written as JSON escapes instead (the same string once parsed).
+_SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def script_json(value) -> str:
+    """``value`` as JSON that is safe inside a ``<script>`` element: no ``<``, ``>`` or ``&``
+    (nor U+2028/U+2029) appear in the text, so no string in it can end the block or open a
+    comment, and ``JSON.parse`` of the block's text gives ``value`` back."""
+    text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+    return re.sub("[<>&\u2028\u2029]", lambda m: _SCRIPT_ESCAPES[m.group()], text)
+
+
 def render_html(report: Report) -> str:
     """The page as a string. Data from the inspected files is escaped (HTML) or set as text by the script."""
-    index = json.dumps(report.index(), separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    index = script_json(report.index())
     notes = "".join(f"<li>{escape(n)}</li>" for n in report.notes)
     plots = "".join(f"<figure>{p.svg}{f'<figcaption>{escape(p.note)}</figcaption>' if p.note else ''}</figure>" for p in report.plots)
     groups = '<section><h2>Groups</h2><div class="groups" id="groups"></div></section>' if report.groups else ""

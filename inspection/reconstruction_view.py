@@ -30,6 +30,30 @@ def find_reconstructions(path: Path) -> list[Path]:
     return sorted(p for p in path.iterdir() if p.is_dir() and is_reconstruction(p)) if path.is_dir() else []
 
 
+def psnr_history(history) -> dict[str, tuple[list[float], list[float]]]:
+    """Stage -> (steps, PSNR dB) from metrics.json ``history`` ([{"step", "stage", "psnr", ...}]).
+
+    Steps are counted over all stages: a stage whose steps start again from 1 is placed after
+    the previous one. Entries without a numeric step and PSNR are skipped.
+    """
+    series: dict[str, tuple[list[float], list[float]]] = {}
+    offset = last = 0.0
+    for entry in history if isinstance(history, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        step, psnr = entry.get("step"), entry.get("psnr")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (step, psnr)):
+            continue
+        stage = str(entry.get("stage") or "training")
+        if stage not in series and series and step + offset <= last:
+            offset = last
+        xs, ys = series.setdefault(stage, ([], []))
+        last = step + offset
+        xs.append(last)
+        ys.append(float(psnr))
+    return series
+
+
 def _view_label(view: dict) -> str:
     return f"{view.get('video', '?')} {view.get('index', '?')}"
 
@@ -90,10 +114,10 @@ def reconstruction_report(path: Path, store: MediaStore, workers: int = 1) -> Re
         labels = [_view_label(v) for v in views]
         report.plots.append(Plot("psnr per view", svg.bar_chart(labels, [v.get("psnr") for v in views], "Held-out PSNR per view", unit=" dB")))
         report.plots.append(Plot("ssim per view", svg.bar_chart(labels, [v.get("ssim") for v in views], "Held-out SSIM per view")))
-        history = metrics.get("history") or []
+        history = psnr_history(metrics.get("history"))
         if history:
-            steps = [h.get("step") for h in history]
-            report.plots.append(Plot("psnr history", svg.line_chart({"held-out PSNR": (steps, [h.get("psnr") for h in history])}, "PSNR during training", "step", "PSNR (dB)")))
+            report.plots.append(Plot("psnr history", svg.line_chart(history, "PSNR during training", "step (all stages)", "PSNR (dB)"),
+                                     f"metrics.json history: {sum(len(xs) for xs, _ in history.values())} evaluations"))
         timings = metrics.get("timings_s") or {}
         report.plots.append(Plot("timings", svg.bar_chart(list(timings), list(timings.values()), "Time per stage", unit=" s")))
         report.tables["config"] = metrics.get("config") or {}
@@ -101,5 +125,5 @@ def reconstruction_report(path: Path, store: MediaStore, workers: int = 1) -> Re
     else:
         names = [out.name for out in all_metrics]
         report.plots.append(Plot("psnr per reconstruction", svg.bar_chart(names, [(m.get("heldout") or {}).get("psnr") for m in all_metrics.values()], "Held-out PSNR per reconstruction", unit=" dB")))
-        report.plots.append(Plot("psnr histogram", svg.histogram(psnrs, "Held-out PSNR", "PSNR (dB)", log_x=False)))
+        report.plots.append(Plot("psnr histogram", svg.histogram(psnrs, "Held-out PSNR", "PSNR (dB)", log_x=False, ylabel="reconstructions")))
     return report

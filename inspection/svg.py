@@ -14,6 +14,8 @@ from html import escape
 
 WIDTH, HEIGHT = 480, 260
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 64, 16, 28, 44
+#: Height of one row of a line chart's legend, pixels.
+LEGEND_ROW = 16
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
 
 
@@ -69,7 +71,7 @@ class _Axes:
     """Maps data to the plot area; linear or log10 on each axis."""
 
     def __init__(self, x_range: tuple[float, float], y_range: tuple[float, float], log_x: bool = False, log_y: bool = False,
-                 width: int = WIDTH, height: int = HEIGHT, left: int = MARGIN_LEFT):
+                 width: int = WIDTH, height: int = HEIGHT, left: int = MARGIN_LEFT, below: int = MARGIN_BOTTOM):
         self.log_x, self.log_y = log_x, log_y
         self.x0, self.x1 = (math.log10(v) for v in x_range) if log_x else x_range
         self.y0, self.y1 = (math.log10(v) for v in y_range) if log_y else y_range
@@ -78,7 +80,7 @@ class _Axes:
         if self.y1 <= self.y0:
             self.y0, self.y1 = self.y0 - 0.5, self.y1 + 0.5
         self.left, self.right = left, width - MARGIN_RIGHT
-        self.top, self.bottom = MARGIN_TOP, height - MARGIN_BOTTOM
+        self.top, self.bottom = MARGIN_TOP, height - below
 
     def px(self, x: float) -> float:
         x = math.log10(x) if self.log_x else x
@@ -109,11 +111,13 @@ class _Axes:
         return parts
 
 
-def histogram(values: Sequence[float], title: str, xlabel: str, bins: int | None = None, log_x: bool | None = None) -> str:
+def histogram(values: Sequence[float], title: str, xlabel: str, bins: int | None = None, log_x: bool | None = None,
+              ylabel: str = "count") -> str:
     """Histogram of the finite values.
 
     Args:
         values: the data (NaN, inf and None are ignored).
+        ylabel: what a bar counts ("clips", "reconstructions").
         bins: number of bins; None gives 2 * sqrt(n), between 5 and 30.
         log_x: logarithmic bins; None chooses them when all values are positive and span more
             than two decades (motion magnitudes do).
@@ -139,7 +143,7 @@ def histogram(values: Sequence[float], title: str, xlabel: str, bins: int | None
     if log_x:
         edges = [10**e for e in edges]
     axes = _Axes((edges[0], edges[-1]), (0, max(counts) * 1.05), log_x=log_x)
-    parts = _open("histogram", len(data), title) + axes.frame(xlabel + (" (log scale)" if log_x else ""), "assets")
+    parts = _open("histogram", len(data), title) + axes.frame(xlabel + (" (log scale)" if log_x else ""), ylabel)
     for i, count in enumerate(counts):
         if count:
             x0, x1, y = axes.px(edges[i]), axes.px(edges[i + 1]), axes.py(count)
@@ -210,8 +214,12 @@ def line_chart(series: dict[str, tuple[Sequence[float], Sequence[float]]], title
     if not log_y:
         pad = 0.05 * (y_high - y_low) or abs(y_high) * 0.05 or 1.0
         y_low, y_high = y_low - pad, y_high + pad
-    axes = _Axes((min(all_x), max(all_x)), (y_low, y_high), log_y=log_y)
-    parts = _open("lines", n, title) + axes.frame(xlabel, ylabel + (" (log scale)" if log_y else ""))
+    # The legend (two columns, more than one series) goes below the x axis label, never over the lines.
+    legend_rows = math.ceil(len(clean) / 2) if len(clean) > 1 else 0
+    height = HEIGHT + LEGEND_ROW * legend_rows
+    axes = _Axes((min(all_x), max(all_x)), (y_low, y_high), log_y=log_y, height=height, below=MARGIN_BOTTOM + LEGEND_ROW * legend_rows)
+    parts = _open("lines", n, title, height=height) + axes.frame(xlabel, ylabel + (" (log scale)" if log_y else ""))
+    column = (WIDTH - axes.left) // 2
     for i, (name, (xs, ys)) in enumerate(clean.items()):
         color = PALETTE[i % len(PALETTE)]
         xs, ys = _decimate(xs, ys, max_points)
@@ -220,8 +228,9 @@ def line_chart(series: dict[str, tuple[Sequence[float], Sequence[float]]], title
         else:
             points = " ".join(f"{axes.px(x):.1f},{axes.py(y):.1f}" for x, y in zip(xs, ys))
             parts.append(f'<polyline class="line" data-series="{escape(name)}" fill="none" stroke="{color}" stroke-width="1.5" points="{points}"/>')
-        legend_y = MARGIN_TOP + 4 + 14 * i
-        parts.append(f'<rect x="{axes.right - 150}" y="{legend_y}" width="10" height="10" fill="{color}"/>')
-        parts.append(f'<text class="legend" x="{axes.right - 136}" y="{legend_y + 9}">{escape(name)}</text>')
+        if legend_rows:
+            x, y = axes.left + column * (i % 2), axes.bottom + MARGIN_BOTTOM - 4 + LEGEND_ROW * (i // 2)
+            parts.append(f'<rect x="{x}" y="{y}" width="10" height="10" fill="{color}"/>')
+            parts.append(f'<text class="legend" x="{x + 14}" y="{y + 9}">{escape(name)}</text>')
     parts.append("</svg>")
     return "\n".join(parts)

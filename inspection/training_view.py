@@ -167,7 +167,9 @@ def training_report(run: Path, store: MediaStore) -> Report:
             highlights[loss_tag] = _value_near(series, loss_tag, step)
         report.items.append(Item(id=path.name, title=path.relative_to(run).as_posix(), videos=[("validation sample", sprite)],
                                  highlights=highlights, measures={"file": str(path), "bytes": path.stat().st_size}))
-    report.summary.insert(3, ("validation videos", str(len(report.items))))
+    validation_steps = (report.tables.get("train_config.json") or {}).get("validation_steps")
+    shown = "off (validation_steps 0)" if validation_steps == 0 and not report.items else str(len(report.items))
+    report.summary.insert(3, ("validation videos", shown))
     return report
 
 

@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -291,7 +291,7 @@ class Renderer:
         except AssetError as exc:
             exc.asset = str(asset)
             raise
-        return OpenAsset(self, self.assets_opened, Path(asset), source, description)
+        return OpenAsset(self, self.assets_opened, Path(asset), source, description, policy)
 
     def render(self, asset: str | Path, out: str | Path, options: RenderOptions | None = None, overwrite: bool = False,
                policy: AssetPolicy = AssetPolicy()) -> AssetInfo:
@@ -325,9 +325,10 @@ class OpenAsset:
     timeout): then every call raises AssetError("crashed").
     """
 
-    def __init__(self, renderer: Renderer, opened: int, path: Path, source: SourceInfo, description: dict):
+    def __init__(self, renderer: Renderer, opened: int, path: Path, source: SourceInfo, description: dict, policy: AssetPolicy = AssetPolicy()):
         self.renderer, self.opened, self.path, self.source = renderer, opened, path, source
         self.description = description
+        self.policy = policy
 
     def __enter__(self) -> OpenAsset:
         return self
@@ -368,6 +369,7 @@ class OpenAsset:
             source=self.source, animation=animation_info(plan, d, analysis), importer=d["importer"], blender_version=d["blender_version"],
             counts=counts, missing_linked_files=d["missing_linked_files"], normalization=analysis["normalization"],
             timings={"import_s": d["import_s"], "analyse_s": analysis["analyse_s"]}, warnings=d["warnings"] or None,
+            policy={k: v for k, v in asdict(self.policy).items() if v} or None,
         )
 
     def render(self, plan: ClipPlan, out: str | Path, options: RenderOptions, overwrite: bool = False,

@@ -201,6 +201,9 @@ class AssetInfo(Record):
     warnings: list[str] | None = None
     """What was rendered differently from the file because the asset policy allowed it
     (e.g. ``unreadable_texture: rendered without skin.jpg``)."""
+    policy: dict | None = None
+    """The allowances of the asset policy the render ran under (rendering.api.AssetPolicy
+    fields that were true, e.g. ``{"allow_untextured": true}``); None: none."""
     normalization: dict | None = None
     """x' = scale * x + offset, centring the union of all sampled bounding boxes with its largest side 1:
     ``scale``, ``offset`` [3], raw ``bbox_min`` / ``bbox_max`` [3], ``computed_over``."""

@@ -8,12 +8,13 @@ ground-truth dynamic orbit, "frozen" its static orbit, both asked for the ground
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 
 from d4d.evaluation.cli import main
-from d4d.evaluation.evaluate import read_results
+from d4d.evaluation.evaluate import COLUMNS, PAPER_ROWS, markdown_table, read_results
 from d4d.inspection.media import MediaStore
 from d4d.inspection.report import build_report, write_report
 from d4d.measures import motion_magnitude
@@ -22,6 +23,35 @@ from d4d.shards.dataset import ShardDataset
 from d4d.testing.eval_fixtures import clip_folder, i3d_file, lpips_folder
 from d4d.testing.train_fixtures import single_thread
 from d4d.training.outputs import write_sample
+
+HEADER = ["run", "task", "clips", *(title for _, title, _, _ in COLUMNS)]
+
+
+def markdown_tables(text: str) -> tuple[list[list[str]], list[str]]:
+    """(rows of the table, header first, as each cell's text; the text of every list item) as
+    markdown-it-py (CommonMark with GFM tables) parses ``text``; rows as written in the source
+    must split into as many cells as the header (markdown-it pads or cuts rows silently)."""
+    from markdown_it import MarkdownIt
+
+    rows, items, cells, in_item = [], [], None, False
+    for token in MarkdownIt("commonmark").enable("table").parse(text):
+        if token.type == "tr_open":
+            cells = []
+            assert len(split_row(text.splitlines()[token.map[0]])) == len(HEADER), text.splitlines()[token.map[0]]
+        elif token.type == "tr_close":
+            rows.append(cells)
+            cells = None
+        elif token.type in ("list_item_open", "list_item_close"):
+            in_item = token.type == "list_item_open"
+        elif token.type == "inline" and (cells is not None or in_item):
+            shown = "".join(c.content for c in token.children if c.type in ("text", "code_inline"))
+            cells.append(shown) if cells is not None else items.append(shown)
+    return rows, items
+
+
+def split_row(line: str) -> list[str]:
+    """A table row's cells: split on pipes that are not backslash-escaped, outer pipes dropped."""
+    return re.split(r"(?<!\\)\|", line.strip())[1:-1]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -65,8 +95,9 @@ def test_d4d_eval_measures_every_metric_and_the_report_shows_them(setup, tmp_pat
     mean_requested = sum(setup["requested"].values()) / 2
     assert copy["motion_error"] < 0.01 * mean_requested
     assert frozen["motion_error"] == pytest.approx(mean_requested, rel=0.01)  # a static orbit has m = 0
-    table = (out / "eval.md").read_text()
-    assert "| copy | image | 2 |" in table and "| Diffusion4D (paper) | image | 20 | 0.890 | 0.750 | 0.830 | 16.70 | 0.210 | 560.8 |" in table
+    rows, _ = markdown_tables((out / "eval.md").read_text())
+    assert rows[0] == HEADER and [row[:3] for row in rows[1:3]] == [["copy", "image", "2"], ["frozen", "image", "2"]]
+    assert ["Diffusion4D (paper)", "image", "20", "0.890", "0.750", "0.830", "16.70", "0.210", "560.8", "-"] in rows
 
     report = build_report(out, MediaStore(tmp_path / "media", "media"))
     assert report.kind == "evaluation" and len(report.items) == 4
@@ -91,3 +122,15 @@ def test_metrics_without_weights_are_absent_with_the_reason(setup, tmp_path):
     assert stray["clips"] == 0 and "is not in the held-out split" in stray["notes"][0]
     assert "Absent:" in (out / "eval.md").read_text()
     assert main([str(root / "copy"), "--shards", str(tmp_path), "--out", str(out)]) == 2
+
+
+def test_eval_md_is_a_markdown_table_whatever_the_names_and_reasons_hold():
+    name, reason = "a | b *c* <script>x</script> `d`", "no | weights [here](x) & <b>"
+    metrics = {key: {"value": None, "n": 0, "reason": reason} for key, *_ in COLUMNS} | {"psnr": {"value": 20.0, "n": 1, "reason": None}}
+    results = {"runs": [{"name": name, "task": "image|text", "clips": 1, "metrics": metrics}],
+               "paper": [{"task": task, **values} for task, values in PAPER_ROWS]}
+    text = markdown_table(results)
+    rows, items = markdown_tables(text)
+    assert rows[0] == HEADER and len(rows) == 2 + len(PAPER_ROWS)
+    assert rows[1] == [name, "image|text", "1", "-", "-", "-", "20.00", "-", "-", "-"]  # shown as written, not split
+    assert items == [f"{name}, {title}: {reason}" for key, title, _, _ in COLUMNS if key != "psnr"]

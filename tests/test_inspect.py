@@ -4,6 +4,7 @@ Chromium is installed, in a real headless browser (marker ``browser``)."""
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import re
@@ -41,7 +42,7 @@ def page_index(page: Path) -> dict:
     """The JSON index embedded in a report page."""
     text = page.read_text()
     match = re.search(r'<script type="application/json" id="d4d-index">(.*?)</script>', text, re.S)
-    return json.loads(match.group(1).replace("<\\/", "</"))
+    return json.loads(match.group(1))
 
 
 def page_svgs(page: Path) -> dict[str, int]:
@@ -260,7 +261,7 @@ def test_curation_report_shows_every_decision_and_measure(curation_output, curat
     assert plots["Motion magnitude m(V) per clip"] == sum(d["measures"].get("motion_magnitude") is not None for d in expected.values())
     assert plots["Decisions by reason"] == 1 + len(groups)
     assert plots["Time per pipeline stage, mean per clip"] == plots["Time per pipeline stage, total"] == 4  # fetch .. quality
-    assert plots["seconds per asset, all pipeline stages"] == len(expected)
+    assert plots["seconds per clip, all pipeline stages"] == len(expected)
     assert plots["Render time per stage, mean per asset"] > 0  # asset.json timings of the real renders
 
 
@@ -332,6 +333,148 @@ def test_reconstruction_report_shows_turntable_input_and_psnr_per_view(reconstru
     assert plots["Held-out PSNR per view"] == len(metrics["heldout"]["views"]) > 0
     assert plots["Time per stage"] == len(metrics["timings_s"])
     assert detect_kind(reconstruction_output.parent) == "reconstruction"  # a folder of outputs
+
+
+# ---------------------------------------------------------------- hostile text in every input
+
+
+#: Text that would end the index's script block, open a comment that swallows the page's own
+#: script, or break an attribute, if it reached the page raw. HOSTILE_NAME: the same without
+#: "/", for file and folder names.
+HOSTILE = '</script><!--<script>x&amp;"\'\u2028</SCRIPT >'
+HOSTILE_NAME = '<!--<script>x&amp;"\''
+SHOWN = " ".join(HOSTILE.split())  # what a one-line field shows (U+2028 is a line break)
+
+
+def inert_index(page: Path) -> dict:
+    """The page's index, after checking that no inspected text reached the page as markup: the
+    page's own two script blocks only, no comment, and a JSON block without "<", ">" or "&"."""
+    text = page.read_text()
+    assert len(re.findall("<script", text, re.I)) == 2 and len(re.findall("</script", text, re.I)) == 2
+    assert "<!--" not in text and html.escape(HOSTILE_NAME) in text  # the folder's name is in the header, as text
+    start = text.index(">", text.index('<script type="application/json" id="d4d-index"')) + 1
+    block = text[start : text.index("</script>", start)]
+    assert not set(block) & set("<>&\u2028\u2029")
+    return json.loads(block)
+
+
+def assert_runs_in_chromium(page: Path, tmp_path: Path, cards: int) -> None:
+    if CHROMIUM.exists():  # the page's script ran to its end and built the cards
+        status = chromium(page.as_uri(), tmp_path)
+        assert (status["ready"], status["errors"], status["cards"]) == ("1", "", str(cards)), status
+
+
+def _hostile_render(root: Path) -> Path:
+    """A synthetic render directory whose file name, action, caption and warning are hostile,
+    rendered under allow_untextured."""
+    from d4d.testing.shards_helpers import make_shard_render
+
+    render = make_shard_render(root, HOSTILE_NAME, frames=6, size=24, caption=HOSTILE)
+    asset = json.loads((render / "asset.json").read_text())
+    asset["animation"]["action"] = HOSTILE
+    asset.update(policy={"allow_untextured": True}, warnings=[f"unreadable_texture: rendered without {HOSTILE}"])
+    (render / "asset.json").write_text(json.dumps(asset))
+    return render
+
+
+def test_hostile_text_in_a_curation_output_stays_text(tmp_path):
+    from d4d.pipelines.manifest import ManifestState
+    from d4d.pipelines.tables import run_stats, write_tables
+    from d4d.rendering.contract import read_asset
+
+    root = tmp_path / HOSTILE_NAME
+    render = _hostile_render(root / "renders")
+    sha = read_asset(render).source.sha256
+    # decided here from the render directory: file name, action, caption, policy and warning
+    index = inert_index(write_report(root / "renders", tmp_path / "renders.html", ReportConfig(workers=1)))
+    (item,) = index["items"]
+    assert item["title"] == f"{HOSTILE_NAME}.glb · {HOSTILE}" and item["caption"] == HOSTILE and sha in item["hover"]
+    assert item["parent_title"] == f"{HOSTILE_NAME}.glb" and len(item["videos"]) == 3
+    assert item["highlights"]["asset_policy"] == {"allow_untextured": True}
+    assert item["measures"]["asset_warnings"] == [f"unreadable_texture: rendered without {HOSTILE}"]
+    assert_runs_in_chromium(tmp_path / "renders.html", tmp_path, 1)
+
+    # a curation run's tables: every text column hostile, the reject linking its render directory
+    state = ManifestState()
+    for i, uid in enumerate(("a" * 32, "b" * 32)):
+        state.apply({"event": "result", "uid": uid, "asset_uid": uid, "action": HOSTILE, "name": f"{HOSTILE_NAME}{i}.glb", "source": HOSTILE,
+                     "file_identifier": f"{HOSTILE}/{HOSTILE_NAME}{i}.glb", "local_path": None, "sha256": sha, "license": HOSTILE,
+                     "caption": HOSTILE, "decision": "reject", "reason": HOSTILE, "detail": HOSTILE, "stage": "quality", "error_kind": HOSTILE,
+                     "attempts": 1, "render_dir": str(render) if i == 0 else None, "worker": HOSTILE, "measures": {HOSTILE: HOSTILE},
+                     "timings": {HOSTILE: 1.0}, "time": time.time()})
+    write_tables(root, state, run_stats(state, 2, time.time(), 1.0, 1))
+    page = write_report(root, tmp_path / "run.html", ReportConfig(workers=1))
+    index = inert_index(page)
+    items = {item["id"]: item for item in index["items"]}
+    for i, uid in enumerate(("a" * 32, "b" * 32)):
+        item = items[uid]
+        assert (item["title"], item["caption"], item["group"], item["detail"]) == (f"{HOSTILE_NAME}{i}.glb · {HOSTILE}", HOSTILE, HOSTILE, HOSTILE)
+        assert item["measures"][HOSTILE] == HOSTILE and f"sha256 {sha}" in item["hover"]
+    assert len(items["a" * 32]["videos"]) == 3  # the reject's preview, from its render directory
+    assert [g["key"] for g in index["groups"]] == [HOSTILE]
+    assert html.unescape(HOSTILE) not in page_svgs(page) and page_svgs(page)["Decisions by reason"] == 2
+    assert_runs_in_chromium(page, tmp_path, 2)
+
+
+def test_hostile_text_in_a_training_run_stays_text(tmp_path):
+    run = tmp_path / HOSTILE_NAME
+    run.mkdir()
+    (run / "train_config.json").write_text(json.dumps({"validation_prompt": HOSTILE, "validation_steps": 0}))
+    (run / "log.jsonl").write_text("\n".join(json.dumps({"step": s, "loss": 1.0 / s, "loss " + HOSTILE: 2.0 / s, HOSTILE: s}) for s in range(1, 6)))
+    page = write_report(run, tmp_path / "train.html")
+    inert_index(page)
+    plots = {html.unescape(label): n for label, n in page_svgs(page).items()}
+    assert plots["Training losses"] == 10 and plots[HOSTILE] == 5
+    text = page.read_text()
+    assert html.escape(HOSTILE) in text and "<b>off (validation_steps 0)</b>validation videos" in text
+    assert_runs_in_chromium(page, tmp_path, 0)
+
+
+def test_hostile_text_in_an_evaluation_stays_text(tmp_path):
+    from d4d.evaluation.evaluate import COLUMNS, PAPER_ROWS, write_results
+
+    metrics = {key: {"value": None, "n": 0, "reason": HOSTILE} for key, *_ in COLUMNS} | {"psnr": {"value": 20.0, "n": 1, "reason": None}}
+    run = {"name": HOSTILE, "path": HOSTILE, "task": HOSTILE, "clips": 1, "missing": [HOSTILE], "metrics": metrics, "notes": [HOSTILE],
+           "per_clip": [{"uid": HOSTILE, "psnr": 20.0, "prompt": HOSTILE, "render_dir": str(tmp_path / HOSTILE_NAME)}, {"uid": "b", "skipped": HOSTILE}]}
+    out = tmp_path / HOSTILE_NAME
+    write_results({"schema": "d4d-eval", "version": 1, "heldout": HOSTILE, "heldout_clips": 1, "config": {"prompt": HOSTILE}, "runs": [run],
+                   "paper": [{"task": task, **values} for task, values in PAPER_ROWS]}, out)
+    page = write_report(out, tmp_path / "eval.html")
+    index = inert_index(page)
+    assert [(item["title"], item["group"], item["measures"].get("prompt")) for item in index["items"]] == [(HOSTILE, HOSTILE, HOSTILE), ("b", HOSTILE, None)]
+    assert index["items"][1]["detail"] == f"skipped: {HOSTILE}"
+    assert_runs_in_chromium(page, tmp_path, 2)
+
+
+def test_hostile_text_in_a_reconstruction_stays_text_and_its_history_is_plotted(tmp_path):
+    from d4d.inspection.reconstruction_view import psnr_history
+
+    out = tmp_path / HOSTILE_NAME
+    out.mkdir()
+    (out / "canonical.ply").write_bytes(b"")
+    history = [{"step": 10, "stage": HOSTILE, "psnr": 15.0}, {"step": 20, "stage": HOSTILE, "psnr": 18.0},
+               {"step": 5, "stage": "fine", "psnr": 19.0}, {"step": 10, "stage": "fine", "psnr": 21.0}, {"step": "x", "psnr": 1.0}]
+    (out / "metrics.json").write_text(json.dumps({
+        "input": HOSTILE, "backend": HOSTILE, "heldout": {"psnr": 21.0, "ssim": 0.5, "views": [{"video": HOSTILE, "index": 0, "psnr": 21.0, "ssim": 0.5}]},
+        "history": history, "timings_s": {HOSTILE: 1.0}, "config": {HOSTILE: HOSTILE}}))
+    page = write_report(out, tmp_path / "recon.html")
+    (item,) = inert_index(page)["items"]
+    assert item["measures"]["input"] == HOSTILE and item["measures"]["backend"] == HOSTILE
+    assert page_svgs(page)["PSNR during training"] == 4
+    # steps count over all stages: the fine stage's steps 5 and 10 come after the coarse stage's 20
+    assert psnr_history(history) == {HOSTILE: ([10.0, 20.0], [15.0, 18.0]), "fine": ([25.0, 30.0], [19.0, 21.0])}
+    assert_runs_in_chromium(page, tmp_path, 1)
+
+
+def test_an_allowed_untextured_render_is_flagged_in_its_decision():
+    from d4d.rendering.contract import AnimationInfo, AssetInfo
+
+    asset = AssetInfo(animation=AnimationInfo(has_animation=True, frame_range=[1.0, 49.0], fps=24.0))
+    assert decide(asset).detail == "" and "asset_policy" not in decide(asset).measures
+    asset.policy, asset.warnings = {"allow_untextured": True}, ["unreadable_texture: rendered without skin.jpg"]
+    decision = decide(asset)
+    assert decision.kept and decision.detail == "rendered under allow_untextured; unreadable_texture: rendered without skin.jpg"
+    assert decision.measures["asset_policy"] == {"allow_untextured": True} and decision.measures["asset_warnings"] == asset.warnings
 
 
 # ---------------------------------------------------------------- CLI
