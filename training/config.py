@@ -78,8 +78,11 @@ class TrainConfig:
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
     """"no", "fp16" or "bf16" (accelerate); trainable weights stay float32."""
     gradient_checkpointing: bool = False
-    """Recompute activations in the backward pass where the backbone supports it
-    (UNetSpatioTemporalConditionModel does; UNet3DConditionModel and I2VGenXLUNet do not: a warning is logged)."""
+    """Recompute activations in the backward pass: every resnet, temporal conv and transformer
+    layer of the UNet's blocks is checkpointed (training.memory; all three backbones)."""
+    optimizer: Literal["adamw", "adamw-8bit"] = "adamw"
+    """"adamw" (torch, float32 moments: 8 bytes per parameter) or "adamw-8bit" (bitsandbytes'
+    AdamW8bit, 2 bytes per parameter; needs bitsandbytes, a CUDA package, installed)."""
 
     prediction_type: Literal["epsilon", "v_prediction"] | None = None
     """Override of the target of L_ldm. None (default) keeps the backbone's own (its scheduler
@@ -134,7 +137,7 @@ class TrainConfig:
     """DataLoader worker processes (0: load in the training process)."""
 
     def __post_init__(self) -> None:
-        for name in ("task", "target", "prediction_type", "motion_loss_weighting", "mixed_precision", "lr_schedule"):
+        for name in ("task", "target", "prediction_type", "motion_loss_weighting", "mixed_precision", "lr_schedule", "optimizer"):
             choices = typing.get_args(typing.get_type_hints(TrainConfig)[name])
             allowed = [c for arg in choices for c in (typing.get_args(arg) or (arg,)) if c is not type(None)]
             allowed += [None] if type(None) in choices else []

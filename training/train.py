@@ -41,6 +41,7 @@ from .components import Components, build_components, load_components
 from .config import TrainConfig
 from .data import ShardBatches, collate
 from .latent_cache import cache_latents as write_latent_cache
+from .memory import enable_activation_checkpointing, make_optimizer, use_sdpa_attention
 from .objective import batch_inputs, compute_losses, drop_conditions, empty_prompt_embedding, micro_conditions, null_conditions
 from .outputs import to_uint8, write_mp4
 from .pipeline import Diffusion4DPipeline
@@ -173,18 +174,17 @@ def train(config: TrainConfig, source, output: Path, parts: Components | None = 
             frozen.requires_grad_(False).eval().to(device)
             if weight_dtype != torch.float32:
                 frozen.to(weight_dtype)
+    use_sdpa_attention(parts.unet)
     if config.gradient_checkpointing:
-        if parts.unet._supports_gradient_checkpointing:
-            parts.unet.enable_gradient_checkpointing()
-        else:
-            logger.warning("%s does not support gradient checkpointing; training without it", type(parts.unet).__name__)
+        layers = enable_activation_checkpointing(parts.unet)
+        logger.info("gradient checkpointing: %d layers of %s recomputed in the backward pass", layers, type(parts.unet).__name__)
     denoiser = Denoiser(parts.unet, parts.motion_embedding, config.task, micro_conditions(config, parts.adapter),
                         parts.static_input).to(device)
     schedule = training_schedule(parts.scheduler, config.edm_p_mean, config.edm_p_std)
     denoiser.train()
-    optimizer = torch.optim.AdamW(denoiser.parameters(), lr=config.learning_rate,
-                                  betas=(config.adam_beta1, config.adam_beta2),
-                                  weight_decay=config.adam_weight_decay, eps=config.adam_epsilon)
+    optimizer = make_optimizer(config.optimizer, denoiser.parameters(), lr=config.learning_rate,
+                               betas=(config.adam_beta1, config.adam_beta2), weight_decay=config.adam_weight_decay,
+                               eps=config.adam_epsilon)
     lr_scheduler = get_scheduler(config.lr_schedule, optimizer,
                                  num_warmup_steps=config.lr_warmup_steps * accelerator.num_processes,
                                  num_training_steps=config.max_steps * accelerator.num_processes)
