@@ -11,7 +11,8 @@ worker serves every stage and every clip (animation x window, ``rendering.clips`
    that rests on image-fidelity rules alone (``IMAGE_FIDELITY_RULES``: front-view SSIM, which
    depends on resolution) is deferred to the quality render instead of rejecting.
 3. **quality render**: the clip's final render; the rules run again on it and that decision is
-   final (``decide_render``). A kept clip's render stays, annotated with its identity.
+   final (``decide_render``). A kept clip's render stays, annotated with its identity; a clip
+   rejected here keeps that render as its preview (moved to the previews folder).
 
 An asset that cannot be imported raises ``AssetError`` (one failure for the asset); a clip
 whose render fails is a ``failed`` outcome of its own, and its siblings go on.
@@ -115,7 +116,8 @@ class ClipOutcome:
         window: asset.json's ``animation.window`` of the clip (None without one).
         decision: keep / reject / failed with reason, detail and every measure.
         stage: where it was decided ("precheck", "prepass" or "quality").
-        render_dir: the quality render (kept), the cheap preview (rejected, when kept), else None.
+        render_dir: the quality render (kept), the reject's preview (its pre-check or pre-pass
+            render, or its quality render when rejected there; when previews are kept), else None.
         timings: stage -> seconds spent on this clip (the import is charged to the first clip).
         retryable: for a failed clip, whether another attempt may succeed (crash, timeout).
     """
@@ -265,9 +267,8 @@ class StagedDecision:
             return failed(exc, "quality")
         finally:
             timings["quality"] = time.perf_counter() - clock
-        if not final.kept:
-            shutil.rmtree(out, ignore_errors=True)
-            return outcome(final, "quality")
+        if not final.kept:  # its quality render becomes its preview (the frames the rules judged)
+            return outcome(final, "quality", _publish_preview(out, previews, cid))
         final.measures.update(motion_magnitude=asset.motion_magnitude, motion_magnitude_version=asset.motion_magnitude_version,
                               render_s=asset.timings.get("total_s"))
         return outcome(final, "quality", out)

@@ -295,6 +295,25 @@ def test_directory_of_render_dirs_is_decided_here(render_builtin, tmp_path):
     assert items["static"]["group"] == "no_animation"
 
 
+@pytest.mark.blender
+def test_a_clip_rejected_at_the_quality_stage_keeps_its_render_as_preview(renderer, builtin_assets, tmp_path):
+    """The pre-pass defers a front-SSIM verdict; the quality render rejects on it and becomes the
+    reject's preview, which the report shows."""
+    from d4d.curation.procedure import DecisionConfig, StagedDecision
+    from d4d.rendering.options import RenderOptions
+
+    (tmp_path / "scratch").mkdir()
+    rules = CurationConfig(ssim_distorted=0.999999, ssim_too_static=0.999999)  # any motion is "distorted"
+    config = DecisionConfig(render=RenderOptions(engine="workbench", resolution=32, frames=8), prepass_resolution=32, prepass_engine="workbench", rules=rules)
+    (outcome,) = StagedDecision(config, renderer, tmp_path / "scratch").run(builtin_assets["rigid"], "rigid", tmp_path / "renders", tmp_path / "previews")
+    assert (outcome.decision.decision, outcome.decision.reason, outcome.stage) == ("reject", "distorted", "quality"), outcome.decision.detail
+    assert "prepass_deferred" in outcome.decision.measures
+    assert outcome.render_dir == tmp_path / "previews" / outcome.clip_id and not (tmp_path / "renders" / outcome.clip_id).exists()
+    assert load_render(outcome.render_dir).videos["front"].rgba.shape[:3] == (8, 32, 32)  # the quality render's frames
+    (item,) = page_index(write_report(tmp_path / "previews", tmp_path / "r.html", ReportConfig(workers=1)))["items"]
+    assert [v["label"] for v in item["videos"]] == ["dynamic", "static", "front"]
+
+
 # ---------------------------------------------------------------- training and reconstruction
 
 
