@@ -26,12 +26,24 @@ def parse_shard_spec(spec: str) -> tuple[Path, int | str] | None:
 
 
 def load_shard_row(path: Path, key: int | str, videos: tuple[str, ...]) -> RenderSample:
-    """One shard row as a RenderSample (uint8 RGBA frames, cameras, times); ValueError naming the row otherwise."""
+    """One shard row as a RenderSample (uint8 RGBA frames, cameras, times), after checking the
+    shard's schema and the row's values (shards.checks) and decoding its videos within the
+    budget those values set; ValueError naming the row otherwise."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
+
+    from d4d.shards.checks import CHECKED_COLUMNS, check_table
+    from d4d.shards.schema import schema_problems
 
     if not path.is_file():
         raise ValueError(f"{path}: shard file not found")
-    shard = pq.ParquetFile(path)
+    try:
+        shard = pq.ParquetFile(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise ValueError(f"{path}: cannot open as Parquet ({exc})") from None
+    problems = schema_problems(shard.schema_arrow)
+    if problems:
+        raise ValueError(f"{path}: not a valid shard: {problems[0]}")
     if isinstance(key, int):
         if key >= shard.metadata.num_rows:
             raise ValueError(f"{path}#{key}: the shard has {shard.metadata.num_rows} rows")
@@ -45,9 +57,15 @@ def load_shard_row(path: Path, key: int | str, videos: tuple[str, ...]) -> Rende
     while offset >= shard.metadata.row_group(group).num_rows:
         offset -= shard.metadata.row_group(group).num_rows
         group += 1
-    columns = ["uid", "width", "height", "camera_angle_x", "asset_json"]
-    columns += [f"{v}_{suffix}" for v in videos for suffix in ("video", "c2w", "times", "azimuth_deg")]
-    row = shard.read_row_group(group, columns=columns).slice(offset, 1).to_pylist()[0]
+    names = shard.schema_arrow.names
+    columns = [c for c in dict.fromkeys([*CHECKED_COLUMNS, "asset_json"]) if c in names]
+    columns += [f"{v}_video" for v in videos if f"{v}_video" in names]
+    try:
+        table = shard.read_row_group(group, columns=columns).slice(offset, 1)
+    except (OSError, pa.ArrowException) as exc:
+        raise ValueError(f"{path}#{key}: row group {group} unreadable ({exc})") from None
+    check_table(table, f"{path}#{key}", index)
+    row = {f"{v}_{suffix}": None for v in videos for suffix in ("video", "c2w", "times", "azimuth_deg")} | table.to_pylist()[0]
     return sample_from_row(row, videos, Path(f"{path}#{key}"))
 
 

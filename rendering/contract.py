@@ -42,6 +42,22 @@ ANIMATED_VIDEOS = ("dynamic", "front", "dynamic2")
 TRANSFORMS_NAME = "transforms.json"
 ASSET_NAME = "asset.json"
 
+#: Bounds on the numbers of a render or a shard row, checked wherever one is read (load_render
+#: here, shards.checks for shard rows; docs/security.md, "Hostile numbers"):
+#: image sides in pixels,
+MAX_IMAGE_SIDE = 16384
+#: the horizontal field of view in degrees (the renderer's own --fov-deg range),
+FOV_RANGE_DEG = (1.0, 170.0)
+#: a camera's distance from the origin, scene units (the normalised asset's largest side is 1),
+MAX_CAMERA_DISTANCE = 1e4
+#: how far a camera's rotation may be from orthonormal (largest entry of |R^T R - I|),
+RIGID_TOLERANCE = 1e-3
+#: and the decode budget: the bytes of a video's decoded uint8 RGBA frames, T * H * W * 4.
+MAX_DECODED_BYTES = 2**30
+#: Why a camera matrix is refused, by the codes ``camera_faults`` returns (0: a good camera).
+CAMERA_FAULTS = ("", "not finite", "not a rigid transform (rotation not orthonormal with determinant 1, or last row not 0 0 0 1)",
+                 f"farther than {MAX_CAMERA_DISTANCE:g} units from the origin")
+
 
 class RenderContractError(ValueError):
     """A render directory that does not follow the contract; the message names the file."""
@@ -311,15 +327,67 @@ class RenderSample:
         return self.asset.motion_magnitude
 
 
+# ---------------------------------------------------------------- range checks of numbers read
+
+
+def field_of_view_ok(angle) -> bool:
+    """Whether ``angle`` (radians, the horizontal field of view) is a number in FOV_RANGE_DEG."""
+    low, high = FOV_RANGE_DEG
+    return _accepts(float, angle) and math.radians(low) <= angle <= math.radians(high)
+
+
+def camera_faults(c2w: np.ndarray) -> np.ndarray:
+    """int [N]: for each float64 [N, 4, 4] camera-to-world matrix, its index in CAMERA_FAULTS (0: good).
+
+    A good camera is finite, a rigid transform (rotation orthonormal within RIGID_TOLERANCE with
+    determinant +1, last row 0 0 0 1) and within MAX_CAMERA_DISTANCE of the origin.
+    """
+    c2w = np.asarray(c2w, dtype=np.float64).reshape(-1, 4, 4)
+    faults = np.zeros(len(c2w), dtype=np.int64)
+    finite = np.isfinite(c2w).all(axis=(1, 2))
+    faults[~finite] = 1
+    safe = np.where(finite[:, None, None], c2w, np.eye(4))  # keep the non-finite out of the arithmetic below
+    rotation = safe[:, :3, :3]
+    gram = np.einsum("nji,njk->nik", rotation, rotation) - np.eye(3)
+    rigid = (np.abs(gram).max(axis=(1, 2)) <= RIGID_TOLERANCE) & (np.linalg.det(rotation) > 0)
+    rigid &= np.abs(safe[:, 3] - np.array([0.0, 0.0, 0.0, 1.0])).max(axis=1) <= RIGID_TOLERANCE
+    faults[finite & ~rigid] = 2
+    faults[finite & rigid & (np.linalg.norm(safe[:, :3, 3], axis=1) > MAX_CAMERA_DISTANCE)] = 3
+    return faults
+
+
+def times_ok(times: np.ndarray) -> np.ndarray:
+    """bool [T]: which normalised animation times are finite and in [0, 1]."""
+    times = np.asarray(times, dtype=np.float64)
+    return np.isfinite(times) & (times >= 0.0) & (times <= 1.0)
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]} is out of the range of a float")
+    return value
+
+
+def strict_json(text: str):
+    """``json.loads`` that refuses NaN, Infinity and numbers that overflow a float (JSON has no
+    non-finite numbers; d4d's writers never write them). ValueError otherwise."""
+    return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
 # ---------------------------------------------------------------- reading
 
 
 def _read_json(path: Path) -> dict:
     try:
-        data = json.loads(path.read_text())
+        data = strict_json(path.read_text())
     except FileNotFoundError:
         raise RenderContractError(f"{path}: missing (not a d4d render directory?)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, NaN, a float or int out of range
         raise RenderContractError(f"{path}: not valid JSON ({exc})") from None
     except OSError as exc:
         raise RenderContractError(f"{path}: cannot read ({exc})") from None
@@ -336,11 +404,16 @@ def read_asset(root: str | Path) -> AssetInfo:
     return AssetInfo.parse(_read_json(path), str(path))
 
 
-def read_rgba(path: Path) -> np.ndarray:
-    """One frame as uint8 [H, W, 4]; RGB images get an opaque alpha."""
+def read_rgba(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """One frame as uint8 [H, W, 4]; RGB images get an opaque alpha. ``size`` (height, width):
+    the size the frame must have, checked on the file's header before its pixels are decoded."""
     try:
         with Image.open(path) as image:
+            if size is not None and (image.height, image.width) != tuple(size):
+                raise RenderContractError(f"{path}: frame is {image.width}x{image.height}, transforms.json says {size[1]}x{size[0]}")
             return np.asarray(image.convert("RGBA"))
+    except RenderContractError:
+        raise
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise RenderContractError(f"{path}: cannot read frame ({exc})") from None
 
@@ -368,10 +441,12 @@ def _number(frame: dict, key: str, where: str) -> float:
 
 def _camera_header(transforms: dict, where: str) -> tuple[int, int, float]:
     width, height, angle = transforms.get("w"), transforms.get("h"), transforms.get("camera_angle_x")
-    if not all(_accepts(int, v) and 0 < v <= 16384 for v in (width, height)):
-        raise RenderContractError(f"{where}: w and h must be positive integers, got {width!r}, {height!r}")
-    if not _accepts(float, angle) or not 0.0 < angle < math.pi:
-        raise RenderContractError(f"{where}: camera_angle_x must be in (0, pi) radians, got {angle!r}")
+    if not all(_accepts(int, v) and 0 < v <= MAX_IMAGE_SIDE for v in (width, height)):
+        raise RenderContractError(f"{where}: w and h must be integers in 1..{MAX_IMAGE_SIDE}, got {width!r:.40}, {height!r:.40}")
+    if not field_of_view_ok(angle):
+        low, high = FOV_RANGE_DEG
+        raise RenderContractError(f"{where}: camera_angle_x must be in [{low:g}, {high:g}] degrees "
+                                  f"({math.radians(low):.4f}..{math.radians(high):.4f} radians), got {angle!r:.40}")
     return width, height, float(angle)
 
 
@@ -400,6 +475,8 @@ def load_render(root: str | Path, videos: tuple[str, ...] = VIDEO_NAMES, load_pi
             by_video.setdefault(frame["video"], []).append(frame)
     sample = RenderSample(root=root, width=width, height=height, camera_angle_x=angle, asset=read_asset(root))
     for name, entries in by_video.items():
+        if not all(_accepts(int, f.get("index", 0)) for f in entries):
+            raise RenderContractError(f"{where}: {name} frame index must be an integer")
         entries = sorted(entries, key=lambda f: f.get("index", 0))
         spot = [f"{where}: {name} frame {i}" for i in range(len(entries))]
         files = [f.get("file_path") for f in entries]
@@ -407,21 +484,32 @@ def load_render(root: str | Path, videos: tuple[str, ...] = VIDEO_NAMES, load_pi
         c2w = np.array([f.get("transform_matrix") for f in entries], dtype=object)
         try:
             c2w = np.asarray(c2w.tolist(), dtype=np.float64)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             c2w = np.empty(0)
-        if c2w.shape != (len(entries), 4, 4) or not np.isfinite(c2w).all():
-            raise RenderContractError(f"{where}: {name} transform_matrix must be finite 4x4 matrices")
+        if c2w.shape != (len(entries), 4, 4):
+            raise RenderContractError(f"{where}: {name} transform_matrix must be 4x4 matrices of numbers")
+        faults = camera_faults(c2w)
+        if faults.any():
+            first = int(np.flatnonzero(faults)[0])
+            raise RenderContractError(f"{spot[first]}: transform_matrix {CAMERA_FAULTS[faults[first]]}")
+        times = np.array([_number(f, "time", s) for f, s in zip(entries, spot)])
+        if not times_ok(times).all():
+            first = int(np.flatnonzero(~times_ok(times))[0])
+            raise RenderContractError(f"{spot[first]}.time: {times[first]!r} is not in [0, 1]")
         if load_pixels:
-            rgba = np.stack([read_rgba(p) for p in paths])
-            if rgba.shape[1:3] != (height, width):
-                raise RenderContractError(f"{paths[0]}: frame is {rgba.shape[1:3]}, transforms.json says {(height, width)}")
+            if len(entries) * height * width * 4 > MAX_DECODED_BYTES:
+                raise RenderContractError(f"{where}: {name}: {len(entries)} frames of {width}x{height} exceed the decode budget "
+                                          f"of {MAX_DECODED_BYTES / 2**30:g} GiB")
+            rgba = np.empty((len(entries), height, width, 4), dtype=np.uint8)
+            for i, path in enumerate(paths):
+                rgba[i] = read_rgba(path, (height, width))
         else:
             rgba = np.zeros((len(entries), 0, 0, 4), dtype=np.uint8)
         sample.videos[name] = VideoFrames(
             name=name,
             rgba=rgba,
             c2w=c2w,
-            times=np.array([_number(f, "time", s) for f, s in zip(entries, spot)]),
+            times=times,
             azimuths_deg=np.array([_number(f, "azimuth_deg", s) for f, s in zip(entries, spot)]),
             elevations_deg=np.array([_number(f, "elevation_deg", s) for f, s in zip(entries, spot)]),
             distances=np.array([_number(f, "distance", s) for f, s in zip(entries, spot)]),

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 from d4d.rendering.cameras import DEFAULT_FOV_DEG
+from d4d.rendering.contract import FOV_RANGE_DEG
 from d4d.rendering.orbits import OrbitLayout
 
 ENGINES = ("cycles", "workbench", "eevee")
@@ -110,8 +111,8 @@ class RenderOptions:
             raise ValueError(f"distance must be > 0, got {self.distance}")
         if not -89.0 <= self.elevation_deg <= 89.0:
             raise ValueError(f"elevation must be in [-89, 89] degrees, got {self.elevation_deg}")
-        if not 1.0 <= self.fov_deg <= 170.0:
-            raise ValueError(f"field of view must be in [1, 170] degrees, got {self.fov_deg}")
+        if not FOV_RANGE_DEG[0] <= self.fov_deg <= FOV_RANGE_DEG[1]:
+            raise ValueError(f"field of view must be in [{FOV_RANGE_DEG[0]:g}, {FOV_RANGE_DEG[1]:g}] degrees, got {self.fov_deg}")
         bad = [v for v in self.videos if v not in FIRST_ORBIT_VIDEOS]
         if bad or not self.videos:
             raise ValueError(f"videos must be a non-empty subset of {FIRST_ORBIT_VIDEOS}, got {self.videos}")

@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 import torch.distributed as dist
 from torch.utils.data import IterableDataset, get_worker_info
 
+from d4d.shards.checks import CHECKED_COLUMNS, check_table
 from d4d.shards.decode import as_second_orbit, decode_row, row_columns, second_orbit_videos, video_columns
 from d4d.shards.files import list_shards
 from d4d.shards.order import epoch_order, rank_share, worker_share
@@ -38,16 +39,38 @@ STATE_VERSION = 1
 
 
 def open_shards(shards: str | Path | Sequence[str | Path]) -> list[Path]:
-    """Shard files of a directory, a file, or a list of them; raises ValueError for an invalid shard."""
+    """Shard files of a directory, a file, or a list of them, after checking each one's schema
+    and the values of every row (``check_values``); raises ValueError naming the first invalid
+    shard (and row)."""
     items = [shards] if isinstance(shards, (str, Path)) else list(shards)
     paths = [p for item in items for p in list_shards(item)]
     if not paths:
         raise ValueError(f"no shards (part-*.parquet) in {', '.join(map(str, items))}")
     for path in paths:
-        problems = schema_problems(pq.read_schema(path))
+        try:
+            problems = schema_problems(pq.read_schema(path))
+        except (OSError, pa.ArrowException) as exc:
+            raise ValueError(f"{path}: cannot open as Parquet ({exc})") from None
         if problems:
             raise ValueError(f"{path}: not a valid shard: {problems[0]}")
+        check_values(path)
     return paths
+
+
+def check_values(path: Path) -> None:
+    """Check the values of every row of a shard (shards.checks, all columns but the payloads:
+    videos, asset.json, tensors), one row group at a time; ValueError ``FILE: row I (uid U):
+    reason`` for the first problem."""
+    parquet = pq.ParquetFile(path)
+    columns = [c for c in CHECKED_COLUMNS if c in parquet.schema_arrow.names]
+    first = 0
+    for group in range(parquet.num_row_groups):
+        try:
+            table = parquet.read_row_group(group, columns=columns)
+        except (OSError, pa.ArrowException) as exc:
+            raise ValueError(f"{path}: row group {group} unreadable ({exc})") from None
+        check_table(table, str(path), first)
+        first += table.num_rows
 
 
 def resolve_tensors(paths: list[Path], tensors: Sequence[str] | None) -> tuple[str, ...]:
@@ -245,7 +268,10 @@ class ShardDataset(IterableDataset):
             if r not in remaining[(f, g)]:  # a padded epoch can repeat a sample
                 del waiting[(f, g, r)]
             second = as_second_orbit(row, self.videos) if self._shows_second_orbit(position) else None
-            sample = decode_row(second or row, self.videos, self.tensors, self.background)
+            try:
+                sample = decode_row(second or row, self.videos, self.tensors, self.background)
+            except ValueError as exc:  # name the file: the row's uid alone may not find it
+                raise ValueError(f"{self.paths[f]}: {exc}") from None
             sample["orbit"] = 2 if second is not None else 1
             sample["position"] = position
             self._consumed = position + 1

@@ -28,7 +28,7 @@ import torch
 
 from d4d.rendering.contract import VIDEO_NAMES
 from d4d.shards.tensors import tensor_from_columns
-from d4d.shards.video import decode_rgba
+from d4d.shards.video import VideoDecodeError, decode_rgba
 
 #: The second orbit's video of each first-orbit video (rendered with ``--orbits 2``).
 SECOND_ORBIT = {"dynamic": "dynamic2", "static": "static2"}
@@ -60,7 +60,7 @@ def row_columns(videos: Sequence[str], tensors: Sequence[str]) -> list[str]:
     unknown = [v for v in videos if v not in VIDEO_NAMES]
     if unknown:
         raise ValueError(f"videos {unknown} are not among {', '.join(VIDEO_NAMES)}")
-    columns = ["uid", "caption", "width", "height", "num_frames", "K", "motion_magnitude", "motion_magnitude_per_frame"]
+    columns = ["uid", "caption", "width", "height", "num_frames", "video_codec", "K", "motion_magnitude", "motion_magnitude_per_frame"]
     columns += video_columns(videos)
     columns += [f"{name}{suffix}" for name in tensors for suffix in ("", "_shape", "_dtype")]
     return columns
@@ -94,8 +94,10 @@ def _floats(values, length: int) -> torch.Tensor:
 def decode_row(row: dict, videos: Sequence[str], tensors: Sequence[str] = (), background: float | None = None) -> dict:
     """Decode a row (a dict with at least the ``row_columns`` columns) into the sample above.
 
-    Raises ValueError naming the uid when a requested video or tensor is missing or its frame
-    count disagrees with the row's times.
+    Each video is decoded within the budget the row declares (``num_frames`` frames of
+    ``width`` x ``height``, codec ``video_codec``; shards.video.decode_rgba): the readers check
+    those values when they open the shards (shards.checks). Raises ValueError naming the uid
+    when a requested video or tensor is missing or a video breaks its budget.
     """
     uid = row["uid"]
     frames = row["num_frames"]
@@ -110,10 +112,11 @@ def decode_row(row: dict, videos: Sequence[str], tensors: Sequence[str] = (), ba
         data = row.get(f"{video}_video")
         if data is None:
             raise ValueError(f"row {uid}: has no {video} video")
-        rgba = decode_rgba(data)
         times = row[f"{video}_times"]
-        if rgba.shape[0] != len(times) or rgba.shape[1:3] != (row["height"], row["width"]):
-            raise ValueError(f"row {uid}: {video} video decodes to {list(rgba.shape[:3])}, expected {[len(times), row['height'], row['width']]}")
+        try:
+            rgba = decode_rgba(data, frames=len(times), size=(row["height"], row["width"]), codec=row.get("video_codec"))
+        except VideoDecodeError as exc:
+            raise ValueError(f"row {uid}: {video} video: {exc}") from None
         sample[f"{video}_video"], sample[f"{video}_alpha"] = frames_to_tensors(rgba, background)
         sample[f"{video}_c2w"] = torch.tensor(row[f"{video}_c2w"], dtype=torch.float32).reshape(-1, 4, 4)
         sample[f"{video}_times"] = torch.tensor(times, dtype=torch.float32)

@@ -11,7 +11,7 @@ import pyarrow as pa
 from d4d.measures import MOTION_MAGNITUDE_VERSION, motion_magnitude_per_frame
 from d4d.rendering.contract import VIDEO_NAMES, AssetInfo, RenderContractError, RenderSample, VideoFrames, load_render
 from d4d.shards.schema import CONTENT_COLUMNS, HASH_COLUMN, content_hash, shard_schema
-from d4d.shards.video import CODECS, DEFAULT_CRF, decode_rgba, encode_rgba
+from d4d.shards.video import CODECS, DEFAULT_CRF, VideoDecodeError, decode_rgba, encode_rgba
 
 
 def render_uid(render_dir: Path, asset: AssetInfo) -> str:
@@ -99,17 +99,19 @@ def row_from_render(
 def sample_from_row(row: dict, videos: tuple[str, ...], root: Path) -> RenderSample:
     """A shard row (its scalar and video columns, as pyarrow's ``to_pylist`` gives them) as a
     RenderSample with decoded uint8 RGBA frames; ValueError naming the row when a video does not
-    decode to its recorded size. Per-frame elevation and distance come from the cameras."""
+    decode to its recorded size, frame count and codec (the decoder stops there). The row's
+    values should have passed shards.checks (d4d-reconstruct checks them). Per-frame elevation and distance come from the cameras."""
     where = f"{root} (uid {row['uid']})"
     sample = RenderSample(root=root, width=row["width"], height=row["height"], camera_angle_x=row["camera_angle_x"],
                           asset=AssetInfo.parse(json.loads(row["asset_json"]), f"{where} asset_json") if row.get("asset_json") else AssetInfo())
     for video in videos:
         if row.get(f"{video}_video") is None:
             continue
-        rgba = decode_rgba(row[f"{video}_video"])
         times = np.asarray(row[f"{video}_times"], dtype=np.float64)
-        if rgba.shape[:3] != (len(times), sample.height, sample.width):
-            raise ValueError(f"{where}: {video} video decodes to {list(rgba.shape[:3])}, expected {[len(times), sample.height, sample.width]}")
+        try:  # within the budget the row declares: its frame count, size and codec
+            rgba = decode_rgba(row[f"{video}_video"], frames=len(times), size=(sample.height, sample.width), codec=row.get("video_codec"))
+        except VideoDecodeError as exc:
+            raise ValueError(f"{where}: {video} video: {exc}") from None
         c2w = np.asarray(row[f"{video}_c2w"], dtype=np.float64).reshape(-1, 4, 4)
         centres = c2w[:, :3, 3]
         distances = np.linalg.norm(centres, axis=1)

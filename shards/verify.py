@@ -1,4 +1,5 @@
-"""Check every shard of a directory: it opens, its schema, every row's hash, videos and counts."""
+"""Check every shard of a directory: it opens, its schema, every row's hash, values (shards.checks),
+videos (decoded within the budget the row's values set) and tensor columns."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from d4d.rendering.contract import VIDEO_NAMES
+from d4d.shards.checks import geometry_ok, table_problems
 from d4d.shards.files import list_shards
 from d4d.shards.schema import HASH_COLUMN, VIDEO_NAMES_V1, content_columns, content_hash, schema_problems, schema_version, tensors_in
 from d4d.shards.tensors import tensor_from_columns
@@ -32,37 +35,36 @@ class Problem:
         return f"{where}: {self.message}"
 
 
-def row_problems(row: dict, tensors: dict[str, str], version: int) -> list[str]:
-    """What is wrong with one row read back from a shard of schema ``version`` (empty when nothing is)."""
-    problems = []
-    if content_hash({k: row[k] for k in content_columns(version)}, version) != row[HASH_COLUMN]:
-        problems.append(f"{HASH_COLUMN} does not match the row's content")
-    frames = row["num_frames"]
-    if len(row["K"]) != 9:
-        problems.append(f"K has {len(row['K'])} values, expected 9")
-    if row["motion_magnitude_per_frame"] is not None and len(row["motion_magnitude_per_frame"]) != frames:
-        problems.append(f"motion_magnitude_per_frame has {len(row['motion_magnitude_per_frame'])} values, expected {frames}")
-    present = [v for v in (VIDEO_NAMES_V1 if version == 1 else VIDEO_NAMES) if row[f"{v}_video"] is not None]
-    if not present:
-        problems.append("no video")
-    for video in present:
-        counts = {"times": len(row[f"{video}_times"] or []), "c2w": len(row[f"{video}_c2w"] or []) // 16, "azimuth_deg": len(row[f"{video}_azimuth_deg"] or [])}
-        if set(counts.values()) != {frames}:
-            problems.append(f"{video}: per-frame columns {counts} disagree with num_frames={frames}")
-        try:
-            rgba = decode_rgba(row[f"{video}_video"])
-        except VideoDecodeError as exc:
-            problems.append(f"{video} video: {exc}")
-            continue
-        if rgba.shape[:3] != (frames, row["height"], row["width"]):
-            problems.append(f"{video} video decodes to {list(rgba.shape[:3])} frames x H x W, expected {[frames, row['height'], row['width']]}")
-    for name in tensors:
-        if row[name] is not None:
+def group_problems(table: pa.Table, tensors: dict[str, str], version: int) -> list[list[str]]:
+    """What is wrong with each row of a row group read back from a shard of schema ``version``
+    (a list per row, empty when nothing is): its hash, its values (``checks.table_problems``),
+    its videos decoded within the budget its values set, and its tensor columns."""
+    values: list[list[str]] = [[] for _ in range(table.num_rows)]
+    for index, reason in table_problems(table):
+        values[index].append(reason)
+    decodable = geometry_ok(table)
+    found = []
+    for index, row in enumerate(table.to_pylist()):
+        problems = []
+        if content_hash({k: row[k] for k in content_columns(version)}, version) != row[HASH_COLUMN]:
+            problems.append(f"{HASH_COLUMN} does not match the row's content")
+        problems += values[index]
+        present = [v for v in (VIDEO_NAMES_V1 if version == 1 else VIDEO_NAMES) if row[f"{v}_video"] is not None]
+        if not present:
+            problems.append("no video")
+        for video in present if decodable[index] else ():
             try:
-                tensor_from_columns(row[name], row[f"{name}_shape"], row[f"{name}_dtype"])
-            except (ValueError, TypeError) as exc:
-                problems.append(f"{name}: {exc}")
-    return problems
+                decode_rgba(row[f"{video}_video"], frames=row["num_frames"], size=(row["height"], row["width"]), codec=row["video_codec"])
+            except VideoDecodeError as exc:
+                problems.append(f"{video} video: {exc}")
+        for name in tensors:
+            if row[name] is not None:
+                try:
+                    tensor_from_columns(row[name], row[f"{name}_shape"], row[f"{name}_dtype"])
+                except (ValueError, TypeError) as exc:
+                    problems.append(f"{name}: {exc}")
+        found.append(problems)
+    return found
 
 
 def verify_shards(shard_dir: str | Path, progress: Callable[[Path, int], None] | None = None) -> tuple[int, list[Problem]]:
@@ -89,18 +91,18 @@ def verify_shards(shard_dir: str | Path, progress: Callable[[Path, int], None] |
         index = 0
         for group in range(parquet.num_row_groups):
             try:
-                rows = parquet.read_row_group(group).to_pylist()
+                table = parquet.read_row_group(group)
             except Exception as exc:  # damaged pages surface as OSError or ArrowInvalid
                 count = parquet.metadata.row_group(group).num_rows
                 problems.append(Problem(path, f"row group {group} (rows {index}-{index + count - 1}) unreadable ({type(exc).__name__}: {exc})"))
                 index += count
                 continue
-            for row in rows:
-                problems += [Problem(path, issue, index, row["uid"]) for issue in row_problems(row, tensors, version)]
-                if row["uid"] in first_seen:
-                    other, other_index = first_seen[row["uid"]]
-                    problems.append(Problem(path, f"duplicate uid, also {other} row {other_index}", index, row["uid"]))
-                first_seen.setdefault(row["uid"], (path, index))
+            for uid, issues in zip(table.column("uid").to_pylist(), group_problems(table, tensors, version)):
+                problems += [Problem(path, issue, index, uid) for issue in issues]
+                if uid in first_seen:
+                    other, other_index = first_seen[uid]
+                    problems.append(Problem(path, f"duplicate uid, also {other} row {other_index}", index, uid))
+                first_seen.setdefault(uid, (path, index))
                 index += 1
                 checked += 1
         if progress:
