@@ -86,7 +86,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
         ea = load_file(next((straight / "model" / part).glob("*.safetensors")))
         eb = load_file(next((split / "model" / part).glob("*.safetensors")))
         assert all(torch.equal(ea[k], eb[k]) for k in ea)
-    state = torch.load(split / "checkpoints" / "step-000003" / "custom_checkpoint_1.pkl", weights_only=False)
+    state = json.loads((split / "checkpoints" / "step-000003" / "process-0.json").read_text())["train"]
     assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (3, 1, 3)  # 6 micro-batches: epoch 0 and all of epoch 1
 
 

@@ -156,6 +156,9 @@ class ShardBatches:
                                     rank=rank, world_size=world_size, batch_size=batch_size, drop_last=True,
                                     background=background, second_orbit=second_orbit)
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self._validation = dict(shards=shard_dir, videos=videos, tensors=tuple(tensors), shuffle=False,
+                                rank=0, world_size=1, background=background)
+        self._first: dict | None = None
         if len(self) < 1:
             raise ValueError(f"{shard_dir}: {self.dataset.num_samples} samples, fewer than one global batch "
                              f"({batch_size} x {world_size} processes)")
@@ -171,4 +174,13 @@ class ShardBatches:
         yield from loader
 
     def first_sample(self) -> dict:
-        return next(iter(self.batches(0)))[0]
+        """The shards' first stored sample (first orbit), which drives the validation videos.
+
+        Read once through a reader of its own: the training dataset's position, epoch and
+        second-orbit draws are never touched, so validating mid-epoch changes no training batch.
+        """
+        if self._first is None:
+            from d4d.shards.dataset import ShardDataset
+
+            self._first = next(iter(ShardDataset(**self._validation)))
+        return self._first

@@ -36,7 +36,7 @@ from d4d.shards.layout import shard_orbit_layout, shards_have_second_orbit
 
 from . import config as config_lib
 from .backbone import Denoiser
-from .checkpoints import TrainState, checkpoint_dir, prune_checkpoints, resolve_resume
+from .checkpoints import TrainState, checkpoint_dir, load_checkpoint, prune_checkpoints, resolve_resume, save_checkpoint
 from .components import Components, build_components, load_components
 from .config import TrainConfig
 from .data import ShardBatches, collate
@@ -193,24 +193,22 @@ def train(config: TrainConfig, source, output: Path, parts: Components | None = 
     ema = EMAModel(trainable, decay=config.ema_decay) if config.use_ema else None
     if ema is not None:
         ema.to(device)
-        accelerator.register_for_checkpointing(ema)
     generator = torch.Generator(device=device).manual_seed(config.seed * 1000 + accelerator.process_index)
     state = TrainState(generator)
-    accelerator.register_for_checkpointing(state)
     if resume is not None:
         path = resolve_resume(output, resume)
-        accelerator.load_state(str(path))
+        load_checkpoint(path, accelerator, denoiser, optimizer, lr_scheduler, ema, state)
         logger.info("resumed from %s at step %d (epoch %d, batch %d)", path, state.step, state.epoch, state.batch_in_epoch)
     text_null = empty_prompt_embedding(parts, device)
     accelerator.init_trackers("d4d", config={k: v for k, v in config.to_dict().items() if isinstance(v, (int, float, str, bool))})
 
-    def save_checkpoint() -> None:
+    def checkpoint() -> None:
         final = checkpoint_dir(output, state.step)
         staged = staging_dir(final) if accelerator.is_main_process else None
         staged_list = [staged]
         if accelerator.num_processes > 1:
             torch.distributed.broadcast_object_list(staged_list, src=0)
-        accelerator.save_state(str(staged_list[0]))
+        save_checkpoint(staged_list[0], accelerator, denoiser, optimizer, lr_scheduler, ema, state)
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             publish_dir(staged_list[0], final)
@@ -228,7 +226,10 @@ def train(config: TrainConfig, source, output: Path, parts: Components | None = 
             ema.restore(trainable)
 
     def validate() -> None:
-        frames = with_ema_weights(lambda: validation_video(parts, config, source.first_sample(), state.mean_motion, config.seed))
+        # On a copy of the global random state and its own reader of the data (source.first_sample),
+        # so a validation changes nothing training draws next: a resumed run repeats an uninterrupted one.
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            frames = with_ema_weights(lambda: validation_video(parts, config, source.first_sample(), state.mean_motion, config.seed))
         video = to_uint8(frames.numpy())
         path = write_mp4(video, output / "validation" / f"step-{state.step:06d}.mp4")
         for tracker in accelerator.trackers:
@@ -273,7 +274,7 @@ def train(config: TrainConfig, source, output: Path, parts: Components | None = 
                 logger.info("step %d/%d loss %.5f (ldm %.5f, mr %.5f) lr %.2e %.2fs/step", state.step, config.max_steps,
                             values["loss"], values["loss_ldm"], values["loss_mr"], values["lr"], elapsed)
             if state.step % config.checkpointing_steps == 0 or state.step == config.max_steps:
-                save_checkpoint()
+                checkpoint()
             if config.validation_steps and state.step % config.validation_steps == 0 and accelerator.is_main_process:
                 validate()
             if state.step >= config.max_steps:
@@ -296,9 +297,11 @@ def train(config: TrainConfig, source, output: Path, parts: Components | None = 
 
 
 def make_accelerator(config: TrainConfig, output: Path) -> Accelerator:
+    """The run's Accelerator. Without a GPU (or other accelerator) it is told so (cpu=True):
+    otherwise accelerate ignores torchrun's process group on CPU and every process trains alone."""
     project = ProjectConfiguration(project_dir=str(output), logging_dir=str(output / "logs"))
     return Accelerator(mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.gradient_accumulation_steps,
-                       log_with="tensorboard", project_config=project)
+                       log_with="tensorboard", project_config=project, cpu=not torch.accelerator.is_available())
 
 
 def shard_source(shard_dir: Path, config: TrainConfig, parts: Components, accelerator: Accelerator) -> ShardBatches:
