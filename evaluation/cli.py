@@ -9,6 +9,7 @@ and per clip, with the reason for any absent one) and eval.md (the table, next t
 rows); ``d4d-inspect EVAL`` shows them. All weights come from local paths; a metric whose
 weights are not given is reported absent, never estimated.
 
+An EVAL that already holds eval.json is refused unless --overwrite (which replaces the results).
 Exit status: 0 when the results were written, 2 for bad arguments or unreadable inputs.
 """
 
@@ -20,9 +21,9 @@ import sys
 from pathlib import Path
 
 from d4d.options import add_options, apply_overrides, overrides_from_args
+from d4d.progress import quiet_libraries, setup_logging
 
 from .config import EvalConfig
-from .evaluate import evaluate, markdown_table, write_results
 
 logger = logging.getLogger("d4d.eval")
 
@@ -31,14 +32,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="d4d-eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", metavar="GEN_RUN", nargs="+", type=Path, help="folder of generated render directories (one per held-out uid)")
     parser.add_argument("--shards", required=True, type=Path, help="held-out split: a shard directory (d4d-shards output)")
-    parser.add_argument("--out", required=True, type=Path, help="output folder for eval.json and eval.md")
+    parser.add_argument("--out", required=True, type=Path, help="output folder for eval.json and eval.md (must not hold them unless --overwrite)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the results of an earlier evaluation in --out")
+    parser.add_argument("-v", "--verbose", action="store_true", help="also show the libraries' log lines and warnings")
     add_options(parser.add_argument_group("evaluation settings"), EvalConfig)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    quiet_libraries("-v" in argv or "--verbose" in argv)
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging(args.verbose)
+    if (args.out / "eval.json").exists() and not args.overwrite:
+        logger.error("--out %s: holds an earlier evaluation (eval.json); give --overwrite to replace it, or another --out", args.out)
+        return 2
+    from .evaluate import evaluate, markdown_table, write_results  # torch and the metric models: after --help
+
     try:
         config = apply_overrides(EvalConfig(), overrides_from_args(args, EvalConfig))
         results = evaluate(args.runs, args.shards, config)

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from d4d.shards.card import write_card
 from d4d.shards.files import AtomicParquetFile, list_shards, writer_lock
 from d4d.shards.schema import TENSOR_DTYPES, schema_problems, schema_version, shard_schema, tensor_fields, tensors_in
 
@@ -118,4 +119,6 @@ def add_tensor_columns(
                 out.publish()
             rewritten.append(path)
             log.info("%s: wrote %s for %d rows", path, ", ".join(names), hits)
+        if rewritten:
+            write_card(shard_dir)  # the card's features list the new columns
     return rewritten

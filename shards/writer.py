@@ -6,7 +6,8 @@ Rows are written in row groups of ``rows_per_group`` rows (rows are MBs, so a fe
 group keep readers' memory small). A shard is closed before the row group that would take it
 over ``max_shard_mb`` (a shard exceeds the bound only when a single row group does). A rerun
 skips render directories whose uid is already in a shard of the output directory, and a
-crashed run leaves no visible partial shard: rerunning it writes what is missing.
+crashed run leaves no visible partial shard: rerunning it writes what is missing. Each call
+that publishes a shard rewrites the directory's dataset card, README.md (shards.card).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from d4d.rendering.contract import RenderContractError, read_asset
+from d4d.shards.card import CARD_NAME, write_card
 from d4d.shards.files import FOOTER_BYTES_PER_GROUP_COLUMN, AtomicParquetFile, list_shards, next_shard_index, shard_name, writer_lock
 from d4d.shards.from_render import render_uid, row_from_render
 from d4d.shards.schema import shard_schema
@@ -176,4 +178,6 @@ def write_shards(
             sink.discard()
             raise
         report.shards = sink.published
+        if report.shards or (list_shards(out_dir) and not (out_dir / CARD_NAME).exists()):
+            write_card(out_dir)
     return report
