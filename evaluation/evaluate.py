@@ -2,7 +2,7 @@
 
 Per clip (a generated orbit and its held-out ground truth, same cameras and times):
 
-- PSNR, SSIM (evaluation.image_metrics) and LPIPS (evaluation.lpips) of each generated frame
+- PSNR, SSIM (evaluation.image_metrics) and LPIPS (d4d.lpips) of each generated frame
   against the ground-truth frame, averaged over the T frames. Frames are RGB in [0, 1] over the
   evaluation background; a generated orbit of another size is resized (area) to the ground truth's.
 - CLIP-F / CLIP-O (evaluation.clip_score): cosine similarity of each generated frame with its
@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from d4d.files import json_safe, write_bytes_atomic, write_json_atomic
+from d4d.lpips import LPIPS, load_lpips
 from d4d.measures import MOTION_MAGNITUDE_VERSION, motion_magnitude
 
 from .clip_score import ClipScorer, cosine_rows
@@ -40,7 +41,6 @@ from .config import EvalConfig
 from .data import Generated, GroundTruth, load_heldout, load_run
 from .i3d import MIN_FRAMES, InceptionI3d, frechet_distance, load_i3d
 from .image_metrics import psnr, ssim
-from .lpips import LPIPS, load_lpips
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .weights import load_state
+from d4d.weights import load_state
 
 #: (name, in channels, the six branch widths b0, b1a, b1b, b2a, b2b, b3b) of each Inception module.
 MIXED = (("Mixed_3b", 192, (64, 96, 128, 16, 32, 32)), ("Mixed_3c", 256, (128, 128, 192, 32, 96, 64)),

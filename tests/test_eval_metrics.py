@@ -13,7 +13,7 @@ from d4d.evaluation.clip_score import ClipScorer, cosine_rows
 from d4d.evaluation.evaluate import front_mask
 from d4d.evaluation.i3d import InceptionI3d, frechet_distance, load_i3d
 from d4d.evaluation.image_metrics import K1, psnr, ssim
-from d4d.evaluation.lpips import CHANNELS, SCALE, SHIFT, alexnet_features, load_lpips
+from d4d.lpips import CHANNELS, SCALE, SHIFT, alexnet_features, load_lpips
 from d4d.testing.eval_fixtures import clip_folder, i3d_file, lpips_folder
 from d4d.testing.train_fixtures import single_thread
 

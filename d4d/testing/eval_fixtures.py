@@ -15,7 +15,7 @@ import torch
 from transformers import CLIPConfig, CLIPModel
 
 from d4d.evaluation.i3d import InceptionI3d
-from d4d.evaluation.lpips import CHANNELS, alexnet_features
+from d4d.lpips import CHANNELS, alexnet_features
 from d4d.testing.stock_folders import TOKENIZER_MAX_LENGTH, bpe_tokenizer
 
 

@@ -1,5 +1,7 @@
 """LPIPS (Zhang et al. 2018, v0.1, AlexNet) in PyTorch, with weights from local files.
 
+On the ground floor so that d4d-eval (a metric) and d4d-reconstruct (a loss term) share one network.
+
 The network is the reference implementation's: inputs in [-1, 1] are shifted and scaled
 (``(x - shift) / scale``, shift = (-0.030, -0.088, -0.188), scale = (0.458, 0.448, 0.450)) and
 passed through torchvision's AlexNet ``features``; the activations after its five ReLUs are each
@@ -20,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .weights import load_state
+from d4d.weights import load_state
 
 SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)
