@@ -59,9 +59,12 @@ class Limits:
     """Larger asset files fail with ``too_large`` before Blender sees them (0: no limit)."""
     max_faces: int = 10_000_000
     """Scenes with more faces (as stored, before modifiers) fail with ``too_large`` (0: no limit)."""
+    max_texture_mb: float = 2048.0
+    """An image whose header declares a larger decoded size (width x height x 4 channels x bytes
+    per channel, in 10^6 bytes) fails with ``too_large`` before it is decoded (0: no limit)."""
 
     def __post_init__(self) -> None:
-        if min(self.memory_gb, self.max_file_mb, self.max_faces) < 0:
+        if min(self.memory_gb, self.max_file_mb, self.max_faces, self.max_texture_mb) < 0:
             raise ValueError(f"limits must be >= 0 (0: no limit), got {self}")
 
 
@@ -281,12 +284,12 @@ class Renderer:
         """
         try:
             source = check_asset_file(asset, self.limits, sha256)
-            outside = [] if policy.allow_outside_links else outside_links(Path(source.path))
-            if outside:
+            outside = outside_links(Path(source.path))  # also reads the format from the content and bounds a glTF's JSON
+            if outside and not policy.allow_outside_links:
                 raise AssetError("linked_file_outside_asset", f"links outside the asset's folder (not read): {', '.join(outside[:3])}")
             job = {"op": "open", "asset": source.path, "allow_missing_files": policy.allow_missing_files,
                    "allow_untextured": policy.allow_untextured, "max_faces": self.limits.max_faces,
-                   "contain_links": not policy.allow_outside_links}
+                   "contain_links": not policy.allow_outside_links, "max_texture_mb": self.limits.max_texture_mb}
             description = self._job(job, timeout_s)
         except AssetError as exc:
             exc.asset = str(asset)

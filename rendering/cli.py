@@ -4,13 +4,16 @@
                [--engine cycles|workbench|eevee] [--action NAME] [--window K] ... (--help lists all)
 
 Every option is a field of ``RenderOptions``, ``AssetPolicy`` or ``Limits`` (their docs are the
-help). Exit status: 0 on success, 1 when the asset cannot be rendered (one line on stderr naming
-the file and the reason), 2 for bad arguments.
+help). Exit status: 0 on success, 1 when the asset cannot be rendered (one line on stderr,
+``<input>: <reason>: <detail>``, the reason one of ``FAILURE_KINDS`` or ``output_exists``,
+``write_failed``, ``internal_error``; no traceback), 130 when stopped by SIGINT or SIGTERM
+(``interrupted``), 2 for bad arguments.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -19,6 +22,7 @@ from d4d.rendering.api import AssetPolicy, Limits, Renderer
 from d4d.rendering.contract import AssetInfo
 from d4d.rendering.errors import AssetError
 from d4d.rendering.options import PRESETS, RenderOptions
+from d4d.untrusted import printable
 
 #: Flags of d4d-render 0.1 kept working: field -> old spellings.
 RENDER_ALIASES = {"elevation_deg": ["--elevation"], "fov_deg": ["--fov"], "azimuth_start_deg": ["--azimuth-start"], "timeout_s": ["--timeout"]}
@@ -58,6 +62,16 @@ def _show_progress(progress: dict) -> None:
     print(f"\r  {progress['stage']:>7}: {progress['done']}/{progress['total']} frames", end=end, file=sys.stderr, flush=True)
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _fail(what, reason: str, detail: str, status: int = 1) -> int:
+    """Print the one error line ``<input>: <reason>: <detail>`` and return the exit status."""
+    print(f"{printable(str(what), 400)}: {reason}: {printable(detail, 400)}", file=sys.stderr)
+    return status
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -68,11 +82,19 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     try:
+        signal.signal(signal.SIGTERM, _interrupt)
         with Renderer(on_progress=None if args.quiet else _show_progress, limits=limits) as renderer:
             asset = renderer.render(args.asset, args.out, options, overwrite=args.overwrite, policy=policy)
-    except (AssetError, FileExistsError) as exc:
-        print(f"d4d-render: error: {exc}", file=sys.stderr)
-        return 1
+    except KeyboardInterrupt:
+        return _fail(args.asset, "interrupted", "stopped by a signal; Blender stopped, nothing written at --out", 130)
+    except AssetError as exc:
+        return _fail(exc.asset or args.asset, exc.kind, exc.reason)
+    except FileExistsError:
+        return _fail(args.out, "output_exists", "the output directory exists (use --overwrite to replace it)")
+    except OSError as exc:
+        return _fail(args.out, "write_failed", f"{exc.strerror or exc} ({exc.filename or 'writing the render'})")
+    except Exception as exc:  # a bug: still one line for the user, the type names it
+        return _fail(args.asset, "internal_error", f"{type(exc).__name__}: {exc}")
     if not args.quiet:
         print(summary(args.asset, args.out, asset))
     return 0

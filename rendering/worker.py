@@ -3,7 +3,7 @@
 Started by ``d4d.rendering.api.Renderer``, never by hand. Blender's own output goes to stderr
 so the reply channel stays clean. It first answers ``{"ready": true, "blender": VERSION}``.
 
-Jobs (``op``): ``open`` {asset, allow_missing_files, allow_untextured, max_faces, contain_links} imports an
+Jobs (``op``): ``open`` {asset, allow_missing_files, allow_untextured, max_faces, contain_links, max_texture_mb} imports an
 asset and replaces the one held; ``describe`` {}; ``probe`` {clip, frames}; ``analyse`` {clip,
 frames}; ``render`` {out, options, layout, videos, clip, frames, times}. Each gets progress lines
 ``{"progress": {...}}`` (render only) and then one reply: ``{"ok": true, "result": {...}}`` or
@@ -52,7 +52,8 @@ def main() -> int:
         op = job["op"]
         if op == "open":
             session = None
-            session = AssetSession(bpy, Path(job["asset"]), job["allow_missing_files"], job["allow_untextured"], job["max_faces"], job["contain_links"])
+            session = AssetSession(bpy, Path(job["asset"]), job["allow_missing_files"], job["allow_untextured"], job["max_faces"], job["contain_links"],
+                                   int(job["max_texture_mb"] * 1e6))
             return session.describe()
         if session is None:
             raise AssetError("render_failed", f"{op}: no asset is open in this worker")

@@ -67,7 +67,7 @@ class RecordProblem:
     Attributes:
         decision: "failed" (the entry is broken or unsafe) or "reject" (a duplicate).
         reason: ``bad_identifier``, ``not_a_file``, ``dangling_link``, ``link_loop``,
-            ``duplicate`` (curation.sources.PROBLEMS).
+            ``duplicate``, ``too_large`` (curation.sources.PROBLEMS).
         detail: one line naming the entry (and, for a duplicate, the row it duplicates).
     """
 
@@ -83,6 +83,7 @@ PROBLEMS = {
     "dangling_link": "a symbolic link whose target does not exist",
     "link_loop": "a symbolic link that leads back to itself",
     "duplicate": "the same bytes and format as another entry of the source; the detail names its row",
+    "too_large": "a local file over the render's file bound, found from its size before it is read or hashed",
 }
 
 

@@ -19,6 +19,7 @@ from d4d.curation.sources.base import (
     problem_uid,
     sha256_file,
 )
+from d4d.rendering.api import Limits
 from d4d.untrusted import printable
 
 log = logging.getLogger(__name__)
@@ -42,18 +43,23 @@ class LocalFolderSource(AssetSource):
     - a directory with an asset's name, a dangling link and a link loop become rows with those
       reasons (``not_a_file``, ``dangling_link``, ``link_loop``).
 
+    - a file larger than ``max_file_mb`` is a ``failed`` row with reason ``too_large``, found
+      from its size before a byte of it is read (it is never hashed).
+
     Directories are walked without following links. Nothing here uses the network.
 
     Args:
         root: the folder.
         extensions: lower-case extensions without the dot; default: every format d4d renders.
+        max_file_mb: the render's file bound (``rendering.api.Limits.max_file_mb``, 10^6 bytes; 0: none).
     """
 
     name = SOURCE
 
-    def __init__(self, root: str | Path, extensions: tuple[str, ...] = ASSET_EXTENSIONS) -> None:
+    def __init__(self, root: str | Path, extensions: tuple[str, ...] = ASSET_EXTENSIONS, max_file_mb: float = Limits.max_file_mb) -> None:
         self.root = Path(root).expanduser()
         self.extensions = tuple(e.lower().lstrip(".") for e in extensions)
+        self.max_file_mb = max_file_mb
         #: kept for interface parity with the Objaverse sources: a local folder lacks nothing.
         self.missing: list[str] = []
 
@@ -89,9 +95,11 @@ class LocalFolderSource(AssetSource):
                 return RecordProblem("failed", "dangling_link", f"{relative}: a symbolic link to {printable(os.readlink(path))}, which does not exist")
             if not target.is_file():
                 return RecordProblem("failed", "not_a_file", f"{relative}: a link to {printable(str(target))}, which is not a file")
-            return None
-        if not path.is_file():
+        elif not path.is_file():
             return RecordProblem("failed", "not_a_file", f"{relative}: a directory or other non-file with an asset's name")
+        size = path.stat().st_size
+        if self.max_file_mb and size > self.max_file_mb * 1e6:
+            return RecordProblem("failed", "too_large", f"{relative}: {size / 1e6:.0f} MB file (limit {self.max_file_mb:g} MB; not read)")
         return None
 
     def records(self) -> Iterator[SourceRecord]:

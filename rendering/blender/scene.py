@@ -10,7 +10,6 @@ import numpy as np
 
 from d4d.rendering.blender.geometry import renderable_objects
 from d4d.rendering.errors import AssetError
-from d4d.rendering.linked_files import within
 from d4d.rendering.options import RenderOptions
 
 #: Directions (azimuth, elevation in degrees) the four sun lights shine from, as in the released
@@ -95,14 +94,6 @@ def set_normalization(bpy, norm: dict | None) -> None:
     root.scale = (norm["scale"],) * 3 if norm else (1.0, 1.0, 1.0)
     root.location = norm["offset"] if norm else (0.0, 0.0, 0.0)
     bpy.context.view_layer.update()
-
-
-def outside_images(bpy, folder: Path) -> list[str]:
-    """Image files the scene links (not packed) that lie outside ``folder``'s tree; checked before
-    any image is decoded, so none of them is read."""
-    return sorted({bpy.path.abspath(image.filepath) for image in bpy.data.images
-                   if image.source == "FILE" and image.packed_file is None and image.filepath
-                   and not within(folder, bpy.path.abspath(image.filepath))})
 
 
 def unreadable_images(bpy) -> list[str]:

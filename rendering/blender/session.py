@@ -14,6 +14,7 @@ import numpy as np
 
 from d4d.rendering.blender import animation, geometry, importers, scene
 from d4d.rendering.blender.actions import Snapshot, clip_by_name, find_clips, play_clip
+from d4d.rendering.blender.guard import ImportGuard, check_scene_files
 from d4d.rendering.contract import ANIMATED_VIDEOS
 from d4d.rendering.errors import AssetError
 from d4d.rendering.options import RenderOptions
@@ -32,21 +33,29 @@ class AssetSession:
         allow_missing_files: render even when linked files (textures) are missing.
         allow_untextured: render with unreadable textures unlinked (else ``unreadable_texture``).
         max_faces: fail with ``too_large`` when the imported scene has more faces (0: no limit).
-        contain_links: fail with ``linked_file_outside_asset`` when an image file lies outside the
-            asset's folder tree (checked before any image is decoded).
+        contain_links: fail with ``linked_file_outside_asset`` when the importer tries to read a
+            file outside the asset's folder tree, or the imported scene names one (checked before
+            any image is decoded; ``blender.guard``).
+        max_texture_bytes: fail with ``too_large`` when an image declares a larger decoded size
+            (read from its header before it is decoded; 0: no limit).
     """
 
     def __init__(self, bpy, path: Path, allow_missing_files: bool = False, allow_untextured: bool = False, max_faces: int = 0,
-                 contain_links: bool = True):
+                 contain_links: bool = True, max_texture_bytes: int = 0):
         clock = time.perf_counter()
         self.bpy = bpy
         scene.reset(bpy)
-        self.importer = importers.import_asset(bpy, path)
+        guard = ImportGuard(bpy, path.parent, contain_links, max_texture_bytes)
+        try:
+            with guard:
+                self.importer = importers.import_asset(bpy, path)
+        except AssetError:
+            guard.raise_if_refused()
+            raise
+        guard.raise_if_refused()
         scene.remove_cameras_and_lights(bpy)
         self.counts = scene.scene_counts(bpy)
-        outside = scene.outside_images(bpy, path.parent) if contain_links else []
-        if outside:
-            raise AssetError("linked_file_outside_asset", f"images outside the asset's folder (not read): {', '.join(outside[:3])}")
+        check_scene_files(bpy, path.parent, contain_links, max_texture_bytes)
         self.warnings: list[str] = []
         self.missing = scene.missing_linked_files(bpy)
         if self.missing and not allow_missing_files:
