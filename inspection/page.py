@@ -35,7 +35,7 @@ h2 { font-size: 16px; margin: 0 0 8px; }
 .summary div { background: var(--card); border: 1px solid #ddd; border-radius: 6px; padding: 6px 10px; }
 .summary b { display: block; font-size: 18px; }
 .notes { background: #fff8e1; border: 1px solid #ffe082; padding: 8px 12px; border-radius: 6px; }
-.plots { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(440px, 100%), 1fr)); gap: 12px; }
+.plots { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(440px, 100%), 1fr)); gap: 12px; align-items: start; }
 figure { margin: 0; background: var(--card); border: 1px solid #ddd; border-radius: 6px; padding: 6px; min-width: 0; }
 figcaption { color: var(--muted); font-size: 12px; }
 svg.plot { display: block; width: 100%; height: auto; font: 11px system-ui, sans-serif; }

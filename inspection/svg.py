@@ -35,6 +35,18 @@ def fmt(value: float) -> str:
     return f"{value:.3g}"
 
 
+def tick_labels(ticks: Sequence[float]) -> list[str]:
+    """Labels for an axis's ticks: ``fmt``'s, or with as many significant digits as it takes for
+    no two ticks share a label (a nearly constant learning rate: 9.80e-05, 1.00e-04, 1.02e-04)."""
+    labels = [fmt(t) for t in ticks]
+    small = any(0 < abs(t) < 1e-3 for t in ticks)
+    for digits in range(1, 12):
+        if len(set(labels)) == len(labels):
+            break
+        labels = [f"{t:.{digits}e}" if small else f"{t:.{digits + 1}g}" for t in ticks]
+    return labels
+
+
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     """About ``count`` round tick values covering [low, high] (steps of 1, 2 or 5 x 10^k)."""
     if not (math.isfinite(low) and math.isfinite(high)):
@@ -71,8 +83,8 @@ class _Axes:
     """Maps data to the plot area; linear or log10 on each axis."""
 
     def __init__(self, x_range: tuple[float, float], y_range: tuple[float, float], log_x: bool = False, log_y: bool = False,
-                 width: int = WIDTH, height: int = HEIGHT, left: int = MARGIN_LEFT, below: int = MARGIN_BOTTOM):
-        self.log_x, self.log_y = log_x, log_y
+                 width: int = WIDTH, height: int = HEIGHT, left: int = MARGIN_LEFT, below: int = MARGIN_BOTTOM, counts_y: bool = False):
+        self.log_x, self.log_y, self.counts_y = log_x, log_y, counts_y
         self.x0, self.x1 = (math.log10(v) for v in x_range) if log_x else x_range
         self.y0, self.y1 = (math.log10(v) for v in y_range) if log_y else y_range
         if self.x1 <= self.x0:
@@ -98,14 +110,18 @@ class _Axes:
 
     def frame(self, xlabel: str, ylabel: str) -> list[str]:
         parts = [f'<rect class="area" x="{self.left}" y="{self.top}" width="{self.right - self.left}" height="{self.bottom - self.top}"/>']
-        for y in self._ticks(self.y0, self.y1, self.log_y):
+        y_ticks = self._ticks(self.y0, self.y1, self.log_y)
+        if self.counts_y:  # a count is a whole number: no tick at 0.5
+            y_ticks = [y for y in y_ticks if float(y).is_integer()]
+        for y, label in zip(y_ticks, tick_labels(y_ticks)):
             py = self.py(y)
             parts.append(f'<line class="grid" x1="{self.left}" x2="{self.right}" y1="{py:.1f}" y2="{py:.1f}"/>')
-            parts.append(f'<text class="tick" x="{self.left - 4}" y="{py + 3:.1f}" text-anchor="end">{fmt(y)}</text>')
-        for x in self._ticks(self.x0, self.x1, self.log_x):
+            parts.append(f'<text class="tick" x="{self.left - 4}" y="{py + 3:.1f}" text-anchor="end">{label}</text>')
+        x_ticks = self._ticks(self.x0, self.x1, self.log_x)
+        for x, label in zip(x_ticks, tick_labels(x_ticks)):
             px = self.px(x)
             parts.append(f'<line class="tickmark" x1="{px:.1f}" x2="{px:.1f}" y1="{self.bottom}" y2="{self.bottom + 4}"/>')
-            parts.append(f'<text class="tick" x="{px:.1f}" y="{self.bottom + 15}" text-anchor="middle">{fmt(x)}</text>')
+            parts.append(f'<text class="tick" x="{px:.1f}" y="{self.bottom + 15}" text-anchor="middle">{label}</text>')
         parts.append(f'<text class="label" x="{(self.left + self.right) / 2:.1f}" y="{self.bottom + 34}" text-anchor="middle">{escape(xlabel)}</text>')
         parts.append(f'<text class="label" transform="translate(12 {(self.top + self.bottom) / 2:.1f}) rotate(-90)" text-anchor="middle">{escape(ylabel)}</text>')
         return parts
@@ -133,8 +149,9 @@ def histogram(values: Sequence[float], title: str, xlabel: str, bins: int | None
         raise ValueError(f"histogram {title!r}: log_x needs positive values, min is {low}")
     t = (lambda v: math.log10(v)) if log_x else (lambda v: v)
     t_low, t_high = t(low), t(high)
-    if t_high <= t_low:
-        t_low, t_high = t_low - 0.5, t_high + 0.5
+    if t_high <= t_low:  # one value: a narrow bin around it (a fraction's axis does not reach -0.3)
+        pad = 0.05 * abs(t_low) or 0.5
+        t_low, t_high = t_low - pad, t_high + pad
     width = (t_high - t_low) / bins
     counts = [0] * bins
     for v in data:
@@ -142,7 +159,7 @@ def histogram(values: Sequence[float], title: str, xlabel: str, bins: int | None
     edges = [t_low + i * width for i in range(bins + 1)]
     if log_x:
         edges = [10**e for e in edges]
-    axes = _Axes((edges[0], edges[-1]), (0, max(counts) * 1.05), log_x=log_x)
+    axes = _Axes((edges[0], edges[-1]), (0, max(counts) * 1.05), log_x=log_x, counts_y=True)
     parts = _open("histogram", len(data), title) + axes.frame(xlabel + (" (log scale)" if log_x else ""), ylabel)
     for i, count in enumerate(counts):
         if count:

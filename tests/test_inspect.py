@@ -192,6 +192,22 @@ def test_bar_and_line_charts_draw_their_data():
     assert first[0] < last[0] and first[1] < last[1]  # x grows to the right, the loss falls (SVG y points down)
 
 
+def test_axes_labels_tell_ticks_apart_and_the_legend_stays_off_the_lines():
+    lr = svg.line_chart({"lr": ([0, 1, 2], [1e-4] * 3)}, "lr", "step", "lr")
+    labels = re.findall(r'<text class="tick" [^>]*text-anchor="end">([^<]*)</text>', lr)
+    assert len(labels) >= 3 and len(set(labels)) == len(labels), labels  # not "1.0e-04" three times
+    assert 'class="legend"' not in lr  # one series: the title names it
+    losses = svg.line_chart({f"loss{i}": ([0, 1, 2], [3.0, 2.0, 1.0 + i]) for i in range(3)}, "l", "step", "loss")
+    area = re.search(r'<rect class="area" x="[\d.]+" y="([\d.]+)" width="[\d.]+" height="([\d.]+)"', losses)
+    bottom = float(area.group(1)) + float(area.group(2))
+    legend = [float(y) for y in re.findall(r'<text class="legend" x="[\d.]+" y="([\d.]+)"', losses)]
+    assert len(legend) == 3 and min(legend) > bottom + 20  # below the axis and its label
+    counts = svg.histogram([0.2, 0.2], "h", "coverage", ylabel="clips")
+    assert counts.count(">clips</text>") == 1
+    assert re.findall(r'<text class="tick" [^>]*text-anchor="end">([^<]*)</text>', counts) == ["0", "1", "2"]  # whole counts
+    assert all(float(x) >= 0 for x in re.findall(r'<text class="tick" [^>]*text-anchor="middle">([^<]*)</text>', counts))  # around 0.2
+
+
 def test_nice_ticks_are_round_and_cover_the_range():
     ticks = svg.nice_ticks(0.13, 9.7)
     assert ticks[0] >= 0.13 and ticks[-1] <= 9.7 and len(ticks) >= 4
@@ -548,12 +564,14 @@ def test_hash_selects_page_and_group(curation_page, tmp_path):
 @pytest.mark.browser
 @pytest.mark.blender
 def test_screenshot_layout(curation_page, tmp_path):
-    status = chromium(curation_page.as_uri(), tmp_path)
+    status = chromium(curation_page.as_uri(), tmp_path, height=3000)
     boxes = json.loads(status["boxes"])
     shot = tmp_path / "shot.png"
-    chromium(curation_page.as_uri(), tmp_path, screenshot=shot)
+    chromium(curation_page.as_uri(), tmp_path, height=3000, screenshot=shot)
     image = np.asarray(Image.open(shot).convert("RGB")).astype(float)
-    assert image.shape == (2000, 1280, 3)
+    assert image.shape == (3000, 1280, 3)
+    (x0, y0, w0, _), (x1, y1, w1, _) = boxes["plot0"], boxes["plot1"]
+    assert y0 == y1 and x0 < 30 and x1 + w1 > 1280 - 30 and w0 == w1  # plots side by side across the page width
 
     def region(name):
         x, y, w, h = boxes[name]
@@ -562,7 +580,7 @@ def test_screenshot_layout(curation_page, tmp_path):
     assert region("header").mean() < 100  # the dark title bar is at the top
     for name in ("plot0", "plot1", "example0"):
         x, y, w, h = boxes[name]
-        assert y + h <= 2000, name
+        assert y + h <= 3000, name
         pixels = region(name)
         assert pixels.std() > 20 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 20, name  # drawn, not blank
 
