@@ -348,11 +348,14 @@ def camera_faults(c2w: np.ndarray) -> np.ndarray:
     faults[~finite] = 1
     safe = np.where(finite[:, None, None], c2w, np.eye(4))  # keep the non-finite out of the arithmetic below
     rotation = safe[:, :3, :3]
-    gram = np.einsum("nji,njk->nik", rotation, rotation) - np.eye(3)
-    rigid = (np.abs(gram).max(axis=(1, 2)) <= RIGID_TOLERANCE) & (np.linalg.det(rotation) > 0)
+    gram = np.matmul(rotation.transpose(0, 2, 1), rotation) - np.eye(3)
+    determinant = np.einsum("ni,ni->n", rotation[:, 0], np.cross(rotation[:, 1], rotation[:, 2]))
+    rigid = (np.abs(gram).max(axis=(1, 2)) <= RIGID_TOLERANCE) & (determinant > 0)
     rigid &= np.abs(safe[:, 3] - np.array([0.0, 0.0, 0.0, 1.0])).max(axis=1) <= RIGID_TOLERANCE
     faults[finite & ~rigid] = 2
-    faults[finite & rigid & (np.linalg.norm(safe[:, :3, 3], axis=1) > MAX_CAMERA_DISTANCE)] = 3
+    far = np.abs(safe[:, :3, 3]).max(axis=1) > MAX_CAMERA_DISTANCE  # no squares: 1e300 must not overflow
+    far |= np.linalg.norm(np.where(far[:, None], 0.0, safe[:, :3, 3]), axis=1) > MAX_CAMERA_DISTANCE
+    faults[finite & rigid & far] = 3
     return faults
 
 

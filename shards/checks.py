@@ -14,8 +14,6 @@ contract's (``rendering.contract``), so a shard row and a render directory are h
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,7 +26,6 @@ from d4d.rendering.contract import (
     VIDEO_NAMES,
     AssetInfo,
     camera_faults,
-    field_of_view_ok,
     strict_json,
     times_ok,
 )
@@ -115,10 +112,8 @@ def table_problems(table: pa.Table) -> list[tuple[int, str]]:
                  lambda i: f"a video of {value('num_frames', i)} frames of {value('width', i)}x{value('height', i)} "
                            f"exceeds the decode budget of {MAX_DECODED_BYTES / 2**30:g} GiB")
         if "camera_angle_x" in have:
-            angles = table.column("camera_angle_x").to_pylist()
             low, high = FOV_RANGE_DEG
-            flag(np.array([not field_of_view_ok(a) for a in angles], dtype=bool),
-                 lambda i: f"camera_angle_x {angles[i]!r} is not a field of view in [{low:g}, {high:g}] degrees")
+            flag(~_fov_ok(table), lambda i: f"camera_angle_x {value('camera_angle_x', i)!r} is not a field of view in [{low:g}, {high:g}] degrees")
         if "video_codec" in have:
             names = {c.name for c in CODECS.values()}
             flag(np.array([c not in names for c in table.column("video_codec").to_pylist()], dtype=bool),
@@ -167,13 +162,18 @@ def _k_problems(table: pa.Table, have: set[str]) -> list[tuple[int, str]]:
     problems += [(int(i), "K is not finite pinhole intrinsics (positive focal lengths, last row 0 0 1)") for i in np.flatnonzero(whole & ~good)]
     if {"camera_angle_x", "width"} <= have:
         width = _scalars(table, "width")
-        for i in np.flatnonzero(whole & good):
-            angle = table.column("camera_angle_x")[int(i)].as_py()
-            if field_of_view_ok(angle) and 1 <= width[i] <= MAX_IMAGE_SIDE:
-                focal = 0.5 * width[i] / math.tan(0.5 * angle)
-                if not math.isclose(K[i, 0], focal, rel_tol=K_TOLERANCE):
-                    problems.append((int(i), f"K's focal length {K[i, 0]:g} disagrees with camera_angle_x and width ({focal:g})"))
+        comparable = whole & good & _fov_ok(table) & (width >= 1) & (width <= MAX_IMAGE_SIDE)
+        focal = 0.5 * width / np.tan(0.5 * _scalars(table, "camera_angle_x"))
+        disagree = comparable & ~np.isclose(K[:, 0], focal, rtol=K_TOLERANCE, atol=0.0)
+        problems += [(int(i), f"K's focal length {K[i, 0]:g} disagrees with camera_angle_x and width ({focal[i]:g})") for i in np.flatnonzero(disagree)]
     return problems
+
+
+def _fov_ok(table: pa.Table) -> np.ndarray:
+    """bool [N]: camera_angle_x is a field of view in FOV_RANGE_DEG (radians)."""
+    angles = _scalars(table, "camera_angle_x")
+    low, high = np.radians(FOV_RANGE_DEG)
+    return (angles >= low) & (angles <= high)
 
 
 def _video_problems(table: pa.Table, have: set[str], video: str, frames: np.ndarray) -> list[tuple[int, str]]:
@@ -194,9 +194,10 @@ def _video_problems(table: pa.Table, have: set[str], video: str, frames: np.ndar
         counts = {suffix: int(columns[suffix][0][row]) / per_item[suffix] for suffix in columns}
         counts = {suffix: int(n) if n.is_integer() else n for suffix, n in counts.items()}
         problems.append((int(row), f"{video}: per-frame columns {counts} disagree with num_frames={table.column('num_frames')[int(row)].as_py()}"))
-    for suffix, (_, values, parent) in columns.items():
-        keep = counts_ok[parent]
-        values, parent = values[keep], parent[keep]
+    for suffix, (lengths, values, parent) in columns.items():
+        if not counts_ok[lengths > 0].all():  # leave out rows whose lists are not whole frames
+            keep = counts_ok[parent]
+            values, parent = values[keep], parent[keep]
         if suffix == "c2w":
             faults = camera_faults(values)
             matrix_parent = parent[::16]

@@ -268,10 +268,9 @@ class ShardDataset(IterableDataset):
             if r not in remaining[(f, g)]:  # a padded epoch can repeat a sample
                 del waiting[(f, g, r)]
             second = as_second_orbit(row, self.videos) if self._shows_second_orbit(position) else None
-            try:
-                sample = decode_row(second or row, self.videos, self.tensors, self.background)
-            except ValueError as exc:  # name the file: the row's uid alone may not find it
-                raise ValueError(f"{self.paths[f]}: {exc}") from None
+            metadata = parquet_files[f].metadata
+            where = f"{self.paths[f]}: row {sum(metadata.row_group(i).num_rows for i in range(g)) + r} (uid {row['uid']})"
+            sample = decode_row(second or row, self.videos, self.tensors, self.background, where)
             sample["orbit"] = 2 if second is not None else 1
             sample["position"] = position
             self._consumed = position + 1

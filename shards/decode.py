@@ -91,15 +91,18 @@ def _floats(values, length: int) -> torch.Tensor:
     return torch.tensor(values, dtype=torch.float32)
 
 
-def decode_row(row: dict, videos: Sequence[str], tensors: Sequence[str] = (), background: float | None = None) -> dict:
+def decode_row(row: dict, videos: Sequence[str], tensors: Sequence[str] = (), background: float | None = None,
+               where: str | None = None) -> dict:
     """Decode a row (a dict with at least the ``row_columns`` columns) into the sample above.
 
     Each video is decoded within the budget the row declares (``num_frames`` frames of
     ``width`` x ``height``, codec ``video_codec``; shards.video.decode_rgba): the readers check
     those values when they open the shards (shards.checks). Raises ValueError naming the uid
-    when a requested video or tensor is missing or a video breaks its budget.
+    when a requested video or tensor is missing or a video breaks its budget (``where``, default
+    ``row UID``, names the row in the message).
     """
     uid = row["uid"]
+    where = where or f"row {uid}"
     frames = row["num_frames"]
     sample = {
         "uid": uid,
@@ -111,17 +114,17 @@ def decode_row(row: dict, videos: Sequence[str], tensors: Sequence[str] = (), ba
     for video in videos:
         data = row.get(f"{video}_video")
         if data is None:
-            raise ValueError(f"row {uid}: has no {video} video")
+            raise ValueError(f"{where}: has no {video} video")
         times = row[f"{video}_times"]
         try:
             rgba = decode_rgba(data, frames=len(times), size=(row["height"], row["width"]), codec=row.get("video_codec"))
         except VideoDecodeError as exc:
-            raise ValueError(f"row {uid}: {video} video: {exc}") from None
+            raise ValueError(f"{where}: {video} video: {exc}") from None
         sample[f"{video}_video"], sample[f"{video}_alpha"] = frames_to_tensors(rgba, background)
         sample[f"{video}_c2w"] = torch.tensor(row[f"{video}_c2w"], dtype=torch.float32).reshape(-1, 4, 4)
         sample[f"{video}_times"] = torch.tensor(times, dtype=torch.float32)
     for name in tensors:
         if row[name] is None:
-            raise ValueError(f"row {uid}: has no {name}")
+            raise ValueError(f"{where}: has no {name}")
         sample[name] = tensor_from_columns(row[name], row[f"{name}_shape"], row[f"{name}_dtype"])
     return sample
