@@ -7,17 +7,18 @@ resources its steps declare. Nothing else in ``pipelines`` calls ``ray.remote``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-import signal
 import socket
 from pathlib import Path
 
 import ray
+from ray._private import ray_constants
 from ray._private.authentication.authentication_token_setup import maybe_enable_token_auth_if_token_available
 
-from d4d.files import write_bytes_atomic
 from d4d.pipelines.chain import StepChain
+from d4d.pipelines.session import record_session
 from d4d.pipelines.space import SpaceGuard
 from d4d.pipelines.steps import Resources, WorkerContext, chain_resources
 from d4d.rendering.api import Limits
@@ -71,52 +72,34 @@ def dashboard_available() -> bool:
     return get_dashboard_dependency_error() is None
 
 
-#: Where a run records the session directory of the embedded Ray it started (under OUT).
-SESSION_RECORD = ".d4d-ray-session"
+@contextlib.contextmanager
+def loopback_only():
+    """While starting an embedded Ray: every Ray process (GCS, raylet, agents, workers) listens on
+    127.0.0.1 only. Ray 2.60 binds all interfaces unless its node address is loopback, and
+    ``ray.init`` turns ``_node_ip_address="127.0.0.1"`` into the machine's address; its node
+    address is loopback only where Ray believes clusters are off (the
+    ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` switch, read by the driver and by the processes it starts)."""
+    saved_env, saved_flag = os.environ.get(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved_flag
+        if saved_env is None:
+            os.environ.pop(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR, None)
+        else:
+            os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = saved_env
 
 
-def session_processes(session_dir: str) -> list[int]:
-    """Processes (other than this one) that have a file of a Ray session directory open, or name it
-    on their command line: the processes of that session, whatever their titles say."""
-    session_dir = session_dir.rstrip("/") + "/"
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes().decode(errors="replace")
-            files = [os.readlink(fd) for fd in (entry / "fd").iterdir()]
-        except OSError:  # gone, or not ours to look at
-            continue
-        if session_dir in command or any(f.startswith(session_dir) for f in files):
-            found.append(int(entry.name))
-    return found
-
-
-def reap_embedded_ray(out: Path) -> list[int]:
-    """Kill what the embedded Ray of an earlier run of ``out`` left running: a driver killed with
-    ``kill -9`` cannot stop its Ray, whose dashboard and runtime-env agents then stay up. Call it
-    holding the run's lock (so that earlier driver is gone). Returns the pids killed."""
-    record = Path(out) / SESSION_RECORD
-    if not record.is_file():
-        return []
-    session_dir = record.read_text().strip()
-    pids = session_processes(session_dir) if session_dir.startswith("/") else []
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    record.unlink()
-    return pids
-
-
-def init_ray(address: str | None, num_cpus: float, num_gpus: float, out: Path) -> str:
+def init_ray(address: str | None, num_cpus: float, num_gpus: float, out: Path) -> tuple[str, str | None]:
     """Join the cluster at ``address`` (or RAY_ADDRESS, as ``ray job submit`` sets it), else
-    start an embedded local Ray with ``num_cpus`` / ``num_gpus`` logical resources and the
-    dashboard (on 127.0.0.1 only) when it is installed, recording its session directory under
-    ``out`` for ``reap_embedded_ray``. Returns a line describing where it runs."""
+    start an embedded local Ray with ``num_cpus`` / ``num_gpus`` logical resources, listening on
+    127.0.0.1 only (``loopback_only``; the dashboard too, when installed), and record its session
+    under ``out`` (``pipelines.session``). Returns a line describing where it runs and the
+    embedded session's directory (None on a cluster)."""
     address = address or os.environ.get("RAY_ADDRESS")
+    session_dir = None
     if address:
         where = f"Ray cluster at {address}"
         # A `ray start --head` cluster (Ray 2.60) authenticates with the token in ~/.ray/auth_token:
@@ -126,9 +109,11 @@ def init_ray(address: str | None, num_cpus: float, num_gpus: float, out: Path) -
         context = ray.init(address=address)
     else:
         dashboard = dashboard_available()
-        context = ray.init(num_cpus=max(1, math.ceil(num_cpus)), num_gpus=num_gpus, include_dashboard=dashboard, dashboard_host="127.0.0.1")
-        write_bytes_atomic(Path(out) / SESSION_RECORD, ray._private.worker._global_node.get_session_dir_path().encode())
-        where = "embedded local Ray" + ("" if dashboard else " (no dashboard: it needs ray[default])")
+        with loopback_only():
+            context = ray.init(num_cpus=max(1, math.ceil(num_cpus)), num_gpus=num_gpus, include_dashboard=dashboard, dashboard_host="127.0.0.1")
+        session_dir = ray._private.worker._global_node.get_session_dir_path()
+        record_session(out, session_dir)
+        where = "embedded local Ray on 127.0.0.1" + ("" if dashboard else " (no dashboard: it needs ray[default])")
     resources = ray.cluster_resources()
     line = f"{where}: {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs"
-    return line + (f", dashboard http://{context.dashboard_url}" if context.dashboard_url else "")
+    return line + (f", dashboard http://{context.dashboard_url}" if context.dashboard_url else ""), session_dir

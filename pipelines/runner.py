@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import collections
 import shutil
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +24,8 @@ from d4d.curation.sources import FetchError
 from d4d.curation.sources.base import invalid_record
 from d4d.pipelines.config import PipelineConfig
 from d4d.pipelines.manifest import Manifest
-from d4d.pipelines.ray_adapter import SESSION_RECORD, BatchStepActor, init_ray, reap_embedded_ray, start_actor, start_steps_actor
+from d4d.pipelines.ray_adapter import BatchStepActor, init_ray, start_actor, start_steps_actor
+from d4d.pipelines.session import end_session, reap_session, record_session
 from d4d.pipelines.sources import SourceSpec, open_source, prepare_source
 from d4d.pipelines.space import OutOfSpace, SpaceGuard
 from d4d.pipelines.steps import WriteShards, chain_resources, default_steps
@@ -134,6 +137,52 @@ class OutputRefused(Exception):
     """The output directory cannot be used safely (a part of it links elsewhere)."""
 
 
+class Stopped(Exception):
+    """SIGTERM or SIGINT asked the run to stop (``signum``); ``progress`` says how far it got."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.progress = ""
+
+    def __str__(self) -> str:
+        return f"stopped by {signal.Signals(self.signum).name}" + (f" ({self.progress})" if self.progress else "") + "; rerun the same command to resume"
+
+
+#: The signals that stop a run cleanly.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+#: The stop signal received while Ray was running, until ``check_stop`` raises it.
+_received: dict[str, int] = {}
+
+
+def _on_stop_signal(signum: int, frame) -> None:
+    for sig in STOP_SIGNALS:  # once: a second signal while the run stops its workers and Ray is ignored
+        signal.signal(sig, signal.SIG_IGN)
+    if not ray.is_initialized():
+        raise Stopped(signum)
+    # Ray's blocking calls run Python's handlers inside its own (Cython) code, which an exception
+    # cannot cross cleanly: note the signal, the driver loop raises it within a second.
+    _received["signum"] = signum
+
+
+def check_stop() -> None:
+    """Raise ``Stopped`` if a stop signal came while Ray was running."""
+    if "signum" in _received:
+        raise Stopped(_received.pop("signum"))
+
+
+def catch_stop_signals() -> dict:
+    """Make SIGTERM and SIGINT stop the run (``Stopped``) in the main thread (``ray.init``
+    installs its own SIGTERM handler, so this is called again after it). Returns the handlers
+    replaced (empty off the main thread, where Python cannot handle signals)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    _received.clear()
+    return {sig: signal.signal(sig, _on_stop_signal) for sig in STOP_SIGNALS}
+
+
 class SourceError(Exception):
     """The source cannot list its assets (missing folder or annotations, duplicate uids)."""
 
@@ -172,8 +221,10 @@ def list_records(spec: SourceSpec, limit: int | None) -> list:
 class Run:
     """One invocation of the job over ``records`` (the dispatch loop; see ``run_curation``)."""
 
-    def __init__(self, spec: SourceSpec, config: PipelineConfig, layout: Layout, manifest: Manifest, records: list, captions: dict[str, str]):
+    def __init__(self, spec: SourceSpec, config: PipelineConfig, layout: Layout, manifest: Manifest, records: list, captions: dict[str, str],
+                 session_dir: str | None = None):
         self.spec, self.config, self.layout, self.manifest = spec, config, layout, manifest
+        self.session_dir = session_dir
         self.records, self.captions = records, captions
         self.steps = default_steps(spec, config, layout.renders)
         self.space = SpaceGuard(layout.root, config.min_free_gb * 1e9)
@@ -195,10 +246,12 @@ class Run:
         slot.actor, slot.ref, slot.item = self._new_slot().actor, None, None
         slot.name = ray.get(slot.actor.ready.remote())
 
-    def _stop_workers(self) -> None:
-        """Let each worker stop its Blender process (a worker that does not answer in time is killed)."""
-        closing = [slot.actor.close.remote() for slot in self.slots]
-        ray.wait(closing, num_returns=len(closing), timeout=30.0)
+    def _stop_workers(self, wait_s: float = 30.0) -> None:
+        """Let each worker stop its Blender process within ``wait_s`` seconds, then kill the
+        worker (its Blender process dies with it: PR_SET_PDEATHSIG)."""
+        if wait_s > 0:
+            closing = [slot.actor.close.remote() for slot in self.slots]
+            ray.wait(closing, num_returns=len(closing), timeout=wait_s)
         for slot in self.slots:
             ray.kill(slot.actor, no_restart=True)
 
@@ -268,7 +321,10 @@ class Run:
 
     # -- the loop --------------------------------------------------------------------------
     def _refresh_tables(self) -> None:
-        """Rewrite the tables from the manifest (OutOfSpace when OUT cannot take them)."""
+        """Rewrite the tables from the manifest (OutOfSpace when OUT cannot take them), and the
+        embedded Ray's session record (its processes change as workers start)."""
+        if self.session_dir is not None:
+            record_session(self.layout.root, self.session_dir)
         stats = run_stats(self.manifest.state, len(self.records), self.started, time.time() - self.started, self.config.workers)
         try:
             write_tables(self.layout.root, self.manifest.state, stats)
@@ -293,9 +349,12 @@ class Run:
         self.slots = [self._new_slot() for _ in range(n_workers)]
         for slot in self.slots:
             slot.name = ray.get(slot.actor.ready.remote())
+        if self.session_dir is not None:
+            record_session(self.layout.root, self.session_dir)
         print(f"{len(self.records)} assets: {self.progress.done} already finished, {len(self.queue)} to do on {n_workers} workers", flush=True)
         try:
             while self.queue or any(s.ref is not None for s in self.slots) or self.pending_shards or self.shard_ref is not None:
+                check_stop()
                 for slot in self.slots:
                     if slot.ref is None and self.queue:
                         self.space.check()
@@ -325,8 +384,10 @@ class Run:
                         self._lost(slot, "timeout", f"worker {slot.name} exceeded the asset budget of {self.config.asset_budget_s():.0f}s and was killed")
                 if self.progress.tick():
                     self._refresh_tables()
-        except BaseException:
-            self._stop_workers()
+        except BaseException as exc:
+            if isinstance(exc, Stopped):
+                exc.progress = f"{self.progress.done} of {len(self.records)} assets finished"
+            self._stop_workers(wait_s=0.0)
             try:  # the tables as far as the journal goes; when OUT is full the next run writes them
                 self._refresh_tables()
             except OutOfSpace:
@@ -357,18 +418,25 @@ def _run_locked(spec: SourceSpec, config: PipelineConfig, layout: Layout, manife
     if first is not None and first.get("config") != config.to_json():
         print("note: settings differ from the first run in this directory; finished assets keep their earlier results", flush=True)
     shutil.rmtree(layout.scratch, ignore_errors=True)  # left by killed workers; no other run holds OUT
-    reaped = reap_embedded_ray(layout.root)
+    reaped = reap_session(layout.root)
     if reaped:
         print(f"stopped {len(reaped)} processes the embedded Ray of a killed earlier run left running", flush=True)
     manifest.append({"event": "run", "source": vars(spec), "config": config.to_json(), "assets": len(records)})
     worker_needs = chain_resources(default_steps(spec, config, layout.renders))
-    where = init_ray(address, config.workers * worker_needs.num_cpus + WriteShards.resources.num_cpus, config.workers * worker_needs.num_gpus, layout.root)
-    print(f"d4d-curate: {where}", flush=True)
+    session_dir = None
     try:
-        stats = Run(spec, config, layout, manifest, records, captions).run()
+        where, session_dir = init_ray(address, config.workers * worker_needs.num_cpus + WriteShards.resources.num_cpus,
+                                      config.workers * worker_needs.num_gpus, layout.root)
+        catch_stop_signals()
+        print(f"d4d-curate: {where}", flush=True)
+        stats = Run(spec, config, layout, manifest, records, captions, session_dir).run()
     finally:
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:  # stopping Ray is not to be cut short
+                signal.signal(sig, signal.SIG_IGN)
         ray.shutdown()
-        (layout.root / SESSION_RECORD).unlink(missing_ok=True)
+        if session_dir is not None:
+            end_session(layout.root, session_dir)
     return stats
 
 
@@ -382,7 +450,19 @@ def run_curation(
 
     Writes ``out_dir``/manifest.jsonl, renders/<uid> (kept assets' quality renders),
     shards/ (Parquet, docs/shards.md), decisions.parquet, failures.parquet, stats.json, logs/.
+
+    Raises ``Stopped`` on SIGTERM / SIGINT (workers, Blender and the embedded Ray stopped, the
+    journal intact), ``OutOfSpace`` when OUT cannot be written.
     """
+    handlers = catch_stop_signals()
+    try:
+        return _run_curation(spec, config, out_dir, limit, address, captions_csv)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
+def _run_curation(spec: SourceSpec, config: PipelineConfig, out_dir: Path, limit: int | None, address: str | None, captions_csv: str | Path | None) -> dict:
     layout = Layout(Path(out_dir).resolve())
     layout.root.mkdir(parents=True, exist_ok=True)
     layout.check()
@@ -400,11 +480,14 @@ def run_curation(
             raise
         raise OutOfSpace(line) from None
     not_curated = ", ".join(f"{n} {reason}" for reason, n in stats["assets"]["not_curated"].items())
+    decided = ", ".join(f"{n} {decision}" for decision, n in sorted(stats["clips"]["by_decision"].items())) or "none decided"
+    this_run = (f"{stats['finished_this_run']} assets this run at {stats['assets_per_hour'] or 0:.0f} assets/h" if stats["finished_this_run"]
+                else "nothing left to do this run")
     print(
-        f"done: {stats['finished']}/{stats['total_assets']} assets, {stats['clips']['judged']} clips ({stats['clips']['by_decision']}), "
+        f"done: {stats['finished']}/{stats['total_assets']} assets, {stats['clips']['judged']} clips ({decided}), "
         f"{stats['assets']['failed_whole']} assets failed whole, {stats['in_shards']} clips in shards; "
         + (f"entries not curated: {not_curated}; " if not_curated else "") +
-        f"{stats['finished_this_run']} assets this run at {stats['assets_per_hour'] or 0:.0f} assets/h; tables in {layout.root}",
+        f"{this_run}; tables in {layout.root}",
         flush=True,
     )
     return stats

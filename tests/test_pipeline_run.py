@@ -331,7 +331,7 @@ def listening_pids() -> dict[int, set[int]]:
 
 
 def test_a_killed_driver_leaves_no_listening_process_once_the_next_run_starts(builtin_assets, runs, tmp_path):
-    from d4d.pipelines.ray_adapter import SESSION_RECORD, session_processes
+    from d4d.pipelines.session import SESSION_RECORD, session_processes
 
     assets = tmp_path / "assets"
     assets.mkdir()
@@ -345,7 +345,7 @@ def test_a_killed_driver_leaves_no_listening_process_once_the_next_run_starts(bu
         time.sleep(0.2)
     driver.send_signal(signal.SIGKILL)
     driver.wait()
-    session = (out / SESSION_RECORD).read_text()
+    session = json.loads((out / SESSION_RECORD).read_text())["session_dir"]
     time.sleep(2)
     left = set(session_processes(session))
     listening = {pid: ports for pid, ports in listening_pids().items() if pid in left}
