@@ -72,11 +72,12 @@ def bar(total: int | None, stage: str, unit: str = "steps", initial: int = 0, st
 
 
 class StageProgress:
-    """One bar per stage from reports ``{"stage": str, "done": int, "total": int}``: a new stage
-    closes the previous bar; the last report of a stage (done == total) closes its bar."""
+    """One bar per stage from reports ``{"stage": str, "done": int, "total": int}``, named
+    ``prefix + stage``: a new stage closes the previous bar; the last report of a stage (done ==
+    total) closes its bar."""
 
-    def __init__(self, unit: str = "frames", stream: TextIO | None = None):
-        self.unit, self.stream = unit, stream
+    def __init__(self, unit: str = "frames", stream: TextIO | None = None, prefix: str = ""):
+        self.unit, self.stream, self.prefix = unit, stream, prefix
         self.stage: str | None = None
         self.current = None
 
@@ -84,7 +85,7 @@ class StageProgress:
         stage, done, total = str(report["stage"]), int(report["done"]), int(report["total"])
         if stage != self.stage or self.current is None:
             self.close()
-            self.stage, self.current = stage, bar(total, stage, self.unit, stream=self.stream)
+            self.stage, self.current = stage, bar(total, self.prefix + stage, self.unit, stream=self.stream)
         self.current.update(done - self.current.n)
         if done >= total:
             self.close()

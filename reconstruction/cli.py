@@ -36,7 +36,20 @@ log = logging.getLogger("d4d-reconstruct")
 ALIASES = {"holdout_every": ["--holdout"]}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def shown_preset(argv: list[str]) -> str:
+    """The concrete preset a run of ``argv`` uses on this machine (for --help's defaults)."""
+    peek = argparse.ArgumentParser(add_help=False)
+    peek.add_argument("--preset", default=AUTO)
+    peek.add_argument("--device", default="auto")
+    args = peek.parse_known_args(argv)[0]
+    try:
+        return resolve_preset(args.preset, pick_device(args.device).type)
+    except (ValueError, RuntimeError):
+        return resolve_preset(AUTO, "cpu")  # the full parse names the bad value
+
+
+def build_parser(shown: str = "paper") -> argparse.ArgumentParser:
+    """The parser, with the settings' defaults shown as preset ``shown`` sets them."""
     parser = argparse.ArgumentParser(prog="d4d-reconstruct", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("input", metavar="INPUT", help="render directory, d4d-sample output directory, or SHARD.parquet#ROW")
     parser.add_argument("--out", required=True, type=Path, help="output directory (created if missing)")
@@ -46,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", choices=BACKENDS, default="auto", help="rasterizer: gsplat (CUDA), torch (any device) or auto (default)")
     parser.add_argument("--device", default="auto", help="torch device: auto (cuda when available), cpu, cuda, cuda:1 ...")
     parser.add_argument("--restart", action="store_true", help=f"discard OUT/{CHECKPOINT_NAME} instead of resuming from it")
-    add_options(parser.add_argument_group("settings (override the preset; the defaults shown are the paper preset's)"), ReconstructConfig, aliases=ALIASES)
+    add_options(parser.add_argument_group(f"settings (override the preset; the defaults shown are preset {shown}'s, the one this run uses)"),
+                ReconstructConfig, aliases=ALIASES, defaults=preset(shown))
     return parser
 
 
@@ -57,7 +71,8 @@ def config_from_args(args: argparse.Namespace, device: torch.device) -> tuple[st
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(shown_preset(argv))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:

@@ -77,9 +77,6 @@ def test_sample_refuses_an_existing_out_before_loading_anything(tmp_path, caplog
     (out / "keep.txt").write_text("mine")
     assert main(["--model", str(tmp_path / "no-model"), "--out", str(out), "--prompt", "x"]) == 2
     assert "exists; give --overwrite" in caplog.text and (out / "keep.txt").read_text() == "mine"
-    # with --overwrite it goes on to the model, which is missing here: the one-line reason is the model's
-    assert main(["--model", str(tmp_path / "no-model"), "--out", str(out), "--prompt", "x", "--overwrite"]) == 2
-    assert "neither it nor" in caplog.text
 
 
 def test_progress_into_a_file_is_plain_lines_with_elapsed_and_time_left():
@@ -132,3 +129,14 @@ def test_datasets_reads_the_cards_features_with_typed_videos(shard_dir, tmp_path
     row = by_card[0]
     assert decode_rgba(row["dynamic_video"]["bytes"]).shape == (8, 32, 32, 4)
     assert by_card.num_rows == 3
+
+
+def test_reconstruct_help_shows_the_preset_this_run_uses():
+    from d4d.reconstruction.cli import build_parser, shown_preset
+    from d4d.reconstruction.config import preset as recon_preset
+
+    assert shown_preset(["in", "--out", "o", "--preset", "fast"]) == "fast"
+    assert shown_preset(["in", "--out", "o", "--device", "cpu"]) == "cpu"  # auto on a CPU
+    text = " ".join(build_parser("fast").format_help().split())
+    assert "preset fast's, the one this run uses" in text
+    assert f"(default: {recon_preset('fast').coarse_iterations})" in text.rsplit("--coarse-iterations INT", 1)[1][:200]

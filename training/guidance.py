@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import torch
 
-#: Paper defaults.
-DEFAULT_W1 = 7.0
-DEFAULT_W2 = 0.5
+from .sample_config import DEFAULT_W1, DEFAULT_W2  # the paper's weights, defined with d4d-sample's options
 
 
 def guided_prediction(conditional: torch.Tensor, unconditional: torch.Tensor | None, static: torch.Tensor | None,

@@ -16,10 +16,8 @@ in the exported model (training.reference).
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 
@@ -30,13 +28,13 @@ from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 
 from d4d.files import publish_dir, staging_dir
-from d4d.options import add_options, apply_overrides, overrides_from_args
+from d4d.progress import bar
 from d4d.rendering.orbits import OrbitLayout
 from d4d.shards.layout import shard_orbit_layout, shards_have_second_orbit
 
-from . import config as config_lib
 from .backbone import Denoiser
-from .checkpoints import TrainState, checkpoint_dir, load_checkpoint, prune_checkpoints, resolve_resume, save_checkpoint
+from .checkpoints import TrainState, checkpoint_dir, list_checkpoints, load_checkpoint, prune_checkpoints, resolve_resume, save_checkpoint
+from .cli import main  # noqa: F401 - d4d-train, and accelerate launch -m d4d.training.train
 from .components import Components, build_components, load_components
 from .config import TrainConfig
 from .data import ShardBatches, collate
@@ -50,46 +48,19 @@ from .schedules import training_schedule
 
 logger = logging.getLogger("d4d.train")
 
-#: Flags of earlier versions and what replaced them.
-REMOVED_FLAGS = {
-    "--num-train-timesteps": "the noise schedule is the backbone's own scheduler config (docs/training.md, "
-                             "\"Each backbone on its own terms\")",
-}
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="d4d-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shards", required=True, type=Path, help="shard directory (d4d-shards output)")
-    parser.add_argument("--output", required=True, type=Path, help="run directory (created; checkpoints, logs, model/)")
-    parser.add_argument("--config", default="paper-text", help=f"preset: {', '.join(config_lib.PRESETS)}")
-    parser.add_argument("--pretrained", type=Path, help="diffusers-layout folder to start from (unet/, vae/, ...)")
-    parser.add_argument("--resume", help="'latest' or a checkpoint folder of this run")
-    parser.add_argument("--cache-latents", action="store_true",
-                        help="encode all clips once and store latents/text embeddings in the shards before training")
-    add_options(parser.add_argument_group("hyperparameters (override the preset)"), TrainConfig)
-    return parser
-
-
-def check_removed_flags(argv: list[str]) -> None:
-    """ValueError naming a flag of an earlier version and what replaced it."""
-    for arg in argv:
-        flag = arg.split("=", 1)[0]
-        if flag in REMOVED_FLAGS:
-            raise ValueError(f"{flag} was removed: {REMOVED_FLAGS[flag]}")
-
-
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    return apply_overrides(config_lib.preset(args.config), overrides_from_args(args, TrainConfig))
-
 
 def check_run_config(run: Path, config: TrainConfig) -> None:
-    """Write RUN/train_config.json, or check a resumed run's matches (max_steps may grow)."""
+    """Write RUN/train_config.json, or check a resumed run's matches (max_steps may grow). A run
+    that saved no checkpoint and no model (a start that failed) takes the new settings."""
     path = run / "train_config.json"
     if path.exists():
         saved = json.loads(path.read_text())
         differ = sorted(k for k, v in config.to_dict().items() if k != "max_steps" and saved.get(k) != v)
+        if differ and (list_checkpoints(run) or (run / "model").exists()):
+            raise ValueError(f"{path}: this run was started with other settings for {differ} and has trained; "
+                             "use a new --output, or the same settings to resume")
         if differ:
-            raise ValueError(f"{path}: this run was started with other settings for {differ}; use a new --output")
+            logger.info("%s: its earlier start saved no checkpoint; starting again with the new settings for %s", run, differ)
     run.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
@@ -128,6 +99,7 @@ def validation_video(parts: Components, config: TrainConfig, sample: dict, motio
     """
     batch = collate([sample], config.num_frames, config.resolution)
     pipe = make_pipeline(parts, config, motion)
+    pipe.set_progress_bar_config(disable=True)
     out = pipe(prompt=batch.captions[0] if parts.adapter.uses_text else None,
                image=None if config.task == "text" else batch.dynamic_video[:, 0],
                static_video=batch.static_video if config.task == "static" else None,
@@ -242,6 +214,7 @@ def train(config: TrainConfig, source, output: Path, parts: Components | None = 
                 "%d process(es), effective batch %d", config.task, config.target, parts.adapter.name, schedule.kind, config.max_steps, batches_per_epoch, accelerator.num_processes,
                 config.train_batch_size * config.gradient_accumulation_steps * accelerator.num_processes)
     tick = time.perf_counter()
+    progress = bar(config.max_steps, f"training ({config.target})", initial=state.step, disable=not accelerator.is_main_process)
     while state.step < config.max_steps:
         for samples in source.batches(state.epoch, state.batch_in_epoch):
             state.batch_in_epoch += 1
@@ -263,6 +236,7 @@ def train(config: TrainConfig, source, output: Path, parts: Components | None = 
             if not accelerator.sync_gradients:
                 continue
             state.step += 1
+            progress.update(1)
             if ema is not None:
                 ema.step(trainable)
             if state.step % config.log_every == 0 or state.step == config.max_steps:
@@ -271,6 +245,7 @@ def train(config: TrainConfig, source, output: Path, parts: Components | None = 
                 values = {"loss": losses.total.item(), "loss_ldm": losses.ldm.item(), "loss_mr": losses.mr.item(),
                           "lr": lr_scheduler.get_last_lr()[0], "seconds_per_step": elapsed}
                 accelerator.log(values, step=state.step)
+                progress.set_postfix_str(f"loss {values['loss']:.4f}", refresh=False)
                 logger.info("step %d/%d loss %.5f (ldm %.5f, mr %.5f) lr %.2e %.2fs/step", state.step, config.max_steps,
                             values["loss"], values["loss_ldm"], values["loss_mr"], values["lr"], elapsed)
             if state.step % config.checkpointing_steps == 0 or state.step == config.max_steps:
@@ -282,6 +257,7 @@ def train(config: TrainConfig, source, output: Path, parts: Components | None = 
         else:
             state.epoch += 1
             state.batch_in_epoch = 0
+    progress.close()
     accelerator.wait_for_everyone()
     model_dir = output / "model"
     if accelerator.is_main_process:
@@ -339,23 +315,6 @@ def train_on_shards(config: TrainConfig, shards: Path, output: Path, pretrained:
     if reference[0] is not None:
         logger.info("static reference of this run: %s (%s)", reference[0], reference[1])
     return train(config, source, output, parts, resume, accelerator, reference, shard_orbit_layout(shards))
-
-
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        check_removed_flags(argv)
-    except ValueError as exc:
-        logger.error("%s", exc)
-        return 2
-    args = build_parser().parse_args(argv)
-    try:
-        train_on_shards(config_from_args(args), args.shards, args.output, args.pretrained, args.resume, args.cache_latents)
-    except (ValueError, FloatingPointError) as exc:
-        logger.error("%s", exc)
-        return 2
-    return 0
 
 
 if __name__ == "__main__":
