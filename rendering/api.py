@@ -181,16 +181,17 @@ class Renderer:
     def worker_pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
-    def close(self) -> None:
-        self._stop()
+    def close(self, kill: bool = False) -> None:
+        """Stop the worker (``kill``: at once, else after its current job, at most 10 s)."""
+        self._stop(kill=kill)
         if self._own_log_dir:
             shutil.rmtree(self.log_dir, ignore_errors=True)
 
     def __enter__(self) -> Renderer:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        self.close(kill=exc_type is not None and not issubclass(exc_type, AssetError))  # an interrupt stops Blender at once
 
     def _log_tail(self) -> str:
         try:

@@ -11,11 +11,13 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import struct
 import subprocess
 import sys
 import time
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -191,15 +193,18 @@ def test_d4d_render_prints_input_reason_detail_on_one_line(place, capsys):
 
 WORKER_ONLY = """
 import json, sys
+from pathlib import Path
 import bpy
 from d4d.rendering.blender.session import AssetSession
 from d4d.rendering.errors import AssetError
-for path in sys.argv[1:]:
+results = {}
+for path in sys.argv[2:]:
     try:
         AssetSession(bpy, Path(path), max_texture_bytes=10**9)
-        print(json.dumps([path, "ok"]))
+        results[path] = ["ok"]
     except AssetError as exc:
-        print(json.dumps([path, exc.kind, exc.reason]))
+        results[path] = [exc.kind, exc.reason]
+Path(sys.argv[1]).write_text(json.dumps(results))
 """
 
 
@@ -223,9 +228,10 @@ def test_the_worker_refuses_what_the_pre_check_would_have_let_through(place):
     (asset / "geom.bin").write_bytes(TRIANGLE.tobytes())
     fine.write_text(json.dumps(gltf_json("geom.bin")))
     paths = [evil, asset / "tri.obj", big / "tri.obj", fine]
-    run = subprocess.run([sys.executable, "-c", WORKER_ONLY, *map(str, paths)], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    results = {r[0]: r[1:] for r in (json.loads(line) for line in run.stdout.splitlines() if line.startswith("["))}
+    answers = asset.parent / "results.json"
+    run = subprocess.run([sys.executable, "-c", WORKER_ONLY, str(answers), *map(str, paths)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    results = json.loads(answers.read_text())
     assert results[str(evil)][0] == "linked_file_outside_asset" and "secret/geom.bin" in results[str(evil)][1], run.stderr[-2000:]
     assert results[str(asset / "tri.obj")][0] == "linked_file_outside_asset" and "x.png" in results[str(asset / "tri.obj")][1]
     assert results[str(big / "tri.obj")][0] == "too_large" and "huge.png" in results[str(big / "tri.obj")][1]
@@ -257,3 +263,39 @@ bpy.ops.export_scene.fbx(filepath={str(fbx)!r}, path_mode="RELATIVE")
         assert err.value.kind == "linked_file_outside_asset" and "x.png" in err.value.reason, err.value
         opened = renderer.open(fbx, policy=AssetPolicy(allow_outside_links=True))
         assert opened.description["counts"]["images"] == 1
+
+
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat's fields after the command name ([] when the process is gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
+def _children(pid: int) -> list[int]:
+    """Live processes whose parent is ``pid``."""
+    return [int(e) for e in os.listdir("/proc") if e.isdigit() and (fields := _stat(int(e))) and int(fields[1]) == pid and fields[0] != "Z"]
+
+
+@pytest.mark.blender
+def test_d4d_render_stopped_by_sigint_says_so_in_one_line_and_stops_blender(place):
+    pytest.importorskip("bpy")
+    asset, _ = place
+    (asset / "geom.bin").write_bytes(TRIANGLE.tobytes())
+    fine = asset / "fine.gltf"
+    fine.write_text(json.dumps(gltf_json("geom.bin")))
+    out = asset.parent / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "d4d.rendering.cli", str(fine), "--out", str(out), "-q", "--frames", "200"],
+                            stderr=subprocess.PIPE, text=True)
+    deadline, workers = time.monotonic() + 120, []
+    while not workers and time.monotonic() < deadline:
+        time.sleep(0.5)
+        workers = _children(proc.pid)
+    time.sleep(3.0)  # Blender starting, importing or rendering
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=60)[1]
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == 130 and len(lines) == 1 and lines[0].startswith(f"{fine}: interrupted: "), err[-2000:]
+    assert workers and not [pid for pid in workers if _stat(pid)[:1] not in ([], ["Z"])]  # Blender is gone
+    assert not out.exists()
