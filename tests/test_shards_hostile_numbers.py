@@ -186,6 +186,18 @@ def test_the_readers_refuse_hostile_rows_when_they_open_the_shards(hostile, name
     assert str(caught.value).startswith(f"{hostile[name]}: row 0 (uid {name}): ") and CASES[name][1] in str(caught.value)
 
 
+def test_the_pytorch_reader_stops_a_decode_bomb_at_the_row_s_frame_count(hostile):
+    dataset = ShardDataset(hostile["bomb"], videos=("dynamic",), shuffle=False)  # its values are valid
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError) as caught:
+            next(iter(dataset))
+        assert tracemalloc.get_traced_memory()[1] < 64 * 2**20  # 4 frames of 1 MiB decoded, not 1200
+    finally:
+        tracemalloc.stop()
+    assert str(caught.value) == f"{hostile['bomb']}: row 0 (uid bomb): {CASES['bomb'][1]}"
+
+
 def test_the_decoder_stops_at_the_budget_while_decoding():
     h264 = repeated_video("libx264", "yuv420p", 512, 1200)  # 38 KB; 1.2 GB of RGBA decoded whole
     assert len(h264) < 100_000
