@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         config = config_from_args(args)
-        spec = parse_source(args.source, args.out, online=args.online, id_list=args.id_list, limits=config.download)
+        spec = parse_source(args.source, args.out, online=args.online, id_list=args.id_list, limits=config.download,
+                            max_file_mb=config.limits.max_file_mb)
     except ValueError as exc:
         parser.error(str(exc))
     from d4d.pipelines.manifest import RunLocked

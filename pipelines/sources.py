@@ -18,6 +18,7 @@ from pathlib import Path
 
 from d4d.curation.sources.download import DownloadLimits
 from d4d.curation.sources.objaverse_xl import XLEndpoints
+from d4d.rendering.api import Limits
 
 KINDS = ("local", "builtin", "objaverse", "objaverse-xl")
 
@@ -35,6 +36,8 @@ class SourceSpec:
             1.0 uids for objaverse, sha256 / fileIdentifier / save_uid for objaverse-xl).
         limits: Objaverse online: the bounds of every download.
         endpoints: Objaverse online: where files are downloaded from.
+        max_file_mb: local and builtin: larger files are ``too_large`` rows, never read or
+            hashed (the render's ``Limits.max_file_mb``).
     """
 
     kind: str
@@ -43,10 +46,11 @@ class SourceSpec:
     id_list: str | None = None
     limits: DownloadLimits = DownloadLimits()
     endpoints: XLEndpoints = XLEndpoints()
+    max_file_mb: float = Limits.max_file_mb
 
 
 def parse_source(text: str, out_dir: Path, online: bool = False, id_list: str | None = None,
-                 limits: DownloadLimits = DownloadLimits()) -> SourceSpec:
+                 limits: DownloadLimits = DownloadLimits(), max_file_mb: float = Limits.max_file_mb) -> SourceSpec:
     """``--source`` text -> SourceSpec. Raises ValueError naming the text and what is valid."""
     kind, _, rest = text.partition(":")
     if kind not in KINDS:
@@ -58,11 +62,11 @@ def parse_source(text: str, out_dir: Path, online: bool = False, id_list: str | 
             raise ValueError(f"--source {text!r}: local needs a folder, e.g. local:/data/assets")
         if not Path(rest).expanduser().is_dir():
             raise ValueError(f"--source {text!r}: {rest} is not a folder")
-        return SourceSpec("local", str(Path(rest).expanduser().resolve()))
+        return SourceSpec("local", str(Path(rest).expanduser().resolve()), max_file_mb=max_file_mb)
     if kind == "builtin":
         if rest:
             raise ValueError(f"--source {text!r}: builtin takes no path (assets are generated into OUT/assets)")
-        return SourceSpec("builtin", str((out_dir / "assets").resolve()))
+        return SourceSpec("builtin", str((out_dir / "assets").resolve()), max_file_mb=max_file_mb)
     return SourceSpec(kind, str(Path(rest).expanduser()) if rest else None, online=online, id_list=id_list, limits=limits)
 
 
@@ -71,7 +75,7 @@ def open_source(spec: SourceSpec):
     from d4d.curation.sources import LocalFolderSource, ObjaverseV1Source, ObjaverseXLSource, V1Filter, XLFilter, load_id_list
 
     if spec.kind in ("local", "builtin"):
-        return LocalFolderSource(spec.path)
+        return LocalFolderSource(spec.path, max_file_mb=spec.max_file_mb)
     base = spec.path or "~/.objaverse"
     ids = frozenset(load_id_list(spec.id_list)) if spec.id_list else None
     if spec.kind == "objaverse":
