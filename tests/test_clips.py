@@ -83,7 +83,8 @@ def test_an_undecodable_texture_fails_the_asset_unless_allowed_and_then_is_recor
         renderer.render(path, tmp_path / "strict", RenderOptions(**QUICK))
     assert err.value.kind == "unreadable_texture" and "skin.jpg" in err.value.reason and not (tmp_path / "strict").exists()
     asset = renderer.render(path, tmp_path / "untextured", RenderOptions(**QUICK, videos=("front",)), policy=AssetPolicy(allow_untextured=True))
-    assert asset.warnings == ["unreadable_texture: rendered without skin.jpg"]
+    assert asset.warnings == ["unreadable_texture: rendered without skin.jpg"] and asset.policy == {"allow_untextured": True}
+    assert json.loads((tmp_path / "untextured" / "asset.json").read_text())["policy"] == {"allow_untextured": True}
     rgba = load_render(tmp_path / "untextured").videos["front"].rgba.astype(int)
     covered = rgba[..., 3] > 200
     magenta = (rgba[..., 0] > 200) & (rgba[..., 1] < 60) & (rgba[..., 2] > 200)
@@ -91,10 +92,12 @@ def test_an_undecodable_texture_fails_the_asset_unless_allowed_and_then_is_recor
 
     import pyarrow.parquet as pq
 
+    from d4d.shards.files import list_shards
     from d4d.shards.writer import ShardWriteConfig, write_shards
 
     write_shards([tmp_path / "untextured"], tmp_path / "shards", ShardWriteConfig(codec="lossless"))
-    row = pq.read_table(tmp_path / "shards", columns=["warnings", "asset_json"]).to_pylist()[0]
+    (shard,) = list_shards(tmp_path / "shards")  # the folder also holds the dataset card, README.md
+    row = pq.read_table(shard, columns=["warnings", "asset_json"]).to_pylist()[0]
     assert row["warnings"] == asset.warnings and json.loads(row["asset_json"])["warnings"] == asset.warnings
 
 

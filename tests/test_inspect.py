@@ -367,6 +367,7 @@ def test_reconstruction_report_shows_turntable_input_and_psnr_per_view(reconstru
     plots = page_svgs(page)
     assert plots["Held-out PSNR per view"] == len(metrics["heldout"]["views"]) > 0
     assert plots["Time per stage"] == len(metrics["timings_s"])
+    assert plots.get("PSNR during training", 0) == len(metrics.get("history") or [])  # every evaluation of the history, when kept
     assert detect_kind(reconstruction_output.parent) == "reconstruction"  # a folder of outputs
 
 
