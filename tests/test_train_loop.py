@@ -55,14 +55,15 @@ def test_loss_is_finite_and_falls_on_a_fixed_batch():
 
 def run_config(**overrides):
     values = dict(max_steps=3, checkpointing_steps=2, train_batch_size=1, gradient_accumulation_steps=2,
-                  learning_rate=1e-3, log_every=1, p_uncond=0.3, p_no_motion=0.3)
+                  learning_rate=1e-3, log_every=1, p_uncond=0.3, p_no_motion=0.3, validation_steps=2)
     values.update(overrides)
     return preset("tiny-image", **values)
 
 
 def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
     """3 clips, batch 1, 2 micro-batches per step: the interruption falls mid-epoch, and resuming
-    must reproduce data order, noise, dropout, optimizer, LR schedule and EMA bit for bit."""
+    must reproduce data order, noise, dropout, optimizer, LR schedule and EMA bit for bit. The
+    uninterrupted run validates at step 2 (its UNet has dropout): that must not change step 3."""
     clips = make_clips(3)
     straight = tmp_path / "straight"
     train(run_config(), EpochBatches(clips, 1, seed=0), straight)

@@ -8,6 +8,7 @@ the run resumes.
 
 from __future__ import annotations
 
+import json
 import pickle
 import shutil
 from pathlib import Path
@@ -111,3 +112,24 @@ def test_a_checkpoint_of_the_pickle_era_is_refused_in_one_line(tmp_path):
     with pytest.raises(ValueError, match="no checkpoint.json, so not a d4d checkpoint of this version"):
         load_checkpoint(old, None, None, None, None, None, None)
     assert not marker.exists()
+
+
+def test_a_checkpoint_resumes_only_as_it_was_written(tmp_path):
+    """checkpoint.json records format, step, number of processes and EMA; a checkpoint that
+    does not match the run is refused in one line before anything is loaded."""
+    from accelerate import Accelerator
+    from diffusers.training_utils import EMAModel
+
+    run = tmp_path / "run"
+    train(config(), EpochBatches(make_clips(2), 1, seed=0), run)
+    reset()
+    folder = run / "checkpoints" / "step-000001"
+    meta = json.loads((folder / "checkpoint.json").read_text())
+    assert meta["num_processes"] == 1 and meta["ema"] is True
+    accelerator, ema = Accelerator(cpu=True), EMAModel([torch.nn.Parameter(torch.zeros(1))])
+    for change, reason in (({"num_processes": 2}, "written by 2 process"), ({"ema": False}, "EMA"),
+                           ({"version": 0}, "not a d4d-train-checkpoint of version 1"), ({"step": -1}, "step -1")):
+        (folder / "checkpoint.json").write_text(json.dumps({**meta, **change}))
+        with pytest.raises(ValueError, match=reason) as refused:
+            load_checkpoint(folder, accelerator, None, None, None, ema, None)
+        assert "\n" not in str(refused.value)
