@@ -30,6 +30,7 @@ from d4d.rendering.contract import (
     times_ok,
 )
 from d4d.shards.video import CODECS
+from d4d.untrusted import printable
 
 #: Optional float columns: null or finite,
 OPTIONAL_FLOATS = ("frame_start", "frame_end", "fps", "motion_magnitude", "window_start_s", "window_end_s")
@@ -221,4 +222,4 @@ def check_table(table: pa.Table, name: str, first_row: int = 0) -> None:
         row, reason = problems[0]
         uid = table.column("uid")[row].as_py() if "uid" in table.column_names else None
         more = f" (and {len(problems) - 1} more; d4d-shards verify lists every problem)" if len(problems) > 1 else ""
-        raise ValueError(f"{name}: row {first_row + row} (uid {uid}): {reason}{more}")
+        raise ValueError(f"{name}: row {first_row + row} (uid {printable(str(uid), 200)}): {reason}{more}")

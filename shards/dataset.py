@@ -34,6 +34,7 @@ from d4d.shards.decode import as_second_orbit, decode_row, row_columns, second_o
 from d4d.shards.files import list_shards
 from d4d.shards.order import epoch_order, rank_share, worker_share
 from d4d.shards.schema import SCALAR_COLUMNS, schema_problems, tensors_in, upgrade_table
+from d4d.untrusted import printable
 
 STATE_VERSION = 1
 
@@ -269,7 +270,7 @@ class ShardDataset(IterableDataset):
                 del waiting[(f, g, r)]
             second = as_second_orbit(row, self.videos) if self._shows_second_orbit(position) else None
             metadata = parquet_files[f].metadata
-            where = f"{self.paths[f]}: row {sum(metadata.row_group(i).num_rows for i in range(g)) + r} (uid {row['uid']})"
+            where = f"{self.paths[f]}: row {sum(metadata.row_group(i).num_rows for i in range(g)) + r} (uid {printable(str(row['uid']), 200)})"
             sample = decode_row(second or row, self.videos, self.tensors, self.background, where)
             sample["orbit"] = 2 if second is not None else 1
             sample["position"] = position

@@ -17,6 +17,7 @@ from d4d.shards.files import list_shards
 from d4d.shards.schema import HASH_COLUMN, VIDEO_NAMES_V1, content_columns, content_hash, schema_problems, schema_version, tensors_in
 from d4d.shards.tensors import tensor_from_columns
 from d4d.shards.video import VideoDecodeError, decode_rgba
+from d4d.untrusted import printable
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ class Problem:
     uid: str | None = None
 
     def __str__(self) -> str:
-        where = f"{self.path}" if self.row is None else f"{self.path}: row {self.row} (uid {self.uid})"
+        where = f"{self.path}" if self.row is None else f"{self.path}: row {self.row} (uid {printable(str(self.uid), 200)})"
         return f"{where}: {self.message}"
 
 

@@ -29,6 +29,7 @@ from d4d.reconstruction.inputs import load_input
 from d4d.rendering.contract import RenderContractError, load_render
 from d4d.shards.dataset import ShardDataset
 from d4d.shards.schema import HASH_COLUMN, content_hash
+from d4d.shards.verify import verify_shards
 from d4d.shards.video import VideoDecodeError, decode_rgba, encode_rgba
 from d4d.shards.writer import ShardWriteConfig, write_shards
 from d4d.testing.shards_helpers import make_shard_render
@@ -184,6 +185,19 @@ def test_the_readers_refuse_hostile_rows_when_they_open_the_shards(hostile, name
     with pytest.raises(ValueError) as caught:
         ShardDataset(hostile[name], videos=("dynamic",))
     assert str(caught.value).startswith(f"{hostile[name]}: row 0 (uid {name}): ") and CASES[name][1] in str(caught.value)
+
+
+def test_a_uid_with_line_breaks_stays_on_one_line(pristine, tmp_path):
+    path = tampered(pristine, tmp_path / "s", "x", set_item("dynamic_times", 0, -1.0))
+    table = pq.read_table(path)
+    row = {**table.to_pylist()[0], "uid": "evil\nFAKE: row 9 (uid y): fine"}
+    row[HASH_COLUMN] = content_hash(row)
+    pq.write_table(pa.Table.from_pylist([row], schema=table.schema), path)
+    problems = [str(p) for p in verify_shards(path.parent)[1]]
+    assert problems == [f"{path}: row 0 (uid evil\\nFAKE: row 9 (uid y): fine): dynamic_times[0] is not a time in [0, 1]"]
+    with pytest.raises(ValueError) as caught:
+        ShardDataset(path)
+    assert str(caught.value) == problems[0]
 
 
 def test_the_pytorch_reader_stops_a_decode_bomb_at_the_row_s_frame_count(hostile):
