@@ -224,10 +224,14 @@ def test_the_worker_refuses_what_the_pre_check_would_have_let_through(place):
     (big / "tri.obj").write_text((asset / "tri.obj").read_text())
     (big / "tri.mtl").write_text("newmtl a\nmap_Kd huge.png\n")
     (big / "huge.png").write_bytes(png_header(43_000, 43_000))
+    stale = asset / "stale"  # an author's path to nothing: not read, so only missing
+    stale.mkdir()
+    (stale / "tri.obj").write_text((asset / "tri.obj").read_text())
+    (stale / "tri.mtl").write_text(f"newmtl a\nmap_Kd {secret / 'gone' / 'x.png'}\n")
     fine = asset / "fine.gltf"
     (asset / "geom.bin").write_bytes(TRIANGLE.tobytes())
     fine.write_text(json.dumps(gltf_json("geom.bin")))
-    paths = [evil, asset / "tri.obj", big / "tri.obj", fine]
+    paths = [evil, asset / "tri.obj", big / "tri.obj", stale / "tri.obj", fine]
     answers = asset.parent / "results.json"
     run = subprocess.run([sys.executable, "-c", WORKER_ONLY, str(answers), *map(str, paths)], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
@@ -235,6 +239,7 @@ def test_the_worker_refuses_what_the_pre_check_would_have_let_through(place):
     assert results[str(evil)][0] == "linked_file_outside_asset" and "secret/geom.bin" in results[str(evil)][1], run.stderr[-2000:]
     assert results[str(asset / "tri.obj")][0] == "linked_file_outside_asset" and "x.png" in results[str(asset / "tri.obj")][1]
     assert results[str(big / "tri.obj")][0] == "too_large" and "huge.png" in results[str(big / "tri.obj")][1]
+    assert results[str(stale / "tri.obj")][0] == "missing_linked_files"
     assert results[str(fine)] == ["ok"]
 
 

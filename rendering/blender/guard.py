@@ -9,9 +9,10 @@ what Blender actually does with them:
   importer loads (``bpy_extras.image_utils.load_image``) is checked the moment it is created,
   before the importer can decode it: its folder and its declared size.
 - ``check_scene_files``, after import: every file-backed datablock (images, packed or not, by
-  the path they came from; libraries, sounds, movie clips, fonts, cache files, volumes) must
-  lie in the asset's folder (``linked_file_outside_asset``), and every image's declared decoded
-  size must fit the bound (``too_large``), before any pixel is decoded or anything rendered.
+  the path they came from; libraries, sounds, movie clips, fonts, cache files, volumes) whose
+  file exists must lie in the asset's folder (``linked_file_outside_asset``), and every image's
+  declared decoded size must fit the bound (``too_large``), before any pixel is decoded or
+  anything rendered. A path to nothing is left to ``missing_linked_files``: nothing was read.
 """
 
 from __future__ import annotations
@@ -97,11 +98,18 @@ def _path(bpy, block) -> str:
     return os.path.normpath(bpy.path.abspath(block.filepath, library=block.library))
 
 
+def _outside(folder: Path, path: str) -> bool:
+    """Whether ``path`` is a file outside ``folder`` that exists: a path that names nothing
+    cannot have been read (FBX and .blend files keep their author's absolute paths beside the
+    data they embed)."""
+    return not within(folder, path) and os.path.lexists(path)
+
+
 def check_image(bpy, image, folder: Path, contain: bool, max_texture_bytes: int) -> None:
     """AssetError when ``image`` came from outside ``folder`` (``contain``) or declares a decoded
     size over ``max_texture_bytes`` (0: no bound); reads its header only."""
     path = _path(bpy, image) if image.filepath else ""
-    if contain and path and not within(folder, path):
+    if contain and path and _outside(folder, path):
         raise AssetError("linked_file_outside_asset", f"image outside the asset's folder (not read): {path}")
     if not max_texture_bytes or image.source != "FILE":
         return
@@ -125,7 +133,7 @@ def check_scene_files(bpy, folder: Path, contain: bool, max_texture_bytes: int) 
     image's declared decoded size within the bound; AssetError otherwise. Decodes nothing."""
     if contain:
         outside = sorted({_path(bpy, block) for name in FILE_COLLECTIONS for block in getattr(bpy.data, name, ())
-                          if block.filepath and not block.filepath.startswith("<") and not within(folder, _path(bpy, block))})
+                          if block.filepath and not block.filepath.startswith("<") and _outside(folder, _path(bpy, block))})
         if outside:
             raise AssetError("linked_file_outside_asset", f"files outside the asset's folder (not rendered): {', '.join(outside[:3])}")
     for image in bpy.data.images:
