@@ -3,8 +3,8 @@
 ``python -m torch.distributed.run --nproc_per_node 2 -m d4d.training.train`` on CPU (gloo), on
 real shards with second orbits (so the data order and the second-orbit draws depend on the
 epoch), two micro-batches per optimizer step and a validation video every step. An
-uninterrupted run of 4 steps writes checkpoints at steps 2 and 4; a second run directory holds
-only the step-2 checkpoint and is resumed to step 4 by fresh processes. Model, optimizer, EMA,
+uninterrupted run of 4 steps writes checkpoints at steps 2 and 4; a copy of its run directory
+as it stood after step 2 is resumed to step 4 by fresh processes. Model, optimizer, EMA,
 each process's state and the exported model must equal the uninterrupted run's bit for bit:
 each process must draw on from its own generator, and validation must not move the training data.
 """
@@ -66,9 +66,10 @@ def test_two_processes_resume_bit_for_bit(tmp_path):
     straight, split = tmp_path / "straight", tmp_path / "split"
     torchrun([*common, "--output", str(straight)], tmp_path)
 
-    (split / "checkpoints").mkdir(parents=True)
-    shutil.copy(straight / "train_config.json", split / "train_config.json")
-    shutil.copytree(straight / "checkpoints" / "step-000002", split / "checkpoints" / "step-000002")
+    # The run as it stood after step 2 (its settings, any earlier stage, the step-2 checkpoint).
+    shutil.copytree(straight, split)
+    for later in ("checkpoints/step-000004", "model", "validation", "logs"):
+        shutil.rmtree(split / later)
     meta = json.loads((split / "checkpoints" / "step-000002" / "checkpoint.json").read_text())
     assert meta["num_processes"] == 2 and meta["step"] == 2  # two processes really ran together
     torchrun([*common, "--output", str(split), "--resume", "latest"], tmp_path)
