@@ -52,8 +52,10 @@ FOV_RANGE_DEG = (1.0, 170.0)
 MAX_CAMERA_DISTANCE = 1e4
 #: how far a camera's rotation may be from orthonormal (largest entry of |R^T R - I|),
 RIGID_TOLERANCE = 1e-3
-#: and the decode budget: the bytes of a video's decoded uint8 RGBA frames, T * H * W * 4.
+#: the decode budget: the bytes of a video's decoded uint8 RGBA frames, T * H * W * 4,
 MAX_DECODED_BYTES = 2**30
+#: and the size of transforms.json or asset.json, bytes (read no further, never parsed beyond it).
+MAX_JSON_BYTES = 64 * 2**20
 #: Why a camera matrix is refused, by the codes ``camera_faults`` returns (0: a good camera).
 CAMERA_FAULTS = ("", "not finite", "not a rigid transform (rotation not orthonormal with determinant 1, or last row not 0 0 0 1)",
                  f"farther than {MAX_CAMERA_DISTANCE:g} units from the origin")
@@ -387,11 +389,17 @@ def strict_json(text: str):
 
 def _read_json(path: Path) -> dict:
     try:
-        data = strict_json(path.read_text())
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_JSON_BYTES + 1)  # bounded before it is parsed
+        if len(raw) > MAX_JSON_BYTES:
+            raise RenderContractError(f"{path}: larger than {MAX_JSON_BYTES // 2**20} MiB, too large for a render's {path.name}")
+        data = strict_json(raw.decode())
     except FileNotFoundError:
         raise RenderContractError(f"{path}: missing (not a d4d render directory?)") from None
-    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, NaN, a float or int out of range
-        raise RenderContractError(f"{path}: not valid JSON ({exc})") from None
+    except RenderContractError:
+        raise
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # JSONDecodeError, NaN, out of range, nested too deep
+        raise RenderContractError(f"{path}: not valid JSON ({type(exc).__name__}: {exc})") from None
     except OSError as exc:
         raise RenderContractError(f"{path}: cannot read ({exc})") from None
     if not isinstance(data, dict):

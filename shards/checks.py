@@ -147,8 +147,8 @@ def table_problems(table: pa.Table) -> list[tuple[int, str]]:
                 if text is not None:
                     try:
                         AssetInfo.parse(strict_json(text), "asset_json")
-                    except ValueError as exc:  # JSON errors and RenderContractError
-                        found.append((i, f"{exc}" if str(exc).startswith("asset_json") else f"asset_json: not valid JSON ({exc})"))
+                    except (ValueError, RecursionError) as exc:  # JSON errors, nested too deep, RenderContractError
+                        found.append((i, f"{exc}" if str(exc).startswith("asset_json") else f"asset_json: not valid JSON ({type(exc).__name__}: {exc})"))
     return sorted(found, key=lambda item: item[0])
 
 

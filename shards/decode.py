@@ -126,5 +126,8 @@ def decode_row(row: dict, videos: Sequence[str], tensors: Sequence[str] = (), ba
     for name in tensors:
         if row[name] is None:
             raise ValueError(f"{where}: has no {name}")
-        sample[name] = tensor_from_columns(row[name], row[f"{name}_shape"], row[f"{name}_dtype"])
+        try:
+            sample[name] = tensor_from_columns(row[name], row[f"{name}_shape"], row[f"{name}_dtype"])
+        except ValueError as exc:
+            raise ValueError(f"{where}: {name}: {exc}") from None
     return sample

@@ -9,6 +9,7 @@ cover these columns, so rows keep their hashes.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -40,8 +41,10 @@ def tensor_from_columns(raw: bytes, shape: list[int], dtype: str) -> torch.Tenso
     """Rebuild a tensor from its three columns; raises ValueError when they disagree."""
     if dtype not in _TORCH_DTYPES:
         raise ValueError(f"tensor dtype {dtype!r} is not one of {', '.join(TENSOR_DTYPES)}")
+    if not isinstance(shape, (list, tuple)) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        raise ValueError(f"tensor shape {shape!r:.80} is not a list of dimensions >= 0")
     torch_dtype = _TORCH_DTYPES[dtype]
-    expected = int(np.prod(shape, dtype=np.int64)) * torch.empty((), dtype=torch_dtype).element_size()
+    expected = math.prod(shape) * torch.empty((), dtype=torch_dtype).element_size()  # Python ints: no overflow
     if len(raw) != expected:
         raise ValueError(f"tensor of shape {list(shape)} and dtype {dtype} needs {expected} bytes, has {len(raw)}")
     if expected == 0:

@@ -29,6 +29,7 @@ from d4d.reconstruction.inputs import load_input
 from d4d.rendering.contract import RenderContractError, load_render
 from d4d.shards.dataset import ShardDataset
 from d4d.shards.schema import HASH_COLUMN, content_hash
+from d4d.shards.tensors import tensor_from_columns
 from d4d.shards.verify import verify_shards
 from d4d.shards.video import VideoDecodeError, decode_rgba, encode_rgba
 from d4d.shards.writer import ShardWriteConfig, write_shards
@@ -279,4 +280,18 @@ def test_non_finite_json_numbers_and_frames_of_another_size_are_refused(tmp_path
     from PIL import Image
     Image.new("RGBA", (4096, 4096)).save(render / "dynamic" / "001.png")
     with pytest.raises(RenderContractError, match="001.png: frame is 4096x4096, transforms.json says 16x16"):
+        load_render(render)
+
+
+@pytest.mark.parametrize("shape", [[-1, -8], [2**62, 2**62, 4], "[2, 4]"])
+def test_tensor_shapes_are_checked_before_any_tensor_is_built(shape):
+    with pytest.raises(ValueError, match="tensor"):
+        tensor_from_columns(b"\0" * 32, shape, "float32")
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, '{"a": ' + "9" * 5000 + "}"])
+def test_json_that_breaks_the_parser_is_a_contract_error(tmp_path, text):
+    render = make_shard_render(tmp_path, "r", frames=FRAMES, size=SIZE, videos=("dynamic",))
+    (render / "asset.json").write_text(text)
+    with pytest.raises(RenderContractError, match=f"{render / 'asset.json'}: not valid JSON"):
         load_render(render)
