@@ -137,7 +137,16 @@ def setup_logging(verbose: bool = False, stream: TextIO | None = None) -> None:
     if not verbose:
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
+    quiet_loaded_libraries(verbose)
+
+
+def quiet_loaded_libraries(verbose: bool = False) -> None:
+    """For libraries already imported (call again after a lazy import of diffusers or
+    transformers): their verbosity, and diffusers' "Loading pipeline components" bars, which no
+    environment variable turns off."""
     for library in ("transformers", "diffusers"):
-        module = sys.modules.get(f"{library}.utils.logging")  # already imported: set it directly
+        module = sys.modules.get(f"{library}.utils.logging")
         if module is not None:
             module.set_verbosity(logging.INFO if verbose else logging.ERROR)
+            if not verbose and hasattr(module, "disable_progress_bar"):
+                module.disable_progress_bar()

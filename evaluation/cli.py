@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from d4d.options import add_options, apply_overrides, overrides_from_args
-from d4d.progress import quiet_libraries, setup_logging
+from d4d.progress import quiet_libraries, quiet_loaded_libraries, setup_logging
 
 from .config import EvalConfig
 
@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("--out %s: holds an earlier evaluation (eval.json); give --overwrite to replace it, or another --out", args.out)
         return 2
     from .evaluate import evaluate, markdown_table, write_results  # torch and the metric models: after --help
+
+    quiet_loaded_libraries(args.verbose)
 
     try:
         config = apply_overrides(EvalConfig(), overrides_from_args(args, EvalConfig))

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from d4d.options import add_options, apply_overrides, overrides_from_args
+from d4d.progress import StageProgress
 from d4d.rendering.api import AssetPolicy, Limits, Renderer
 from d4d.rendering.contract import AssetInfo
 from d4d.rendering.errors import AssetError
@@ -57,11 +58,6 @@ def summary(path: Path, out: Path, asset: AssetInfo) -> str:
             f"{asset.timings['total_s']:.1f} s ({asset.timings['render_per_frame_s']:.2f} s/frame)")
 
 
-def _show_progress(progress: dict) -> None:
-    end = "\n" if progress["done"] == progress["total"] else ""
-    print(f"\r  {progress['stage']:>7}: {progress['done']}/{progress['total']} frames", end=end, file=sys.stderr, flush=True)
-
-
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
@@ -83,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     try:
         signal.signal(signal.SIGTERM, _interrupt)
-        with Renderer(on_progress=None if args.quiet else _show_progress, limits=limits) as renderer:
+        with Renderer(on_progress=None if args.quiet else StageProgress("frames", prefix="rendering "), limits=limits) as renderer:
             asset = renderer.render(args.asset, args.out, options, overwrite=args.overwrite, policy=policy)
     except KeyboardInterrupt:
         return _fail(args.asset, "interrupted", "stopped by a signal; Blender stopped, nothing written at --out", 130)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from d4d.options import add_options, apply_overrides, overrides_from_args
-from d4d.progress import quiet_libraries, setup_logging
+from d4d.progress import quiet_libraries, quiet_loaded_libraries, setup_logging
 
 from . import config as config_lib
 from .config import TrainConfig
@@ -175,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         if (warning := caption_warning(config, summary, args.shards)) is not None:
             logger.warning("%s", warning)
         from .train import train_on_shards  # torch, diffusers, accelerate: after --help
+
+        quiet_loaded_libraries(args.verbose)
 
         model = train_on_shards(config, args.shards, args.output, args.pretrained, args.resume, args.cache_latents)
     except (ValueError, FloatingPointError) as exc:

@@ -188,7 +188,7 @@ class Diffusion4DPipeline(DiffusionPipeline):
             branches.append(cond.without_motion())
         batched = branches[0].cat(*branches[1:])
         n = len(branches)
-        for t in scheduler.timesteps:
+        for t in self.progress_bar(scheduler.timesteps):
             model_in = scheduler.scale_model_input(latents, t)
             timesteps = t.expand(n * num_videos).to(device)
             outputs = denoiser(model_in.repeat(n, 1, 1, 1, 1).to(dtype), timesteps, batched).float().chunk(n)

@@ -20,26 +20,26 @@ is used) or a model folder.
 
 from __future__ import annotations
 
-import argparse
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from d4d.options import add_options, apply_overrides, overrides_from_args
+from d4d.progress import tqdm_options
 from d4d.rendering.contract import RenderContractError, VideoFrames, load_render
 from d4d.rendering.orbits import layout_videos
+from d4d.training.sample_config import SampleConfig
 
-from .guidance import DEFAULT_W1, DEFAULT_W2
+from .guidance import DEFAULT_W2
 from .matte import matte_rgba
 from .outputs import to_uint8, write_sample
 from .pipeline import Diffusion4DPipeline
 from .reference import load_static_denoiser, static_pipeline
+from .sample_cli import main  # noqa: F401 - d4d-sample
 
 logger = logging.getLogger("d4d.sample")
 
@@ -86,55 +86,12 @@ def load_static(render_dir: Path, num_frames: int) -> VideoFrames:
     return orbit
 
 
-@dataclass(frozen=True)
-class SampleConfig:
-    """What to sample and how (d4d-sample's options; the model and OUT are its arguments)."""
-
-    prompt: str | None = None
-    """Text condition (text-to-4D models; I2VGen-XL image models take it too)."""
-    image: str | None = None
-    """Condition image, PNG (image-to-4D; optional for static-3D-to-4D, whose default is the static orbit's first frame)."""
-    static: str | None = None
-    """Render directory whose static orbit conditions a static-3D-to-4D model; it is written beside the sample."""
-    motion_magnitude: float | None = None
-    """m, version-1 scale (default: the mean m of the model's training clips)."""
-    steps: int = 50
-    """Denoising steps (paper: 50)."""
-    w1: float = DEFAULT_W1
-    """Classifier-free guidance weight (paper: 7.0)."""
-    w2: float | None = None
-    """3D-aware (static reference) weight (paper: 0.5; default 0.5 for a 4D model, 0 for a static one)."""
-    static_reference: Literal["static-model", "zero-motion", "frozen"] = "static-model"
-    """ebar: "static-model" (the paper's: a model of static orbits, --static-model or the one the
-    model recorded) or "zero-motion" (this model at m = 0: a shortcut predicting average motion);
-    "frozen" is the old name of "static-model"."""
-    static_model: str | None = None
-    """Run directory or model folder of the static reference (d4d-train --target static); default: the one the model recorded."""
-    static_orbit: Literal["sample", "none"] = "sample"
-    """Text and image models: "sample" also samples the static orbit of the same condition and
-    seed with the static model and writes it under static/, so d4d-reconstruct fits its coarse
-    stage on it (d4d's choice, docs/training.md: the paper does not say where that orbit comes
-    from for generated content); "none" writes the dynamic orbit alone. Skipped, with a
-    warning, when no static model is known."""
-    seed: int = 0
-    """Seeds the initial noise."""
-    device: str = "auto"
-    """Torch device: auto (cuda when available), cpu, cuda, cuda:1 ..."""
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="d4d-sample", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, type=Path, help="run directory or model folder (d4d-train output)")
-    parser.add_argument("--out", required=True, type=Path, help="output render directory (replaced when it exists)")
-    add_options(parser.add_argument_group("sampling (SampleConfig)"), SampleConfig)
-    return parser
-
-
 def sample(model: Path, out: Path, config: SampleConfig = SampleConfig()) -> Path:
     """d4d-sample as a function: sample one orbital video from ``model`` into the render
     directory ``out``; returns it. ValueError naming the option for bad conditions."""
     device = ("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device
     pipe = Diffusion4DPipeline.from_pretrained(model_folder(model)).to(device)
+    pipe.set_progress_bar_config(**tqdm_options("sampling", "steps"))
     cfg = pipe.config
     prompt, image, static, static_orbit = config.prompt, None, None, None
     if cfg.task == "text" and not prompt:
@@ -187,30 +144,13 @@ def sample_static_orbit(pipe: Diffusion4DPipeline, prompt: str | None, image: to
     """The static orbit the static model ``pipe`` (reference.static_pipeline) samples for the same
     condition and seed (guidance w1 only): RGBA frames matted against its background, on its orbit
     layout at time 0."""
-    logger.info("sampling the static orbit (%d steps, w1=%s)", config.steps, config.w1)
+    pipe.set_progress_bar_config(**tqdm_options("sampling the static orbit", "steps"))
     result = pipe(prompt=prompt, image=image, num_inference_steps=config.steps, w1=config.w1, w2=0.0,
                   generator=torch.Generator().manual_seed(config.seed))
     layout = pipe.orbit_layout
     orbit = layout_videos(layout, ("static",), np.zeros(layout.frames))["static"]
     orbit.rgba = matte_rgba(to_uint8(result.frames[0].cpu().numpy()), pipe.config.background)
     return orbit
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        config = apply_overrides(SampleConfig(), overrides_from_args(args, SampleConfig))
-    except ValueError as exc:
-        parser.error(str(exc))
-    try:
-        path = sample(args.model, args.out, config)
-    except ValueError as exc:
-        logger.error("%s", exc)
-        return 2
-    logger.info("wrote %s", path)
-    return 0
 
 
 if __name__ == "__main__":

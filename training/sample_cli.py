@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 
 from d4d.options import add_options, apply_overrides, overrides_from_args
-from d4d.progress import quiet_libraries, setup_logging
+from d4d.progress import quiet_libraries, quiet_loaded_libraries, setup_logging
 
 from .sample_config import SampleConfig
 
@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("--out %s: exists; give --overwrite to replace it, or another --out", args.out)
         return 2
     from .sample import sample  # torch and diffusers: after the arguments are checked
+
+    quiet_loaded_libraries(args.verbose)
 
     try:
         path = sample(args.model, args.out, config)
