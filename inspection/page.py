@@ -342,7 +342,7 @@ def render_html(report: Report) -> str:
 {f'<section class="notes"><ul>{notes}</ul></section>' if notes else ''}
 {f'<section><h2>Distributions</h2><div class="plots">{plots}</div></section>' if plots else ''}
 {groups}
-<section><h2>Items</h2>
+<section{'' if report.items else ' hidden'}><h2>Items</h2>
 <div class="controls"><input id="search" type="search" placeholder="search id or caption"><button id="pause" type="button">pause</button>
 <span id="filter-info"></span></div>
 <div id="pager-top"></div><div class="cards" id="cards"></div><div id="pager-bottom"></div>

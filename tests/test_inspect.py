@@ -463,6 +463,7 @@ def test_hostile_text_in_a_training_run_stays_text(tmp_path):
     assert plots["Training losses"] == 10 and plots[HOSTILE] == 5
     text = page.read_text()
     assert html.escape(HOSTILE) in text and "<b>off (validation_steps 0)</b>validation videos" in text
+    assert "<section hidden><h2>Items</h2>" in text  # no cards: no empty pager
     assert_runs_in_chromium(page, tmp_path, 0)
 
 
