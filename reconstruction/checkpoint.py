@@ -33,7 +33,7 @@ LEGACY_CHECKPOINT_NAME = "checkpoint.pt"
 #: The ``format`` entry of the metadata.
 FORMAT = "d4d-reconstruct-checkpoint/1"
 #: Settings that change only logging, checkpointing or the exported videos, never the fit.
-NOT_FINGERPRINTED = ("progress_every_s", "checkpoint_every", "turntable_frames", "turntable_elevation_deg")
+NOT_FINGERPRINTED = ("progress_every_s", "checkpoint_every", "history_points", "turntable_frames", "turntable_elevation_deg")
 
 
 def views_digest(views: Views) -> str:

@@ -2,9 +2,11 @@
 
 Every field has a docstring (the string after it, PEP 257): d4d-reconstruct's flags are
 generated from them (d4d/options.py; ``densify.prune_opa`` becomes ``--densify-prune-opa``).
-The dataclass defaults are the ``paper`` preset: hustvl 4DGaussians (HexPlane deformation,
-D-NeRF settings) and gsplat's ``DefaultStrategy`` where those exist, at the paper's iteration
-budget (5K coarse + 2K fine, PAPER.md). ``cpu`` is the CPU default and ``fast`` a quick
+The dataclass defaults are the ``paper`` preset: hustvl 4DGaussians (HexPlane deformation with
+its D-NeRF model settings; learning rates and their schedules as its ``arguments/__init__.py``:
+scaled by the scene's extent, decayed over 20000 steps per stage, the deformation 10x) and
+gsplat's ``DefaultStrategy`` where those exist, at the paper's iteration budget (5K coarse + 2K
+fine, PAPER.md). ``cpu`` is the CPU default and ``fast`` a quick
 preview (the CPU default before ``cpu`` existed); benchmarks/RECONSTRUCT_RESULTS.md measures
 both. ``auto`` picks ``paper`` on CUDA and ``cpu`` elsewhere.
 """
@@ -84,11 +86,16 @@ class DeformationConfig:
     l1_time_planes_weight: float = 1e-4
     """L1 pull of the time planes towards 1 (no motion)."""
     lr_grid: float = 1.6e-3
-    """Adam learning rate of the planes."""
+    """Adam learning rate of the planes (hustvl ``grid_lr_init``; times the scene scale with ``lr_scene_scale``)."""
     lr_mlp: float = 1.6e-4
-    """Adam learning rate of the MLPs."""
-    lr_decay: float = 0.01
-    """Both rates decay exponentially to this fraction of their start over the fine stage (hustvl: 0.01)."""
+    """Adam learning rate of the MLPs (hustvl ``deformation_lr_init``; times the scene scale with ``lr_scene_scale``)."""
+    lr_decay: float = 0.1
+    """Both rates decay exponentially to this fraction of their start over ``lr_decay_steps``
+    (hustvl's defaults: ``grid_lr_final`` / ``grid_lr_init`` = ``deformation_lr_final`` / ``deformation_lr_init`` = 0.1)."""
+    lr_decay_steps: int = 20_000
+    """Fine steps over which the rates reach ``lr_decay`` times their start, after which they
+    stay there (hustvl: ``position_lr_max_steps`` = 20000, so over the paper's 2000 fine steps
+    they fall only to 0.1^0.1 = 0.79 of their start); 0: over the fine stage, however long."""
 
     def __post_init__(self) -> None:
         if self.bounds <= 0 or self.feature_dim < 1 or self.hidden_width < 1 or self.depth < 0:
@@ -97,8 +104,8 @@ class DeformationConfig:
             raise ValueError(f"resolution must be 4 values >= 2 (x, y, z, t), got {self.resolution}")
         if not self.multires or min(self.multires) < 1:
             raise ValueError(f"multires must be a non-empty tuple of integers >= 1, got {self.multires}")
-        if not 0.0 < self.lr_decay <= 1.0:
-            raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
+        if not 0.0 < self.lr_decay <= 1.0 or self.lr_decay_steps < 0:
+            raise ValueError(f"lr_decay must be in (0, 1] and lr_decay_steps >= 0, got {self.lr_decay}, {self.lr_decay_steps}")
 
 
 @dataclass(frozen=True)
@@ -126,12 +133,30 @@ class ReconstructConfig:
     the carving views (1.0 = strict intersection). Carving uses the static orbit when present,
     else the dynamic one (then at most 0.75, to keep parts that move)."""
     lambda_dssim: float = 0.2
-    """Weight of D-SSIM = 1 - SSIM against L1 (INRIA's 0.2); the paper's LPIPS term is replaced
-    by D-SSIM (no LPIPS weights offline)."""
+    """Weight of D-SSIM = 1 - SSIM in the photometric loss, L1 having 1 - lambda_dssim (INRIA's 0.2)."""
+    lambda_lpips: float = 0.1
+    """Weight of the LPIPS term (the paper's L1 + LPIPS + depth smoothness; the weight is d4d's
+    choice). Needs ``lpips_weights``: without them the term is off, with a warning, and
+    metrics.json says so."""
+    lpips_weights: str | None = None
+    """Folder with the LPIPS weights, as d4d-eval's --lpips: ``alexnet.pth`` (torchvision
+    AlexNet) and ``alex.pth`` (LPIPS v0.1 linear layers), or the same as .safetensors; read
+    without pickle code. Also gives metrics.json held-out LPIPS."""
+    lambda_depth_smoothness: float = 0.05
+    """Weight of the edge-aware smoothness of the rendered depth inside the object (the paper's
+    depth smoothness; losses.depth_smoothness; the weight is d4d's choice). 0 renders no depth."""
     lr_means: float = 1.6e-4
-    """Adam learning rate of the Gaussian centres (world units)."""
+    """Adam learning rate of the Gaussian centres (world units; times the scene scale with ``lr_scene_scale``)."""
     lr_means_decay: float = 0.01
-    """``lr_means`` decays exponentially to this fraction of its start over the whole run (INRIA: 0.01)."""
+    """``lr_means`` decays exponentially to this fraction of its start over ``lr_means_decay_steps`` (INRIA and hustvl: 0.01)."""
+    lr_means_decay_steps: int = 20_000
+    """Steps over which ``lr_means`` reaches ``lr_means_decay`` times its start, counted from the
+    start of each stage as hustvl counts them (``position_lr_max_steps`` = 20000); 0: once over
+    the whole run (both stages)."""
+    lr_scene_scale: bool = True
+    """Multiply ``lr_means`` and the deformation field's rates by the scene scale, 1.1 x the
+    largest camera distance from the origin (hustvl's and INRIA's ``spatial_lr_scale``, the
+    cameras' extent), so the rates follow the scene's size."""
     lr_scales: float = 5e-3
     """Adam learning rate of the log-scales."""
     lr_quats: float = 1e-3
@@ -139,7 +164,15 @@ class ReconstructConfig:
     lr_opacities: float = 5e-2
     """Adam learning rate of the opacity logits."""
     lr_colors: float = 2.5e-3
-    """Adam learning rate of the degree-0 SH colours."""
+    """Adam learning rate of the degree-0 SH colours (INRIA ``feature_lr``)."""
+    lr_sh_rest: float = 1.25e-4
+    """Adam learning rate of the higher SH bands (INRIA: ``feature_lr`` / 20)."""
+    sh_degree: int = 3
+    """Spherical-harmonic degree of the colours, 0 (one colour per Gaussian) to 3 (view-dependent,
+    INRIA's and hustvl's default)."""
+    sh_degree_interval: int = 1_000
+    """The degree in use rises by one every this many steps (counted over both stages) up to
+    ``sh_degree`` (INRIA's ``oneupSHdegree`` every 1000 iterations)."""
     random_background: bool = True
     """Composite targets and renders over a random colour each step, so transparency is learnt
     (gsplat's ``random_bkgd``)."""
@@ -157,6 +190,9 @@ class ReconstructConfig:
     """Camera elevation of the turntable, degrees."""
     seed: int = 0
     """Seeds initialisation, view order, backgrounds and densification."""
+    history_points: int = 20
+    """Evaluate on the held-out views this many times, evenly over the run, into metrics.json's
+    ``history`` (step, stage, training seconds, PSNR, SSIM); 0: no history."""
     progress_every_s: float = 10.0
     """A progress line (step, loss, PSNR, time left) at least this often, seconds of training (0: none)."""
     checkpoint_every: int = 500
@@ -180,14 +216,18 @@ class ReconstructConfig:
             raise ValueError(f"n_init must be >= 1 and hull_resolution >= 4, got {self.n_init}, {self.hull_resolution}")
         if not 0.0 < self.hull_min_fraction <= 1.0:
             raise ValueError(f"hull_min_fraction must be in (0, 1], got {self.hull_min_fraction}")
-        if not 0.0 < self.lr_means_decay <= 1.0:
-            raise ValueError(f"lr_means_decay must be in (0, 1], got {self.lr_means_decay}")
+        if min(self.lambda_dssim, self.lambda_lpips, self.lambda_depth_smoothness) < 0 or self.lambda_dssim > 1:
+            raise ValueError(f"lambda_dssim must be in [0, 1] and lambda_lpips, lambda_depth_smoothness >= 0, got {self.lambda_dssim}, {self.lambda_lpips}, {self.lambda_depth_smoothness}")
+        if not 0.0 < self.lr_means_decay <= 1.0 or self.lr_means_decay_steps < 0:
+            raise ValueError(f"lr_means_decay must be in (0, 1] and lr_means_decay_steps >= 0, got {self.lr_means_decay}, {self.lr_means_decay_steps}")
+        if not 0 <= self.sh_degree <= 3 or self.sh_degree_interval < 1:
+            raise ValueError(f"sh_degree must be in [0, 3] and sh_degree_interval >= 1, got {self.sh_degree}, {self.sh_degree_interval}")
         if self.holdout_every == 1 or self.holdout_every < 0 or (self.holdout_every and not 0 <= self.holdout_offset < self.holdout_every):
             raise ValueError(f"holdout_every must be 0 (none) or >= 2 with 0 <= holdout_offset < holdout_every, got {self.holdout_every}, {self.holdout_offset}")
         if len(self.eval_background) != 3 or not all(0.0 <= c <= 1.0 for c in self.eval_background):
             raise ValueError(f"eval_background must be 3 values in [0, 1], got {self.eval_background}")
-        if self.progress_every_s < 0 or self.checkpoint_every < 0:
-            raise ValueError(f"progress_every_s and checkpoint_every must be >= 0, got {self.progress_every_s}, {self.checkpoint_every}")
+        if self.progress_every_s < 0 or self.checkpoint_every < 0 or self.history_points < 0:
+            raise ValueError(f"progress_every_s, checkpoint_every and history_points must be >= 0, got {self.progress_every_s}, {self.checkpoint_every}, {self.history_points}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -210,9 +250,10 @@ class ReconstructConfig:
 def _fast() -> ReconstructConfig:
     """Quick preview: about 20 s for a 64x64, 24-frame orbit on one CPU core, a few minutes at 128x128.
 
-    The deformation field's rates (planes 3e-2, MLP 3e-3) are about 19 times the
-    ``paper`` ones: at 1e-2 / 1e-3 (d4d 0.1's setting) the field had not learnt a sphere's 0.6-unit
-    motion after 700 fine steps (tests/test_reconstruct_pipeline.py).
+    The deformation field's rates (planes 3e-2, MLP 3e-3, not scaled by the scene) are about 19
+    times the ``paper`` ones and decay 100x over the fine stage, as does ``lr_means`` (1.6e-3) over
+    the whole run: at 1e-2 / 1e-3 (d4d 0.1's setting) the field had not learnt a sphere's
+    0.6-unit motion after 700 fine steps (tests/test_reconstruct_pipeline.py). Degree-0 colour.
     """
     return ReconstructConfig(
         coarse_iterations=300,
@@ -220,10 +261,16 @@ def _fast() -> ReconstructConfig:
         n_init=2_000,
         hull_resolution=40,
         lr_means=1.6e-3,
+        lr_means_decay_steps=0,
+        lr_scene_scale=False,
         lr_scales=1e-2,
         lr_colors=1e-2,
+        sh_degree=0,
+        lambda_lpips=0.0,
+        lambda_depth_smoothness=0.0,
         densify=DensifyConfig(refine_start_iter=100, refine_stop_iter=800, refine_every=100, reset_every=0, max_gaussians=8_000),
-        deformation=DeformationConfig(feature_dim=16, resolution=(32, 32, 32, 12), multires=(1, 2), lr_grid=3e-2, lr_mlp=3e-3),
+        deformation=DeformationConfig(feature_dim=16, resolution=(32, 32, 32, 12), multires=(1, 2), lr_grid=3e-2, lr_mlp=3e-3,
+                                      lr_decay=0.01, lr_decay_steps=0),
         turntable_frames=24,
     )
 

@@ -14,9 +14,11 @@ import torch
 
 from d4d.files import replace_with, write_bytes_atomic
 
-#: Higher-order SH coefficients written per Gaussian: INRIA's degree-3 layout (3 x 15),
-#: zeros here because d4d fits degree-0 colour; viewers that assume degree 3 read it as is.
-N_REST = 45
+#: Higher-order SH coefficients written per Gaussian: INRIA's degree-3 layout (3 channels x 15,
+#: channel-major: f_rest_{c * 15 + k - 1} is band k of channel c). Bands above the fitted degree
+#: are zeros, so viewers that assume degree 3 read every file as it is.
+N_REST_PER_CHANNEL = 15
+N_REST = 3 * N_REST_PER_CHANNEL
 PLY_FIELDS = (
     ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
     + [f"f_rest_{i}" for i in range(N_REST)]
@@ -24,20 +26,35 @@ PLY_FIELDS = (
 )
 
 
-def ply_bytes(means: torch.Tensor, sh0: torch.Tensor, opacity_logits: torch.Tensor, log_scales: torch.Tensor, quats: torch.Tensor) -> bytes:
+def sh_rest_columns(sh_rest: torch.Tensor | None, n: int) -> torch.Tensor:
+    """f_rest_0..44 [N, 45] of the higher SH bands [N, K - 1, 3] (K - 1 <= 15; None: zeros)."""
+    rest = torch.zeros(n, N_REST_PER_CHANNEL, 3)
+    if sh_rest is not None:
+        rest[:, : sh_rest.shape[1]] = sh_rest.detach().cpu().float()
+    return rest.transpose(1, 2).reshape(n, N_REST)
+
+
+def sh_rest_from_columns(columns: torch.Tensor, sh_degree: int) -> torch.Tensor:
+    """The higher SH bands [N, (d + 1)^2 - 1, 3] of f_rest_0..44 columns [N, 45] (inverse of sh_rest_columns)."""
+    return columns.reshape(-1, 3, N_REST_PER_CHANNEL).transpose(1, 2)[:, : (sh_degree + 1) ** 2 - 1].contiguous()
+
+
+def ply_bytes(means: torch.Tensor, sh0: torch.Tensor, opacity_logits: torch.Tensor, log_scales: torch.Tensor, quats: torch.Tensor,
+              sh_rest: torch.Tensor | None = None) -> bytes:
     """A binary little-endian PLY in the INRIA 3DGS layout.
 
     Args:
         means: [N, 3] positions. sh0: [N, 3] degree-0 SH (f_dc). opacity_logits: [N] (logit).
         log_scales: [N, 3] (log). quats: [N, 4] (w, x, y, z), written unnormalised as INRIA
             does (readers normalise; the deformation field was trained on the raw values).
+        sh_rest: [N, K - 1, 3] the SH bands above degree 0 (f_rest), None for degree 0.
     """
     n = means.shape[0]
     columns = [
         means.detach().cpu().float(),
         torch.zeros(n, 3),
         sh0.detach().cpu().float(),
-        torch.zeros(n, N_REST),
+        sh_rest_columns(sh_rest, n),
         opacity_logits.detach().cpu().float()[:, None],
         log_scales.detach().cpu().float(),
         quats.detach().cpu().float(),

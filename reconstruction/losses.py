@@ -1,9 +1,15 @@
-"""Image losses and metrics over [B, H, W, 3] float images in [0, 1]."""
+"""Image losses and metrics over [B, H, W, 3] float images in [0, 1]: SSIM, PSNR, L1 + D-SSIM, LPIPS
+(with a network from ``d4d.lpips``) and edge-aware depth smoothness."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from d4d.lpips import LPIPS, load_lpips
+
+#: Why the LPIPS term and metric are off when no weights folder is given.
+NO_LPIPS_WEIGHTS = "no LPIPS weights given (--lpips-weights DIR with alexnet.pth and alex.pth); there is no download"
 
 
 def _gaussian_window(size: int, sigma: float, device, dtype) -> torch.Tensor:
@@ -46,3 +52,59 @@ def photometric_loss(render: torch.Tensor, target: torch.Tensor, lambda_dssim: f
         return l1
     return (1.0 - lambda_dssim) * l1 + lambda_dssim * (1.0 - ssim(render, target).mean())
 
+
+
+def lpips_loss(net: torch.nn.Module, render: torch.Tensor, target: torch.Tensor, min_size: int = 32) -> torch.Tensor:
+    """Mean LPIPS distance (scalar) of images [B, H, W, 3] in [0, 1] under ``net`` (``d4d.lpips.LPIPS``).
+
+    Images smaller than ``min_size`` on a side are upsampled bilinearly first (AlexNet's five
+    stages need about 32 pixels).
+    """
+    a, b = render.permute(0, 3, 1, 2), target.permute(0, 3, 1, 2)
+    if min(a.shape[-2:]) < min_size:
+        factor = min_size / min(a.shape[-2:])
+        a = F.interpolate(a, scale_factor=factor, mode="bilinear", align_corners=False)
+        b = F.interpolate(b, scale_factor=factor, mode="bilinear", align_corners=False)
+    return net(a * 2 - 1, b * 2 - 1).mean()
+
+
+def depth_smoothness(depth: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Edge-aware smoothness of rendered depth, scalar: mean over neighbouring pixel pairs inside
+    the object of ``|d_i - d_j| * exp(-|I_i - I_j|)`` (Godard et al. 2017's weighting).
+
+    Args:
+        depth: [B, H, W] expected depth (world units), divided here by its (detached) mean over
+            ``mask`` so the term does not depend on the scene's scale or pull the object closer.
+        image: [B, H, W, 3] the target in [0, 1]; its colour edges let depth change there.
+        mask: [B, H, W] bool, the target's object pixels (alpha > 0.5); pairs with a pixel
+            outside (the silhouette) are left out. Zero when no pair lies inside.
+    """
+    scale = depth.detach()[mask].mean().clamp_min(1e-6) if mask.any() else depth.new_tensor(1.0)
+    d = depth / scale
+    total, count = depth.new_zeros(()), 0
+    for dim in (1, 2):
+        n = d.shape[dim] - 1
+        dd = (d.narrow(dim, 1, n) - d.narrow(dim, 0, n)).abs()
+        di = (image.narrow(dim, 1, n) - image.narrow(dim, 0, n)).abs().mean(-1)
+        both = mask.narrow(dim, 1, n) & mask.narrow(dim, 0, n)
+        total = total + (dd * torch.exp(-di))[both].sum()
+        count += int(both.sum())
+    return total / max(count, 1)
+
+
+def lpips_network(weights: str | None, device: torch.device | str) -> LPIPS | None:
+    """The frozen LPIPS network of the weights folder ``weights`` on ``device``, None without one;
+    ValueError naming the folder and the file when they cannot be read."""
+    if weights is None:
+        return None
+    net = load_lpips(weights).to(device)
+    net.requires_grad_(False)
+    return net
+
+
+def loss_description(config, lpips_available: bool) -> dict:
+    """The loss a run trains with, for metrics.json: weight per term, and why a requested term is off."""
+    terms = {"l1": 1.0 - config.lambda_dssim, "dssim": config.lambda_dssim,
+             "lpips": config.lambda_lpips if lpips_available else 0.0, "depth_smoothness": config.lambda_depth_smoothness}
+    off = {"lpips": f"lambda_lpips {config.lambda_lpips:g} requested but {NO_LPIPS_WEIGHTS}"} if config.lambda_lpips and not lpips_available else {}
+    return {"weights": terms, "off": off}

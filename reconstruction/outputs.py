@@ -28,12 +28,12 @@ import torch
 from d4d.files import write_bytes_atomic, write_json_atomic
 from d4d.reconstruction.config import ReconstructConfig
 from d4d.reconstruction.deformation import DeformationField
-from d4d.reconstruction.export import load_deformation, ply_bytes, read_ply, save_deformation, write_video
+from d4d.reconstruction.export import PLY_FIELDS, load_deformation, ply_bytes, read_ply, save_deformation, sh_rest_from_columns, write_video
+from d4d.reconstruction.losses import NO_LPIPS_WEIGHTS
 from d4d.reconstruction.trainer import Reconstruction, composite, gaussians_at
 from d4d.reconstruction.views import viewmats_from_c2w
 from d4d.rendering.cameras import orbit_c2w
 
-LPIPS_REASON = "LPIPS needs pretrained network weights (AlexNet/VGG) that are not available offline in this environment"
 TRAINING_VIEWS_NOTE = ("nothing was held out (holdout_every 0): these are the dynamic orbit's training views, "
                        "so they measure the fit, not novel-view quality")
 #: Frames per second of heldout.mp4, where each held-out view stays for one second.
@@ -68,10 +68,12 @@ def write_outputs(result: Reconstruction, frame_times: np.ndarray, K: np.ndarray
     (out / "frames").mkdir(parents=True, exist_ok=True)
     params, deformation, config = result.params, result.deformation, result.config
     with torch.no_grad():
-        write_bytes_atomic(out / "canonical.ply", ply_bytes(params["means"], params["sh0"], params["opacities"], params["scales"], params["quats"]))
+        def ply(g) -> bytes:
+            return ply_bytes(g.means, g.sh0, g.opacity_logits, g.log_scales, g.quats, g.shN)
+
+        write_bytes_atomic(out / "canonical.ply", ply(gaussians_at(params, None, 0.0)))
         for i, t in enumerate(frame_times):
-            g = gaussians_at(params, deformation, float(t))
-            write_bytes_atomic(out / "frames" / f"{i:03d}.ply", ply_bytes(g.means, g.sh0, g.opacity_logits, g.log_scales, g.quats))
+            write_bytes_atomic(out / "frames" / f"{i:03d}.ply", ply(gaussians_at(params, deformation, float(t))))
     if deformation is not None:
         save_deformation(out / "deformation.safetensors", deformation.state_dict(), config.to_dict())
     viewmats, times = turntable_cameras(config, camera_distance, len(frame_times))
@@ -88,8 +90,8 @@ def write_outputs(result: Reconstruction, frame_times: np.ndarray, K: np.ndarray
     scores = {
         "psnr": evaluation["psnr"],
         "ssim": evaluation["ssim"],
-        "lpips": None,
-        "lpips_reason": LPIPS_REASON,
+        "lpips": evaluation["lpips"],
+        "lpips_reason": None if evaluation["lpips"] is not None else NO_LPIPS_WEIGHTS,
         "background": list(config.eval_background),
         "views": evaluation["views"],
     }
@@ -99,6 +101,7 @@ def write_outputs(result: Reconstruction, frame_times: np.ndarray, K: np.ndarray
         "evaluated_on": "held-out views" if result.eval_split == "heldout" else "training views",
         "heldout": scores if result.eval_split == "heldout" else None,
         **({"training_views": scores} if result.eval_split == "training" else {}),
+        "loss": result.losses,
         "n_gaussians": int(params["means"].shape[0]),
         "backend": result.backend,
         "resumed_from_step": result.resumed_from,
@@ -116,6 +119,12 @@ def load_reconstruction(out: Path, device: str | torch.device = "cpu") -> tuple[
     """(canonical Gaussians, deformation field or None, config) from an output directory."""
     out = Path(out)
     ply = read_ply(out / "canonical.ply")
+    deformation_path = out / "deformation.safetensors"
+    if deformation_path.exists():
+        state, config_dict = load_deformation(deformation_path)
+    else:
+        state, config_dict = None, json.loads((out / "metrics.json").read_text())["config"]
+    config = ReconstructConfig.from_dict(config_dict)
 
     def cols(*names: str) -> torch.Tensor:
         return torch.from_numpy(np.stack([ply[n] for n in names], -1))
@@ -128,13 +137,12 @@ def load_reconstruction(out: Path, device: str | torch.device = "cpu") -> tuple[
             "opacities": torch.nn.Parameter(torch.from_numpy(ply["opacity"])),
             "sh0": torch.nn.Parameter(cols("f_dc_0", "f_dc_1", "f_dc_2")),
         }
-    ).to(device)
-    deformation_path = out / "deformation.safetensors"
-    if not deformation_path.exists():
-        config = ReconstructConfig.from_dict(json.loads((out / "metrics.json").read_text())["config"])
+    )
+    if config.sh_degree > 0:
+        params["shN"] = torch.nn.Parameter(sh_rest_from_columns(cols(*[f for f in PLY_FIELDS if f.startswith("f_rest_")]), config.sh_degree))
+    params = params.to(device)
+    if state is None:
         return params, None, config
-    state, config_dict = load_deformation(deformation_path)
-    config = ReconstructConfig.from_dict(config_dict)
     deformation = DeformationField(config.deformation)
     deformation.load_state_dict(state)
     return params, deformation.to(device), config
