@@ -30,6 +30,7 @@ from d4d.rendering.cli import main as render_main
 from d4d.rendering.errors import AssetError
 from d4d.rendering.image_headers import decoded_bytes
 from d4d.rendering.linked_files import outside_links
+from d4d.rendering.options import RenderOptions
 
 TRIANGLE = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], np.float32)
 
@@ -244,9 +245,11 @@ def test_the_worker_refuses_what_the_pre_check_would_have_let_through(place):
 
 
 @pytest.mark.blender
-def test_fbx_images_outside_the_folder_are_refused_as_the_importer_loads_them(place, tmp_path):
-    """A binary FBX (written by Blender) whose texture is the secret PNG: refused through the
-    public Renderer, and rendered when outside links are allowed."""
+def test_the_renderer_refuses_fbx_images_and_late_links_outside_the_folder(place, tmp_path):
+    """Through the public Renderer: a binary FBX (written by Blender) whose texture is the
+    secret PNG, refused as the importer loads it (and opened when outside links are allowed);
+    an OBJ and a Collada file whose links come after the first MiB and GLB bytes named .gltf,
+    refused before Blender opens them; no output in any case."""
     bpy = pytest.importorskip("bpy")
     asset, secret = place
     fbx = asset / "textured.fbx"
@@ -262,10 +265,17 @@ bpy.ops.export_scene.fbx(filepath={str(fbx)!r}, path_mode="RELATIVE")
 """
     subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, timeout=120)
     assert bpy is not None and b"Kaydara FBX Binary" in fbx.read_bytes()[:32]
+    late_obj, late_dae, evil = asset / "late.obj", asset / "late.dae", asset / "evil.gltf"
+    late_obj.write_text("v 0 0 0\n" * 140_000 + "mtllib ../secret/x.mtl\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+    late_dae.write_text('<?xml version="1.0"?><COLLADA>' + "<!-- pad -->" * 100_000
+                        + "<library_images><image><init_from>../secret/x.png</init_from></image></library_images></COLLADA>")
+    evil.write_bytes(glb_bytes(gltf_json("../secret/geom.bin")))
     with Renderer(limits=Limits()) as renderer:
-        with pytest.raises(AssetError) as err:
-            renderer.open(fbx)
-        assert err.value.kind == "linked_file_outside_asset" and "x.png" in err.value.reason, err.value
+        for path in (fbx, late_obj, late_dae, evil):  # through the public API: refused, no output
+            with pytest.raises(AssetError) as err:
+                renderer.render(path, tmp_path / "out" / path.stem, RenderOptions(frames=2, resolution=16, engine="workbench"))
+            assert err.value.kind == "linked_file_outside_asset" and "secret" in err.value.reason, err.value
+        assert not (tmp_path / "out").exists()
         opened = renderer.open(fbx, policy=AssetPolicy(allow_outside_links=True))
         assert opened.description["counts"]["images"] == 1
 
