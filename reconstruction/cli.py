@@ -10,7 +10,7 @@ reconstruction/config.py is a flag (``--help`` lists them; nested ones as
 ``--densify-prune-opa``, ``--deformation-lr-grid``); flags override the preset. The default
 preset, ``auto``, is ``paper`` (5000 + 2000 steps) on CUDA and ``cpu`` elsewhere.
 
-Training writes DIR/checkpoint.pt every ``--checkpoint-every`` steps; rerunning the same
+Training writes DIR/checkpoint.safetensors (no pickle) every ``--checkpoint-every`` steps; rerunning the same
 command with the same DIR resumes from it (``--restart`` discards it); it is removed once the
 outputs are written. Outputs: see reconstruction/outputs.py. Exit status: 0 on success, 1 when
 the input cannot be read or the run fails, 2 for bad arguments, 130 when interrupted.
