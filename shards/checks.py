@@ -134,7 +134,7 @@ def table_problems(table: pa.Table) -> list[tuple[int, str]]:
         if "motion_magnitude_version" in have:
             versions = _scalars(table, "motion_magnitude_version")
             flag(~np.isnan(versions) & ~(versions >= 1), lambda i: f"motion_magnitude_version {value('motion_magnitude_version', i)} is not >= 1")
-        if "motion_magnitude_per_frame" in have:
+        if {"motion_magnitude_per_frame", "num_frames"} <= have:
             lengths, values, parent = _lists(table, "motion_magnitude_per_frame")
             present = ~_nulls(table, "motion_magnitude_per_frame")
             flag(present & (lengths != frames), lambda i: f"motion_magnitude_per_frame has {lengths[i]} values, expected num_frames={value('num_frames', i)}")
@@ -179,6 +179,8 @@ def _fov_ok(table: pa.Table) -> np.ndarray:
 
 def _video_problems(table: pa.Table, have: set[str], video: str, frames: np.ndarray) -> list[tuple[int, str]]:
     """A present video's per-frame columns: T cameras (rigid, finite, near), T times in [0, 1], T finite azimuths."""
+    if "num_frames" not in have:  # per-frame columns are checked against the frame count
+        return []
     if f"{video}_video" in have:
         present = ~_nulls(table, f"{video}_video")
     elif f"{video}_times" in have:  # a projection without the payload: a video is there when its times are
