@@ -15,7 +15,7 @@ I2VGen-XL, tiny-image-svd / tiny-static-svd on SVD):
 - sampling: Diffusion4DPipeline with w1 and the zero-motion w2 branch (three UNet branches per
   step), --sample-steps steps, divided per step.
 ``--paper`` runs the paper-size presets (24 x 256 x 256, batch 1, bf16 autocast, gradient
-checkpointing where the UNet supports it) on ``--device``; on CPU it prints their parameter
+checkpointing of every block layer, training.memory) on ``--device``; on CPU it prints their parameter
 counts and fp32 AdamW state only (built on the meta device). Peak memory: the process's peak RSS
 on CPU (it only grows, so an upper bound per row), CUDA's max allocated on a GPU.
 """
@@ -38,6 +38,7 @@ from d4d.training.backbone import Denoiser
 from d4d.training.components import build_components
 from d4d.training.config import preset
 from d4d.training.data import collate
+from d4d.training.memory import enable_activation_checkpointing
 from d4d.training.objective import batch_inputs, compute_losses, drop_conditions, empty_prompt_embedding, micro_conditions, null_conditions
 from d4d.training.pipeline import Diffusion4DPipeline
 from d4d.training.schedules import training_schedule
@@ -76,8 +77,8 @@ def bench_preset(name: str, steps: int, batch_size: int, sample_steps: int, devi
             frozen.requires_grad_(False).eval().to(device)
     micro = micro_conditions(config, parts.adapter)
     model = Denoiser(parts.unet, parts.motion_embedding, config.task, micro, parts.static_input).to(device)
-    if mixed and parts.unet._supports_gradient_checkpointing:
-        parts.unet.enable_gradient_checkpointing()
+    if mixed:
+        enable_activation_checkpointing(parts.unet)
     schedule = training_schedule(parts.scheduler, config.edm_p_mean, config.edm_p_std)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
     ema = EMAModel(list(model.parameters()), decay=config.ema_decay)
