@@ -216,41 +216,63 @@ def _gltf_uris(path: Path) -> list[str]:
 
 # -- OBJ / MTL ---------------------------------------------------------------------------------
 
-def _lines(path: Path):
-    """Every line of a text file (continuations with a trailing backslash joined), at most
-    MAX_LINE_BYTES of each, read in CHUNK_BYTES pieces."""
+#: Bytes an OBJ line may end with after a continuation backslash (Blender: any byte <= space but newline).
+_CONTINUATION_SPACE = bytes(b for b in range(0x21) if b != 0x0A)
+
+
+def _lines(path: Path, needle: re.Pattern, continuations: bool):
+    """The lines of a text file that may hold a statement ``needle`` finds, at most
+    MAX_LINE_BYTES of each, read in CHUNK_BYTES pieces: the lines of every piece the needle
+    occurs in (or that continues a line), each as written and, where ``continuations`` (OBJ:
+    a backslash and optional blanks before the newline), also joined with the lines it
+    continues, as Blender joins them. Both forms are read, so neither hides a statement."""
     with open(path, "rb") as f:
         carry, pending = b"", b""
         while True:
             chunk = f.read(CHUNK_BYTES)
-            parts = (carry + chunk).split(b"\n") if chunk else [carry]
-            carry = parts.pop() if chunk else b""
-            if len(carry) > MAX_LINE_BYTES:
-                carry = carry[:MAX_LINE_BYTES]
-            for raw in parts:
-                line = pending + raw.rstrip(b"\r")
-                if line.endswith(b"\\"):
-                    pending = line[:-1][:MAX_LINE_BYTES] + b" "
+            data = carry + chunk
+            cut = data.rfind(b"\n") + 1 if chunk else len(data)
+            block, carry = data[:cut], data[cut:][:MAX_LINE_BYTES]
+            if not pending and not needle.search(block):
+                if not chunk:
+                    return
+                continue
+            lines = block.split(b"\n")
+            if block.endswith(b"\n"):
+                lines.pop()  # the next line starts in the next piece
+            for raw in lines:
+                raw = raw[:MAX_LINE_BYTES]
+                stripped = raw.rstrip(_CONTINUATION_SPACE) if continuations else raw
+                continued = stripped.endswith(b"\\")
+                yield (stripped[:-1] if continued else raw).decode("utf-8", errors="replace")
+                if continued:
+                    pending = (pending + stripped[:-1] + b" ")[:MAX_LINE_BYTES]
                     continue
+                if not continuations:
+                    continue
+                if pending:
+                    yield (pending + raw)[:MAX_LINE_BYTES].decode("utf-8", errors="replace")
                 pending = b""
-                yield line[:MAX_LINE_BYTES].decode("utf-8", errors="replace")
             if not chunk:
                 return
 
 
 #: MTL statements that name a texture file (besides any ``map_...``).
 MTL_MAPS = ("bump", "disp", "decal", "norm", "refl")
+_MTL_NEEDLE = re.compile(rb"map_|bump|disp|decal|norm|refl", re.IGNORECASE)
 
 
-def _statements(path: Path, is_link) -> list[str]:
+def _statements(path: Path, is_link, needle: re.Pattern, continuations: bool = False) -> list[str]:
     """The file names of every statement ``is_link(keyword)`` accepts, in the whole file: each
-    word after the keyword and the whole rest of the line (importers read either)."""
+    word after the keyword and the whole rest of the line, each also without surrounding
+    quotes (importers read any of these)."""
     found = []
-    for line in _lines(path):
+    for line in _lines(path, needle, continuations):
         parts = line.split(None, 1)
         if len(parts) == 2 and is_link(parts[0]):
             rest = parts[1].strip()
-            found.extend(dict.fromkeys([*rest.split(), rest]))
+            words = [*rest.split(), rest]
+            found.extend(dict.fromkeys(words + [w[1:-1] for w in words if len(w) > 2 and w[0] == w[-1] and w[0] in "\"'"]))
     return found
 
 
@@ -293,9 +315,9 @@ def scan_references(path: Path) -> list[str]:
     if suffix in (".gltf", ".glb") or found == "glb":
         return [u for u in _gltf_uris(path) if not (u.startswith("data:") and ";base64," in u)]
     if suffix == ".obj":
-        return _statements(path, lambda word: word == "mtllib")
+        return _statements(path, lambda word: word == "mtllib", re.compile(rb"mtllib"), continuations=True)
     if suffix == ".mtl":
-        return _statements(path, lambda word: word.lower().startswith("map_") or word.lower() in MTL_MAPS)
+        return _statements(path, lambda word: word.lower().startswith("map_") or word.lower() in MTL_MAPS, _MTL_NEEDLE)
     if suffix == ".dae":
         return _dae_links(path)
     return []

@@ -97,6 +97,11 @@ def test_links_after_the_first_megabyte_count(place):
     obj.write_text(filler + "mtllib fine.mtl \\\n ../secret/x.mtl\nf 1 2 3\n")  # a continued line, too
     assert obj.stat().st_size > linked_files.CHUNK_BYTES
     assert "../secret/x.mtl" in outside_links(obj)
+    for text in ('mtllib "../secret/x.mtl"\n', "mtllib fine.mtl \\ \t\r\n ../secret/x.mtl\n"):  # quoted; blanks after the backslash
+        obj.write_text(text)
+        assert "../secret/x.mtl" in outside_links(obj), text
+    obj.write_text("mtllib fine.mtl \\\n other.mtl\n")
+    assert outside_links(obj) == []
     # the texture maps of a library inside the folder, resolved from that library's own folder
     (asset / "materials").mkdir()
     (asset / "materials" / "m.mtl").write_text("newmtl a\n" + "# pad\n" * 200_000 + "map_Kd -bm 1 ../../secret/x.png\n")
