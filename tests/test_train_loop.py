@@ -134,7 +134,12 @@ def test_cli_reports_bad_arguments_in_one_line(tmp_path, caplog):
     assert "unknown preset 'nope'" in caplog.text
     assert main(["--shards", str(tmp_path), "--output", str(tmp_path / "run"), "--num-train-timesteps", "500"]) == 2
     assert "--num-train-timesteps was removed: the noise schedule is the backbone's own" in caplog.text
-    assert main(["--shards", str(tmp_path), "--output", str(tmp_path / "run"), "--config", "tiny-text", "--task", "image"]) == 2
+    from d4d.shards.writer import write_shards
+    from d4d.testing.shards_helpers import make_shard_render
+
+    renders = [make_shard_render(tmp_path / "renders", f"ball{i}", frames=4, size=16) for i in range(2)]
+    assert not write_shards(renders, tmp_path / "shards").failed
+    assert main(["--shards", str(tmp_path / "shards"), "--output", str(tmp_path / "run"), "--config", "tiny-text", "--task", "image"]) == 2
     assert "task 'image' cannot run on the modelscope backbone" in caplog.text
 
 
