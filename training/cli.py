@@ -98,23 +98,26 @@ class ShardSummary:
 
 
 def summarize_shards(shard_dir: Path) -> ShardSummary:
-    """Reads the small columns of every shard; ValueError when there are none."""
+    """Reads the small columns of every shard (rows 0 when there are none); ValueError when
+    ``shard_dir`` does not exist."""
     import pyarrow.parquet as pq
 
     from d4d.shards.dataset import open_shards
     from d4d.shards.files import list_shards
 
+    try:
+        paths = list_shards(shard_dir)
+    except FileNotFoundError as exc:
+        raise ValueError(f"--shards {exc}") from None
     frames, sides, rows, captioned = set(), [], 0, 0
-    for path in list_shards(shard_dir):
+    for path in paths:
         open_shards(path)  # the schema and every row's values checked (shards.checks) before any is used
         table = pq.read_table(path, columns=["num_frames", "width", "height", "caption"])
         frames.update(table.column("num_frames").to_pylist())
         sides += [min(w, h) for w, h in zip(table.column("width").to_pylist(), table.column("height").to_pylist())]
         captioned += sum(1 for c in table.column("caption").to_pylist() if c and c.strip())
         rows += table.num_rows
-    if rows == 0:
-        raise ValueError(f"--shards {shard_dir}: no shards there (expected part-*.parquet, written by d4d-shards or d4d-curate)")
-    return ShardSummary(rows, tuple(sorted(frames)), min(sides), captioned)
+    return ShardSummary(rows, tuple(sorted(frames)), min(sides, default=0), captioned)
 
 
 def fit_to_shards(config: TrainConfig, given: set[str], shards: ShardSummary, where: Path) -> tuple[TrainConfig, list[str]]:
@@ -170,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_from_args(args)
         summary = summarize_shards(args.shards)
+        if not summary.rows:
+            raise ValueError(f"--shards {args.shards}: no shards there (expected part-*.parquet, written by d4d-shards or d4d-curate)")
         config, said = fit_to_shards(config, set(overrides_from_args(args, TrainConfig)), summary, args.shards)
         logger.info("preset %s: %s", args.config, "; ".join(said))
         if (warning := caption_warning(config, summary, args.shards)) is not None:
