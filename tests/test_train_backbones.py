@@ -48,11 +48,11 @@ def condition_image() -> tuple[Image.Image, torch.Tensor]:
     return Image.fromarray(pixels), torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 127.5 - 1.0
 
 
-def d4d_pipeline(folder, task: str) -> Diffusion4DPipeline:
+def d4d_pipeline(folder, task: str, **micro) -> Diffusion4DPipeline:
     parts = load_components(folder, task)
     return Diffusion4DPipeline(unet=parts.unet, vae=parts.vae, scheduler=parts.scheduler, motion_embedding=parts.motion_embedding,
                                static_input=parts.static_input, tokenizer=parts.tokenizer, text_encoder=parts.text_encoder,
-                               image_encoder=parts.image_encoder, task=task, num_frames=T, resolution=R, caption_prefix="")
+                               image_encoder=parts.image_encoder, task=task, num_frames=T, resolution=R, caption_prefix="", **micro)
 
 
 def stock_latents(backbone: str, folder, steps: int, noise: torch.Tensor, seed: int) -> torch.Tensor:
@@ -97,6 +97,19 @@ def test_sampling_equals_the_stock_pipeline_step_for_step(folders, backbone, tas
         # x ~ sigma_max = 700, so rounding of order 1e-7 * 700 survives the cancellation.
         atol = 2e-6 * pipe.scheduler.config.sigma_max if backbone == "svd" else 1e-4
         torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=atol)
+
+
+@pytest.mark.parametrize("slip", [dict(fps=8), dict(motion_bucket_id=30), dict(noise_aug_strength=0.1)])
+def test_the_svd_equivalence_catches_a_micro_condition_slip(folders, slip):
+    """Each SVD micro-condition reaches the tiny UNet's output: telling it fps instead of fps - 1,
+    another motion bucket or another noise level moves one step's latents far past the tolerance."""
+    _, image = condition_image()
+    noise = torch.randn(1, T, 4, H, H, generator=torch.Generator().manual_seed(5))
+    theirs = stock_latents("svd", folders["svd"], 1, noise, seed=7)
+    pipe = d4d_pipeline(folders["svd"], "image", **slip)
+    ours = pipe(image=image, motion_magnitude=800.0, num_inference_steps=1, w1=GUIDANCE - 1, w2=0.0, latents=noise,
+                generator=torch.Generator().manual_seed(7)).latents
+    assert (ours - theirs).abs().max() > 10 * 2e-6 * pipe.scheduler.config.sigma_max
 
 
 @pytest.mark.parametrize("backbone", ["modelscope", "svd", "i2vgen-xl"])
