@@ -84,14 +84,20 @@ class _Axes:
 
     def __init__(self, x_range: tuple[float, float], y_range: tuple[float, float], log_x: bool = False, log_y: bool = False,
                  width: int = WIDTH, height: int = HEIGHT, left: int = MARGIN_LEFT, below: int = MARGIN_BOTTOM, counts_y: bool = False):
-        self.log_x, self.log_y, self.counts_y = log_x, log_y, counts_y
+        self.log_x, self.log_y = log_x, log_y
         self.x0, self.x1 = (math.log10(v) for v in x_range) if log_x else x_range
         self.y0, self.y1 = (math.log10(v) for v in y_range) if log_y else y_range
         if self.x1 <= self.x0:
             self.x0, self.x1 = self.x0 - 0.5, self.x1 + 0.5
         if self.y1 <= self.y0:
             self.y0, self.y1 = self.y0 - 0.5, self.y1 + 0.5
-        self.left, self.right = left, width - MARGIN_RIGHT
+        self.y_ticks = self._ticks(self.y0, self.y1, self.log_y)
+        if counts_y:  # a count is a whole number: no tick at 0.5
+            self.y_ticks = [y for y in self.y_ticks if float(y).is_integer()]
+        self.y_labels = tick_labels(self.y_ticks)
+        # room for the widest tick label (about 6.5 px a character) right of the axis label
+        self.left = max(left, 24 + round(6.5 * max((len(label) for label in self.y_labels), default=0)))
+        self.right = width - MARGIN_RIGHT
         self.top, self.bottom = MARGIN_TOP, height - below
 
     def px(self, x: float) -> float:
@@ -110,10 +116,7 @@ class _Axes:
 
     def frame(self, xlabel: str, ylabel: str) -> list[str]:
         parts = [f'<rect class="area" x="{self.left}" y="{self.top}" width="{self.right - self.left}" height="{self.bottom - self.top}"/>']
-        y_ticks = self._ticks(self.y0, self.y1, self.log_y)
-        if self.counts_y:  # a count is a whole number: no tick at 0.5
-            y_ticks = [y for y in y_ticks if float(y).is_integer()]
-        for y, label in zip(y_ticks, tick_labels(y_ticks)):
+        for y, label in zip(self.y_ticks, self.y_labels):
             py = self.py(y)
             parts.append(f'<line class="grid" x1="{self.left}" x2="{self.right}" y1="{py:.1f}" y2="{py:.1f}"/>')
             parts.append(f'<text class="tick" x="{self.left - 4}" y="{py + 3:.1f}" text-anchor="end">{label}</text>')
@@ -204,15 +207,18 @@ def _decimate(xs: list[float], ys: list[float], limit: int) -> tuple[list[float]
 
 
 def line_chart(series: dict[str, tuple[Sequence[float], Sequence[float]]], title: str, xlabel: str, ylabel: str,
-               log_y: bool | None = None, max_points: int = 1500) -> str:
-    """One line per series (name -> (xs, ys)), with a legend.
+               log_y: bool | None = None, max_points: int = 1500, smooths: dict[str, str] | None = None) -> str:
+    """One line per series (name -> (xs, ys)), with a legend below the axes when there are several.
 
     Args:
         log_y: logarithmic y axis; None chooses it when every value is positive and the values
             span more than two decades (losses usually do).
         max_points: each series is thinned to at most this many points (evenly, keeping the
             last) so event files with many steps stay small in the page.
+        smooths: series name -> the series it smooths; the pair shares a colour and the raw
+            series is drawn faded behind it.
     """
+    smooths = smooths or {}
     clean: dict[str, tuple[list[float], list[float]]] = {}
     for name, (xs, ys) in series.items():
         pairs = [(float(x), float(y)) for x, y in zip(xs, ys) if y is not None and math.isfinite(float(y)) and math.isfinite(float(x))]
@@ -237,17 +243,23 @@ def line_chart(series: dict[str, tuple[Sequence[float], Sequence[float]]], title
     axes = _Axes((min(all_x), max(all_x)), (y_low, y_high), log_y=log_y, height=height, below=MARGIN_BOTTOM + LEGEND_ROW * legend_rows)
     parts = _open("lines", n, title, height=height) + axes.frame(xlabel, ylabel + (" (log scale)" if log_y else ""))
     column = (WIDTH - axes.left) // 2
+    colors: dict[str, str] = {}
+    for name in clean:
+        base = smooths.get(name)
+        colors[name] = colors[base] if base in colors else PALETTE[len(set(colors.values())) % len(PALETTE)]
+    faded = set(smooths.values())
     for i, (name, (xs, ys)) in enumerate(clean.items()):
-        color = PALETTE[i % len(PALETTE)]
+        color, opacity = colors[name], (0.35 if name in faded else 1.0)
         xs, ys = _decimate(xs, ys, max_points)
         if len(xs) == 1:
-            parts.append(f'<circle class="point" cx="{axes.px(xs[0]):.1f}" cy="{axes.py(ys[0]):.1f}" r="3" fill="{color}"/>')
+            parts.append(f'<circle class="point" cx="{axes.px(xs[0]):.1f}" cy="{axes.py(ys[0]):.1f}" r="3" fill="{color}" fill-opacity="{opacity}"/>')
         else:
             points = " ".join(f"{axes.px(x):.1f},{axes.py(y):.1f}" for x, y in zip(xs, ys))
-            parts.append(f'<polyline class="line" data-series="{escape(name)}" fill="none" stroke="{color}" stroke-width="1.5" points="{points}"/>')
+            parts.append(f'<polyline class="line" data-series="{escape(name)}" fill="none" stroke="{color}" stroke-opacity="{opacity}" '
+                         f'stroke-width="1.5" points="{points}"/>')
         if legend_rows:
             x, y = axes.left + column * (i % 2), axes.bottom + MARGIN_BOTTOM - 4 + LEGEND_ROW * (i // 2)
-            parts.append(f'<rect x="{x}" y="{y}" width="10" height="10" fill="{color}"/>')
+            parts.append(f'<rect x="{x}" y="{y}" width="10" height="10" fill="{color}" fill-opacity="{opacity}"/>')
             parts.append(f'<text class="legend" x="{x + 14}" y="{y + 9}">{escape(name)}</text>')
     parts.append("</svg>")
     return "\n".join(parts)

@@ -92,11 +92,14 @@ def scalar_plots(series: Series) -> list[Plot]:
     losses = {k: v for k, v in series.items() if "loss" in k.lower()}
     if losses:
         lines: Series = {}
+        smooths: dict[str, str] = {}
         for name, (xs, ys) in losses.items():
             lines[name] = (xs, ys)
             if len(ys) >= 20:
                 lines[f"{name} (smoothed)"] = (xs, _smooth(ys))
-        plots.append(Plot("loss", svg.line_chart(lines, "Training losses", "step", "loss"), f"{len(losses)} loss series"))
+                smooths[f"{name} (smoothed)"] = name
+        plots.append(Plot("loss", svg.line_chart(lines, "Training losses", "step", "loss", smooths=smooths),
+                          f"{len(losses)} loss series" + (", each faded behind its moving average" if smooths else "")))
     for name, (xs, ys) in series.items():
         if name not in losses:
             plots.append(Plot(name, svg.line_chart({name: (xs, ys)}, name, "step", name)))

@@ -197,6 +197,11 @@ def test_axes_labels_tell_ticks_apart_and_the_legend_stays_off_the_lines():
     labels = re.findall(r'<text class="tick" [^>]*text-anchor="end">([^<]*)</text>', lr)
     assert len(labels) >= 3 and len(set(labels)) == len(labels), labels  # not "1.0e-04" three times
     assert 'class="legend"' not in lr  # one series: the title names it
+    left = float(re.search(r'<rect class="area" x="([\d.]+)"', lr).group(1))
+    assert left >= 24 + 6.5 * max(map(len, labels))  # the tick labels clear the rotated axis label
+    paired = svg.line_chart({"loss": ([0, 1], [2.0, 1.0]), "loss (smoothed)": ([0, 1], [1.8, 1.2])}, "l", "step", "loss", smooths={"loss (smoothed)": "loss"})
+    strokes = dict(re.findall(r'data-series="([^"]*)" fill="none" stroke="(#\w+)" stroke-opacity="([\d.]+)"', paired)[i][:2] for i in range(2))
+    assert strokes["loss"] == strokes["loss (smoothed)"] and 'stroke-opacity="0.35"' in paired  # one colour, the raw line faded
     losses = svg.line_chart({f"loss{i}": ([0, 1, 2], [3.0, 2.0, 1.0 + i]) for i in range(3)}, "l", "step", "loss")
     area = re.search(r'<rect class="area" x="[\d.]+" y="([\d.]+)" width="[\d.]+" height="([\d.]+)"', losses)
     bottom = float(area.group(1)) + float(area.group(2))
