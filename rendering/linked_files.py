@@ -276,38 +276,57 @@ def _statements(path: Path, is_link, needle: re.Pattern, continuations: bool = F
     return found
 
 
-# -- Collada -----------------------------------------------------------------------------------
+# -- Collada, USD text ------------------------------------------------------------------------
 
 #: A Collada image's file (1.4 ``<init_from>path``, 1.5 ``<init_from><ref>path``) and any XML
 #: external entity or document type (``SYSTEM "path"``).
 DAE_LINK = re.compile(rb"<(?:init_from|ref)>\s*([^<]{1,4096}?)\s*</|SYSTEM\s+[\"']([^\"']{0,4096})[\"']")
+#: A USD text layer's asset paths (``@path@``, ``@@@path@@@``): sublayers, references,
+#: payloads, textures. A package path ``a.usdz[b.usda]`` is read as its package, ``a.usdz``.
+USD_LINK = re.compile(rb"@@@(.{1,4096}?)@@@|@([^@\n]{1,4096})@", re.DOTALL)
 
 
-def _dae_links(path: Path) -> list[str]:
-    """Every image file and external entity a Collada file names, in the whole file (read in
-    chunks that overlap by a link's longest match)."""
-    found, overlap = [], 8192
+def _pattern_links(path: Path, pattern: re.Pattern) -> list[str]:
+    """The first non-empty group of every match of ``pattern`` in the whole file (read in
+    chunks that overlap by a match's longest length)."""
+    found, overlap, seen = [], 8192, set()
     with open(path, "rb") as f:
         tail, offset = b"", 0
-        seen = set()
         while chunk := f.read(CHUNK_BYTES):
             data = tail + chunk
-            for m in DAE_LINK.finditer(data):
+            for m in pattern.finditer(data):
                 where = offset - len(tail) + m.start()
                 if where not in seen:
                     seen.add(where)
-                    found.append(html.unescape((m.group(1) or m.group(2)).decode("utf-8", errors="replace")))
+                    found.append(next(g for g in m.groups() if g is not None).decode("utf-8", errors="replace"))
             tail = data[-overlap:]
             offset += len(chunk)
-    return [link for link in found if not link.startswith("#")]
+    return found
+
+
+def _dae_links(path: Path) -> list[str]:
+    """Every image file and external entity a Collada file names (XML character references decoded)."""
+    return [link for link in map(html.unescape, _pattern_links(path, DAE_LINK)) if not link.startswith("#")]
+
+
+def _usd_links(path: Path) -> list[str]:
+    """Every asset path of a USD text layer (or of the text layers stored in a .usdz)."""
+    return [link.split("[", 1)[0] for link in _pattern_links(path, USD_LINK) if link.split("[", 1)[0]]
 
 
 # -- every format ------------------------------------------------------------------------------
 
+#: Linked files whose own links are followed: extension of the linking file -> extensions followed.
+FOLLOWED = {".obj": (".mtl",), ".usda": (".usda", ".usd"), ".usd": (".usda", ".usd"), ".usdz": (".usda", ".usd")}
+#: Files followed at most per asset.
+MAX_FOLLOWED = 256
+
+
 def scan_references(path: Path) -> list[str]:
-    """The files the asset (or material library) at ``path`` names, as written, read from the
-    whole file as its content says: a glTF's buffer and image URIs (not base64 data: URIs),
-    an OBJ's material libraries, an MTL's texture maps, a Collada file's images and entities.
+    """The files the asset (or material library, or layer) at ``path`` names, as written, read
+    from the whole file as its content says: a glTF's buffer and image URIs (not base64 data:
+    URIs), an OBJ's material libraries, an MTL's texture maps, a Collada file's images and
+    entities, a USD text layer's asset paths (binary USD crate files are not read here).
     AssetError("too_large") for a glTF whose JSON is too long to parse, ("unsupported_format")
     for content of another importer's format."""
     found = check_content(path)
@@ -320,6 +339,8 @@ def scan_references(path: Path) -> list[str]:
         return _statements(path, lambda word: word.lower().startswith("map_") or word.lower() in MTL_MAPS, _MTL_NEEDLE)
     if suffix == ".dae":
         return _dae_links(path)
+    if suffix in (".usda", ".usd", ".usdz") and found != "usdc":
+        return _usd_links(path)
     return []
 
 
@@ -334,15 +355,20 @@ def linked_references(path: Path) -> list[str]:
 
 def outside_links(path: Path) -> list[str]:
     """The references of the asset at ``path`` (as the user named it) that leave its folder,
-    including the texture maps of the material libraries an OBJ names inside it (resolved from
-    each library's own folder). Raises AssetError as ``scan_references``."""
-    folder = path.parent
-    outside = [r for r in scan_references(path) if escapes(folder, r)]
-    if path.suffix.lower() == ".obj":
-        for library in dict.fromkeys(scan_references(path)):
-            if escapes(folder, library):
+    including those of the files it links inside the folder whose links the importer follows
+    (an OBJ's material libraries, a USD layer's layers; FOLLOWED), each resolved from its own
+    folder. Raises AssetError as ``scan_references``."""
+    folder, outside = path.parent, []
+    queue, seen = [path], {path}
+    while queue:
+        current = queue.pop()
+        for reference in scan_references(current):
+            if escapes(folder, reference, base=current.parent):
+                outside.append(reference)
                 continue
-            mtl = Path(os.path.normpath(os.path.join(folder, unquote(library).replace("\\", "/"))))
-            if mtl.suffix.lower() == ".mtl" and mtl.is_file():
-                outside += [r for r in scan_references(mtl) if escapes(folder, r, base=mtl.parent)]
+            target = Path(os.path.normpath(os.path.join(current.parent, unquote(reference).replace("\\", "/").strip("\"'"))))
+            if (target.suffix.lower() in FOLLOWED.get(current.suffix.lower(), ()) and target not in seen
+                    and len(seen) < MAX_FOLLOWED and target.is_file()):
+                seen.add(target)
+                queue.append(target)
     return outside

@@ -115,6 +115,17 @@ def test_links_after_the_first_megabyte_count(place):
     assert outside_links(dae) == ["../secret/x.png"]
 
 
+def test_usd_text_layers_are_read_with_the_layers_they_name(place):
+    asset, _ = place
+    (asset / "sub").mkdir()
+    (asset / "root.usda").write_text('#usda 1.0\n(\n    subLayers = [@./sub/layer.usda@]\n)\ndef "A" (references = @@@./ok.usda@@@) {}\n')
+    (asset / "sub" / "layer.usda").write_text("#usda 1.0\n" + "# pad\n" * 200_000 + 'def "B" (payload = @../../secret/x.usda@</B>) {}\n'
+                                             'def "C" { asset inputs:file = @tex.png@ }\n')
+    assert outside_links(asset / "root.usda") == ["../../secret/x.usda"]
+    (asset / "sub" / "layer.usda").write_text('#usda 1.0\ndef "B" (payload = @./inner.usdz[x.usda]@) {}\n')
+    assert outside_links(asset / "root.usda") == []
+
+
 def test_a_data_uri_that_is_not_base64_is_a_path(place):
     asset, _ = place
     gltf = asset / "data.gltf"
