@@ -59,6 +59,9 @@ def build_parser(preset: str = DEFAULT_PRESET) -> argparse.ArgumentParser:
                              "below are this preset's")
     parser.add_argument("--pretrained", type=Path, help="diffusers-layout folder to start from (unet/, vae/, ...)")
     parser.add_argument("--resume", help="'latest' or a checkpoint folder of this run")
+    parser.add_argument("--vae", type=Path,
+                        help="without --pretrained: a fitted AutoencoderKL folder (or a model folder with vae/) to use instead of "
+                             "the autoencoder stage, which otherwise fits one on the shards' frames first (RUN/autoencoder)")
     parser.add_argument("--cache-latents", action="store_true",
                         help="encode all clips once and store latents/text embeddings in the shards before training")
     parser.add_argument("-v", "--verbose", action="store_true", help="also show the libraries' log lines and warnings")
@@ -183,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
 
         quiet_loaded_libraries(args.verbose)
 
-        model = train_on_shards(config, args.shards, args.output, args.pretrained, args.resume, args.cache_latents)
+        model = train_on_shards(config, args.shards, args.output, args.pretrained, args.resume, args.cache_latents, args.vae)
     except (ValueError, FloatingPointError) as exc:
         logger.error("%s", exc)
         return 2

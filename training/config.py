@@ -12,11 +12,43 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 Task = Literal["text", "image", "static"]
 TASKS = typing.get_args(Task)
+
+
+@dataclass(frozen=True)
+class AutoencoderConfig:
+    """Settings of the autoencoder stage (``d4d-train --autoencoder-*``, training.autoencoder), which
+    fits a from-scratch model's VAE on the shards' frames; saved in ``RUN/autoencoder/config.json``."""
+
+    steps: int = 3000
+    """Optimizer steps of the fit."""
+    learning_rate: float = 1e-3
+    """AdamW learning rate, constant after a linear warm-up over the first 5% of steps (d4d's choice)."""
+    batch_frames: int = 32
+    """Frames per optimizer step."""
+    kl_weight: float = 1e-6
+    """Weight of the KL term against the pixel MSE (Stable Diffusion's VAE used 1e-6)."""
+    holdout_every: int = 8
+    """Frame t of each video is held out of the fit when t % holdout_every == 0 (the held-out PSNR)."""
+    max_frames: int = 20000
+    """Training frames kept in memory at most (a seeded reservoir over clips when the shards hold more)."""
+    checkpointing_steps: int = 500
+    """Save a resumable checkpoint of the stage every N steps."""
+    log_every: int = 100
+    """Log a line (loss, PSNR, time left) every N steps."""
+    seed: int = 0
+    """Seeds the frame order and the posterior samples."""
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_frames", "holdout_every", "max_frames", "checkpointing_steps", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"autoencoder {name}: got {getattr(self, name)}, expected >= 1")
+        if not self.learning_rate > 0 or not self.kl_weight >= 0:
+            raise ValueError(f"autoencoder learning_rate {self.learning_rate} must be > 0 and kl_weight {self.kl_weight} >= 0")
 
 
 @dataclass
@@ -135,6 +167,9 @@ class TrainConfig:
     """Log a line and TensorBoard scalars every N optimizer steps."""
     dataloader_num_workers: int = 0
     """DataLoader worker processes (0: load in the training process)."""
+    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    """The autoencoder stage of a from-scratch run (no --pretrained, no --vae): the VAE is fitted
+    on the shards' frames before the UNet trains (training.autoencoder, ``--autoencoder-*``)."""
 
     def __post_init__(self) -> None:
         for name in ("task", "target", "prediction_type", "motion_loss_weighting", "mixed_precision", "lr_schedule", "optimizer"):
@@ -168,11 +203,15 @@ class TrainConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown training config keys {unknown}; valid keys: {sorted(known)}")
+        values = dict(values)
+        if isinstance(values.get("autoencoder"), dict):
+            values["autoencoder"] = AutoencoderConfig(**values["autoencoder"])
         return cls(**values)
 
 
 _TINY = dict(num_frames=4, resolution=16, max_steps=20, checkpointing_steps=10, validation_steps=0,
-             validation_inference_steps=2, log_every=1, ema_decay=0.9)
+             validation_inference_steps=2, log_every=1, ema_decay=0.9,
+             autoencoder=AutoencoderConfig(steps=40, batch_frames=8, checkpointing_steps=20, log_every=10))
 
 #: Named presets: "tiny-*" build models of a few thousand to a few hundred thousand parameters
 #: that train on CPU in seconds (tests, smoke runs); "paper-*" are the paper's sizes. The image

@@ -126,7 +126,8 @@ def train(config: TrainConfig, source, output: Path, parts: Components | None = 
         source: micro-batch source (data.EpochBatches over a map-style dataset, or data.ShardBatches),
             already split for this process.
         output: the run directory.
-        parts: the models (make_components); None builds ``config.architecture``.
+        parts: the models (make_components); None builds ``config.architecture`` with its random
+            VAE, for tests of the loop alone: d4d-train (``train_on_shards``) fits the VAE first.
         resume: "latest" or a checkpoint folder.
         accelerator: an existing Accelerator (default: a new one from the config).
         reference: (folder, kind) of the static reference recorded in the exported model
@@ -299,13 +300,46 @@ def shard_source(shard_dir: Path, config: TrainConfig, parts: Components, accele
                         world_size=accelerator.num_processes, num_workers=config.dataloader_num_workers)
 
 
+def run_autoencoder(config: TrainConfig, shards: Path, output: Path, parts: Components, accelerator: Accelerator,
+                    vae: Path | None = None) -> None:
+    """Give a from-scratch model (``parts`` built from ``config.architecture``) a VAE that can decode
+    what the UNet will learn: the folder ``vae`` (an AutoencoderKL in diffusers layout) when given,
+    else the autoencoder stage fitted on the shards' frames in ``output/autoencoder`` (by the main
+    process; the others load its result). Replaces ``parts.vae``."""
+    from diffusers import AutoencoderKL
+
+    from .autoencoder import fit_autoencoder
+
+    if vae is not None:
+        folder = Path(vae) / "vae" if (Path(vae) / "vae" / "config.json").exists() else Path(vae)
+        if not (folder / "config.json").exists():
+            raise ValueError(f"--vae {vae}: no AutoencoderKL there (expected config.json and weights, or a model folder with vae/)")
+        parts.vae = AutoencoderKL.from_pretrained(folder)
+        logger.info("VAE: %s (given; the autoencoder stage is skipped)", folder)
+        return
+    stage = output / "autoencoder"
+    if accelerator.is_main_process:
+        fit_autoencoder(parts.vae, shards, stage, config.autoencoder, config.resolution, config.background)
+    accelerator.wait_for_everyone()
+    parts.vae = AutoencoderKL.from_pretrained(stage / "vae")
+
+
 def train_on_shards(config: TrainConfig, shards: Path, output: Path, pretrained: Path | None = None, resume: str | None = None,
-                    cache_latents: bool = False) -> Path:
+                    cache_latents: bool = False, vae: Path | None = None) -> Path:
     """d4d-train as a function: train (or resume) a run in ``output`` on the shards; returns the
-    exported model folder. The run records its static reference (when fine-tuned from one) and
-    the orbit layout of the shards. ValueError for bad settings or data."""
+    exported model folder. A model without ``pretrained`` weights first gets a fitted VAE
+    (``run_autoencoder``: the ``vae`` folder, or the autoencoder stage). The run records its
+    static reference (when fine-tuned from one) and the orbit layout of the shards. ValueError
+    for bad settings or data."""
+    if pretrained is not None and vae is not None:
+        raise ValueError("--vae: a --pretrained folder brings its own VAE; give one or the other")
+    layout = shard_orbit_layout(shards)
     accelerator = make_accelerator(config, output)
     parts = make_components(config, pretrained)
+    if pretrained is None:
+        if accelerator.is_main_process:
+            check_run_config(output, config)
+        run_autoencoder(config, shards, output, parts, accelerator, vae)
     if cache_latents:
         if accelerator.is_main_process:
             write_latent_cache(shards, parts, config, accelerator.device)
@@ -314,7 +348,7 @@ def train_on_shards(config: TrainConfig, shards: Path, output: Path, pretrained:
     reference = starting_reference(pretrained) if config.target == "dynamic" else (None, None)
     if reference[0] is not None:
         logger.info("static reference of this run: %s (%s)", reference[0], reference[1])
-    return train(config, source, output, parts, resume, accelerator, reference, shard_orbit_layout(shards))
+    return train(config, source, output, parts, resume, accelerator, reference, layout)
 
 
 if __name__ == "__main__":
