@@ -7,6 +7,7 @@ import sys
 import pytest
 import torch
 from accelerate.state import AcceleratorState, GradientState
+from accelerate.utils import DistributedType
 from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 
 from d4d.testing.train_fixtures import make_clips, single_thread
@@ -15,6 +16,7 @@ from d4d.training.components import build_components
 from d4d.training.config import preset
 from d4d.training.data import EpochBatches
 from d4d.training.memory import (
+    check_distribution,
     checkpointed_layers,
     disable_activation_checkpointing,
     enable_activation_checkpointing,
@@ -147,3 +149,13 @@ def test_8bit_optimizer_trains_with_8_bit_moments(tmp_path):
     assert optimizer.state[weight]["state1"].dtype == torch.uint8 and not torch.equal(weight, before)
     unet = run_tiny(tmp_path / "run", optimizer="adamw-8bit")
     assert all(torch.isfinite(p).all() for p in unet.parameters())
+
+
+def test_sharded_launches_are_refused_in_one_line():
+    """FSDP / DeepSpeed would hand the EMA, export and checkpoints one process's shard: refused."""
+    for sharded in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+        with pytest.raises(ValueError, match="does not shard parameters.*--gradient-checkpointing") as error:
+            check_distribution(sharded)
+        assert "\n" not in str(error.value)
+    for data_parallel in (DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU):
+        check_distribution(data_parallel)

@@ -16,6 +16,10 @@
   ``scaled_dot_product_attention``) on every attention layer explicitly: on a GPU it runs the
   flash or memory-efficient kernels, which never store the [tokens x tokens] attention matrix;
   on CPU torch's flash kernel for CPU. No xformers.
+- **Sharding**: not supported. ``check_distribution`` refuses FSDP and DeepSpeed launches: the
+  loop keeps an EMA of ``unwrap_model(...)``'s parameters and exports and checkpoints them from
+  process 0, which under sharding hold one process's shard (and ZeRO's bf16 mode keeps them in
+  bf16). Data parallelism (DDP) is what d4d-train runs on several processes.
 - **Optimiser** (``--optimizer``): "adamw" (torch's AdamW, two float32 moments: 8 bytes per
   parameter) or "adamw-8bit" (bitsandbytes' ``AdamW8bit``: blockwise 8-bit moments, 2 bytes
   per parameter). bitsandbytes is not a d4d dependency (its kernels are CUDA's); without it
@@ -28,6 +32,7 @@ import importlib
 import logging
 
 import torch
+from accelerate.utils import DistributedType
 from diffusers.models.attention_processor import AttnProcessor2_0
 from torch.utils.checkpoint import checkpoint
 
@@ -77,6 +82,19 @@ def disable_activation_checkpointing(unet: torch.nn.Module) -> None:
     for layer in checkpointed_layers(unet):
         if getattr(layer.forward, "d4d_checkpointed", False):
             del layer.forward
+
+
+#: accelerate launch modes that shard parameters, which d4d-train's EMA, export and checkpoints do not handle.
+SHARDED = (DistributedType.FSDP, DistributedType.DEEPSPEED, DistributedType.MEGATRON_LM)
+
+
+def check_distribution(distributed_type: DistributedType) -> None:
+    """ValueError, in one line, when accelerate was launched with a parameter-sharding mode."""
+    if distributed_type in SHARDED:
+        raise ValueError(f"accelerate launch with {distributed_type.value}: d4d-train does not shard parameters (its EMA, "
+                         "export and checkpoints need every process to hold the full weights); launch data-parallel "
+                         "(accelerate launch --multi_gpu, or torchrun) and use --gradient-checkpointing / "
+                         "--optimizer adamw-8bit to fit (docs/training.md, \"Paper scale: memory\")")
 
 
 def use_sdpa_attention(unet: torch.nn.Module) -> None:

@@ -39,7 +39,7 @@ from .components import Components, build_components, load_components
 from .config import TrainConfig
 from .data import ShardBatches, collate
 from .latent_cache import cache_latents as write_latent_cache
-from .memory import enable_activation_checkpointing, make_optimizer, use_sdpa_attention
+from .memory import check_distribution, enable_activation_checkpointing, make_optimizer, use_sdpa_attention
 from .objective import batch_inputs, compute_losses, drop_conditions, empty_prompt_embedding, micro_conditions, null_conditions
 from .outputs import to_uint8, write_mp4
 from .pipeline import Diffusion4DPipeline
@@ -137,6 +137,7 @@ def train(config: TrainConfig, source, output: Path, parts: Components | None = 
     """
     output = Path(output)
     accelerator = accelerator or make_accelerator(config, output)
+    check_distribution(accelerator.distributed_type)
     if accelerator.is_main_process:
         check_run_config(output, config)
     device = accelerator.device
