@@ -470,6 +470,21 @@ def test_hostile_text_in_a_training_run_stays_text(tmp_path):
     assert html.escape(HOSTILE) in text and "<b>off (validation_steps 0)</b>validation videos" in text
     assert "<section hidden><h2>Items</h2>" in text  # no cards: no empty pager
     assert_runs_in_chromium(page, tmp_path, 0)
+    (run / "validation").mkdir()  # a validation video whose file name is hostile
+    (run / "validation" / f"{HOSTILE_NAME}3.mp4").write_bytes((_generated_orbit(tmp_path / "orbit") / "dynamic.mp4").read_bytes())
+    page = write_report(run, tmp_path / "train.html")
+    (item,) = inert_index(page)["items"]
+    assert item["title"] == f"validation/{HOSTILE_NAME}3.mp4" and item["videos"][0]["frames"] == 4
+    assert_runs_in_chromium(page, tmp_path, 1)
+
+
+def _generated_orbit(out: Path) -> Path:
+    """A 4-frame d4d-sample output (written by its own writer) whose prompt is hostile."""
+    from d4d.rendering.orbits import OrbitLayout
+    from d4d.training.outputs import write_sample
+
+    frames = np.random.default_rng(0).random((4, 3, 16, 16), dtype=np.float32)
+    return write_sample(out, frames, OrbitLayout(frames=4), 1.0, {"task": "text", "prompt": HOSTILE})
 
 
 def test_hostile_text_in_an_evaluation_stays_text(tmp_path):
@@ -477,14 +492,15 @@ def test_hostile_text_in_an_evaluation_stays_text(tmp_path):
 
     metrics = {key: {"value": None, "n": 0, "reason": HOSTILE} for key, *_ in COLUMNS} | {"psnr": {"value": 20.0, "n": 1, "reason": None}}
     run = {"name": HOSTILE, "path": HOSTILE, "task": HOSTILE, "clips": 1, "missing": [HOSTILE], "metrics": metrics, "notes": [HOSTILE],
-           "per_clip": [{"uid": HOSTILE, "psnr": 20.0, "prompt": HOSTILE, "render_dir": str(tmp_path / HOSTILE_NAME)}, {"uid": "b", "skipped": HOSTILE}]}
+           "per_clip": [{"uid": HOSTILE, "psnr": 20.0, "prompt": HOSTILE, "render_dir": str(_generated_orbit(tmp_path / "gen" / HOSTILE_NAME))},
+                        {"uid": "b", "skipped": HOSTILE}]}
     out = tmp_path / HOSTILE_NAME
     write_results({"schema": "d4d-eval", "version": 1, "heldout": HOSTILE, "heldout_clips": 1, "config": {"prompt": HOSTILE}, "runs": [run],
                    "paper": [{"task": task, **values} for task, values in PAPER_ROWS]}, out)
     page = write_report(out, tmp_path / "eval.html")
     index = inert_index(page)
     assert [(item["title"], item["group"], item["measures"].get("prompt")) for item in index["items"]] == [(HOSTILE, HOSTILE, HOSTILE), ("b", HOSTILE, None)]
-    assert index["items"][1]["detail"] == f"skipped: {HOSTILE}"
+    assert index["items"][1]["detail"] == f"skipped: {HOSTILE}" and index["items"][0]["videos"][0]["label"] == "generated orbit"
     assert_runs_in_chromium(page, tmp_path, 2)
 
 
