@@ -113,7 +113,10 @@ def test_cli_trains_from_shards_with_cached_latents(tmp_path):
     argv = ["--shards", str(tmp_path / "shards"), "--output", str(run), "--config", "tiny-text", "--max-steps", "2",
             "--checkpointing-steps", "1", "--validation-steps", "2", "--cache-latents"]
     assert main(argv) == 0
+    from diffusers import AutoencoderKL
+
     parts = build_components("text", "tiny-modelscope", seed=0)
+    parts.vae = AutoencoderKL.from_pretrained(run / "autoencoder" / "vae")  # a from-scratch run's latents are its fitted VAE's
     config = json.loads((run / "train_config.json").read_text())
     assert config["max_steps"] == 2 and config["task"] == "text"
     expected = producers(parts, preset("tiny-text"))
