@@ -16,12 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from d4d.curation.procedure import DecisionConfig
+from d4d.files import write_json_atomic
 from d4d.inspection.report import write_report
 from d4d.pipelines.config import PipelineConfig
 from d4d.pipelines.curate import default_workers
@@ -30,11 +35,17 @@ from d4d.pipelines.sources import parse_source
 from d4d.reconstruction.config import AUTO, PRESETS
 from d4d.reconstruction.config import preset as reconstruct_preset
 from d4d.reconstruction.run import reconstruct_input
+from d4d.rendering.builtin_assets import CAPTIONS_FILE, ensure_builtin_assets
+from d4d.rendering.contract import load_render
 from d4d.rendering.options import ENGINES, RenderOptions
 from d4d.training.config import preset
+from d4d.training.outputs import write_mp4
 from d4d.training.sample import SampleConfig
 from d4d.training.sample import sample as sample_video
 from d4d.training.train import train_on_shards
+
+#: The training preset of the demo's models (training.config).
+DEMO_PRESET = "small-text"
 
 
 @dataclass
@@ -56,7 +67,9 @@ def curate(ctx: DemoContext) -> list[str]:
     out = ctx.out / "curation"
     render = RenderOptions(frames=ctx.args.frames, resolution=ctx.args.resolution, engine=ctx.args.engine)
     config = PipelineConfig(decision=DecisionConfig(render=render), workers=ctx.args.workers, shard_batch=4)
-    stats = run_curation(parse_source("builtin", out), config, out)
+    spec = parse_source("builtin", out)
+    ensure_builtin_assets(spec.path)  # with their captions.csv, which puts a caption in each shard row
+    stats = run_curation(spec, config, out, captions_csv=Path(spec.path) / CAPTIONS_FILE)
     ctx.outputs["curate"] = {"dir": out, "shards": out / "shards", "stats": stats}
     return [
         f"decisions:  {out / 'decisions.parquet'}  ({stats['by_decision']})",
@@ -68,17 +81,25 @@ def curate(ctx: DemoContext) -> list[str]:
 
 
 def train(ctx: DemoContext) -> list[str]:
-    """Tiny randomly initialised text-to-4D models trained on the demo's shards (CPU, seconds), in the
-    paper's order: the base model of static orbits (target static), then the 4D model fine-tuned
-    from it, which keeps it as the static reference of its 3D-aware guidance."""
+    """Text-to-4D models trained from scratch on the demo's shards (preset ``small-text``, CPU,
+    minutes), in the paper's order: the base model of static orbits (target static; its run first
+    fits the VAE on the shards' frames, the autoencoder stage), then the 4D model fine-tuned from
+    it, which keeps it as the static reference of its 3D-aware guidance."""
     shards = ctx.outputs["curate"]["shards"]
-    config = preset("tiny-text", num_frames=ctx.args.frames, resolution=32, max_steps=ctx.args.train_steps,
-                    validation_steps=ctx.args.train_steps)
-    base, run = ctx.out / "train" / "tiny-text-static", ctx.out / "train" / "tiny-text"
-    base_model = train_on_shards(replace(config, target="static"), shards, base, resume=_resume(base))
-    train_on_shards(config, shards, run, pretrained=base_model, resume=_resume(run))
-    ctx.outputs["train"] = {"run": run}
-    return [f"static model: {base}", f"run:        {run}  (TensorBoard: tensorboard --logdir {run})"]
+    config = preset(DEMO_PRESET, num_frames=ctx.args.frames)
+    if ctx.args.train_steps is not None:
+        config = replace(config, max_steps=ctx.args.train_steps, checkpointing_steps=min(config.checkpointing_steps, ctx.args.train_steps))
+    if ctx.args.autoencoder_steps is not None:
+        config = replace(config, autoencoder=replace(config.autoencoder, steps=ctx.args.autoencoder_steps))
+    base, run = ctx.out / "train" / f"{DEMO_PRESET}-static", ctx.out / "train" / DEMO_PRESET
+    static = replace(config, target="static", max_steps=max(1, config.max_steps // 2),
+                     checkpointing_steps=min(config.checkpointing_steps, max(1, config.max_steps // 2)))
+    base_model = train_on_shards(static, shards, base, resume=_resume(base), cache_latents=True)
+    train_on_shards(config, shards, run, pretrained=base_model, resume=_resume(run), cache_latents=True)
+    ctx.outputs["train"] = {"run": run, "base": base}
+    autoencoder = json.loads((base / "autoencoder" / "metrics.json").read_text())
+    return [f"autoencoder:  {base / 'autoencoder'}  (held-out PSNR {autoencoder['heldout_psnr']:.1f} dB)",
+            f"static model: {base}", f"run:          {run}  (TensorBoard: tensorboard --logdir {run})"]
 
 
 def _resume(run: Path) -> str | None:
@@ -87,13 +108,58 @@ def _resume(run: Path) -> str | None:
 
 
 def sample(ctx: DemoContext) -> list[str]:
-    """A 4D orbital video sampled from the tiny model with 3D-aware classifier-free guidance,
-    with the static orbit its static base samples for the same prompt."""
+    """A 4D orbital video sampled from the 4D model with 3D-aware classifier-free guidance (and the
+    static orbit its static base samples), prompted with a kept clip's caption and motion
+    magnitude, and held against that clip's render (``sample/comparison.json``, and the render
+    beside the sample in ``sample/beside_render.mp4``)."""
     out = ctx.out / "sample"
-    sample_video(ctx.outputs["train"]["run"], out, SampleConfig(prompt="a box sliding and turning", steps=ctx.args.sample_steps))
-    ctx.outputs["sample"] = {"dir": out}
-    return [f"sample:     {out}  (RGBA frames with a matte, static/ orbit, dynamic.mp4, transforms.json; "
-            "a tiny model trained for a few steps, so expect noise)"]
+    learnt = _captioned_render(ctx.outputs["curate"]["dir"] / "renders")
+    asset = load_render(learnt, load_pixels=False).asset
+    sample_video(ctx.outputs["train"]["run"], out, SampleConfig(prompt=asset.caption, motion_magnitude=asset.motion_magnitude,
+                                                               steps=ctx.args.sample_steps))
+    comparison = compare_to_render(out, learnt)
+    write_json_atomic(out / "comparison.json", comparison)
+    ctx.outputs["sample"] = {"dir": out, "learnt": learnt, "comparison": comparison}
+    return [f"sample:     {out}  (prompt {asset.caption!r}, m = {asset.motion_magnitude:.0f}; RGBA frames with a matte, static/ orbit, "
+            "dynamic.mp4, transforms.json)",
+            f"against the render it learnt ({learnt.name}): PSNR {comparison['psnr']:.1f} dB, matte IoU {comparison['matte_iou']:.2f}, "
+            f"side by side: {out / 'beside_render.mp4'}"]
+
+
+def _captioned_render(renders: Path) -> Path:
+    """The first kept render (by name) whose asset has a caption: the clip the demo prompts for."""
+    for render in sorted(p for p in renders.iterdir() if (p / "asset.json").exists()):
+        if load_render(render, load_pixels=False).asset.caption:
+            return render
+    raise ValueError(f"{renders}: no kept render has a caption to prompt the text model with")
+
+
+def compare_to_render(sample_dir: Path, render_dir: Path) -> dict:
+    """How closely a sampled orbit reproduces a render of the same cameras: PSNR (dB) of the RGB
+    composited over the sample's background, the render area-resized to the sample's size, and the
+    IoU of the two mattes (alpha > 0.5); writes both orbits side by side to ``beside_render.mp4``."""
+    sampled = load_render(sample_dir, videos=("dynamic",))
+    rendered = load_render(render_dir, videos=("dynamic",)).videos["dynamic"].rgba
+    ours = sampled.videos["dynamic"].rgba
+    if rendered.shape[0] != ours.shape[0]:
+        raise ValueError(f"{sample_dir}: {ours.shape[0]} frames, the render {render_dir} has {rendered.shape[0]}")
+    size = ours.shape[1]
+    theirs = torch.nn.functional.interpolate(torch.from_numpy(rendered).permute(0, 3, 1, 2).float(), size=(size, size),
+                                             mode="area").permute(0, 2, 3, 1).numpy()
+    background = float(json.loads((sample_dir / "asset.json").read_text()).get("render", {}).get("background", 1.0))
+
+    def over_background(rgba: np.ndarray) -> np.ndarray:
+        alpha = rgba[..., 3:] / 255.0
+        return rgba[..., :3] / 255.0 * alpha + background * (1 - alpha)
+
+    mse = float(np.mean((over_background(ours.astype(np.float32)) - over_background(theirs)) ** 2))
+    a, b = ours[..., 3] > 127, theirs[..., 3] > 127
+    union = np.logical_or(a, b).sum()
+    side_by_side = np.concatenate([np.round(over_background(theirs) * 255), np.round(over_background(ours.astype(np.float32)) * 255)],
+                                  axis=2).astype(np.uint8)
+    write_mp4(side_by_side, sample_dir / "beside_render.mp4")
+    return {"render": str(render_dir), "psnr": 10 * math.log10(1.0 / max(mse, 1e-12)),
+            "matte_iou": float(np.logical_and(a, b).sum() / union) if union else 1.0, "resolution": size}
 
 
 def _reconstruct(source: Path, out: Path, preset_name: str) -> dict:
@@ -161,8 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resolution", type=int, default=128, help="quality render side, pixels (default 128)")
     p.add_argument("--engine", choices=ENGINES, default="cycles", help="quality render engine (default cycles)")
     p.add_argument("--workers", type=int, default=default_workers(), help=f"Blender workers (default {default_workers()})")
-    p.add_argument("--train-steps", type=int, default=30, help="training steps of the tiny model (default 30)")
-    p.add_argument("--sample-steps", type=int, default=10, help="denoising steps of the sample (default 10)")
+    p.add_argument("--train-steps", type=int, help=f"training steps of the 4D model, half of them for its static base "
+                                                     f"(default: preset {DEMO_PRESET}'s)")
+    p.add_argument("--autoencoder-steps", type=int, help=f"steps of the autoencoder stage (default: preset {DEMO_PRESET}'s)")
+    p.add_argument("--sample-steps", type=int, default=50, help="denoising steps of the sample (default 50, the paper's)")
     p.add_argument("--reconstruct-preset", choices=[AUTO, *sorted(PRESETS)], default=AUTO,
                    help="d4d-reconstruct preset of both reconstructions (default auto: paper on CUDA, cpu elsewhere)")
     return p

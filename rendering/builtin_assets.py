@@ -10,22 +10,37 @@ go through the same importer as real data:
   so a renderer that plays frames 0..23 sees nothing move;
 - ``static``: a coloured monkey head with no animation at all.
 
-``python -m d4d.rendering.builtin_assets --out DIR`` (or ``d4d-make-assets``) writes them;
+Each has a caption (``BUILTIN_CAPTIONS``), written beside them as ``captions.csv`` in Cap3D's
+format. ``python -m d4d.rendering.builtin_assets --out DIR`` (or ``d4d-make-assets``) writes them;
 ``ensure_builtin_assets(DIR)`` does so in a subprocess, only for missing files.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from d4d.files import sha256_file, write_bytes_atomic
+
 BUILTIN_ASSETS = ("rigid", "skinned", "shapekeys", "late_start", "static")
 #: Which built-ins a correct pipeline must see as moving.
 ANIMATED_BUILTINS = ("rigid", "skinned", "shapekeys", "late_start")
+#: A caption per built-in, in Cap3D's manner (what the object looks like, not how it moves).
+BUILTIN_CAPTIONS = {
+    "rigid": "a flat box, red on one side and blue on the other",
+    "skinned": "a tall column, green on one side and yellow on the other",
+    "shapekeys": "a round ball, purple on one side and white on the other",
+    "late_start": "a small cube, orange on one side and light blue on the other",
+    "static": "a monkey head, brown on one side and blue on the other",
+}
+#: The caption file written beside the built-ins (Cap3D's format: no header; sha256, caption).
+CAPTIONS_FILE = "captions.csv"
 
 
 def _material(bpy, name: str, rgb: tuple[float, float, float]):
@@ -157,8 +172,21 @@ def asset_paths(directory: str | Path) -> dict[str, Path]:
     return {name: directory / f"{name}.glb" for name in BUILTIN_ASSETS}
 
 
+def write_captions(directory: str | Path) -> Path:
+    """Write ``directory/captions.csv``: each built-in's sha256 and caption (BUILTIN_CAPTIONS) in
+    Cap3D's format, so ``d4d-curate --captions`` puts them in the shards; returns its path."""
+    directory = Path(directory)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    for name, path in asset_paths(directory).items():
+        if path.exists():
+            writer.writerow([sha256_file(path), BUILTIN_CAPTIONS[name]])
+    return write_bytes_atomic(directory / CAPTIONS_FILE, buffer.getvalue().encode())
+
+
 def ensure_builtin_assets(directory: str | Path, timeout_s: float = 300.0) -> dict[str, Path]:
-    """Make sure every built-in asset exists under ``directory``; build missing ones in a subprocess."""
+    """Make sure every built-in asset exists under ``directory``, with its caption file; build
+    missing ones in a subprocess."""
     paths = asset_paths(directory)
     if not all(p.exists() for p in paths.values()):
         Path(directory).mkdir(parents=True, exist_ok=True)
@@ -168,6 +196,8 @@ def ensure_builtin_assets(directory: str | Path, timeout_s: float = 300.0) -> di
             timeout=timeout_s,
             stdout=subprocess.DEVNULL,
         )
+    if not (Path(directory) / CAPTIONS_FILE).exists():
+        write_captions(directory)
     return paths
 
 
@@ -182,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         if not path.exists():
             build_asset(name, path)
         print(f"{name}: {path}", file=sys.stderr)
+    print(f"captions: {write_captions(args.out)} (d4d-curate --captions)", file=sys.stderr)
     return 0
 
 

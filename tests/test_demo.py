@@ -13,7 +13,7 @@ from d4d.demo import main
 pytestmark = [requires_bpy, pytest.mark.blender, pytest.mark.slow]
 
 SMALL = ["--frames", "8", "--resolution", "32", "--engine", "workbench", "--workers", "1",
-         "--train-steps", "2", "--sample-steps", "2", "--reconstruct-preset", "fast"]
+         "--train-steps", "2", "--autoencoder-steps", "4", "--sample-steps", "2", "--reconstruct-preset", "fast"]
 
 
 def test_demo_runs_every_step_and_a_rerun_resumes(tmp_path, capsys):
@@ -26,9 +26,15 @@ def test_demo_runs_every_step_and_a_rerun_resumes(tmp_path, capsys):
     # 32 px some windows also fall to the image rules, which this small size is not meant for).
     assert stats["by_reason"]["reject/no_animation"] == 1 and stats["by_decision"]["keep"] >= 4
     assert stats["in_shards"] == stats["by_decision"]["keep"] and any((out / "curation" / "shards").glob("*.parquet"))
-    for run in ("tiny-text-static", "tiny-text"):
+    for run in ("small-text-static", "small-text"):
         assert (out / "train" / run / "model" / "model_index.json").is_file(), run
+    autoencoder = json.loads((out / "train" / "small-text-static" / "autoencoder" / "metrics.json").read_text())
+    assert autoencoder["steps"] == 4 and autoencoder["heldout_psnr"] > 0  # the base fitted its VAE; the 4D model reuses it
+    assert not (out / "train" / "small-text" / "autoencoder").exists()
     assert json.loads((out / "sample" / "transforms.json").read_text())["frames"]
+    comparison = json.loads((out / "sample" / "comparison.json").read_text())
+    assert comparison["resolution"] == 32 and 0 <= comparison["matte_iou"] <= 1 and comparison["psnr"] > 0
+    assert (out / "sample" / "beside_render.mp4").stat().st_size > 0
     recons = list((out / "reconstruction").iterdir())
     assert {d.name for d in recons} >= {"sample"} and len(recons) == 2  # the sample and a kept render
     for recon in recons:

@@ -214,7 +214,8 @@ _TINY = dict(num_frames=4, resolution=16, max_steps=20, checkpointing_steps=10, 
              autoencoder=AutoencoderConfig(steps=40, batch_frames=8, checkpointing_steps=20, log_every=10))
 
 #: Named presets: "tiny-*" build models of a few thousand to a few hundred thousand parameters
-#: that train on CPU in seconds (tests, smoke runs); "paper-*" are the paper's sizes. The image
+#: that train on CPU in seconds (tests, smoke runs); "small-text" learns a handful of 32-pixel
+#: clips on a laptop CPU in minutes (the demo; d4d's choice of a from-scratch learning rate); "paper-*" are the paper's sizes. The image
 #: and static tasks run on I2VGen-XL (the paper's backbone); "*-svd" on Stable Video Diffusion.
 PRESETS: dict[str, TrainConfig] = {
     "tiny-text": TrainConfig(task="text", architecture="tiny-modelscope", **_TINY),
@@ -222,6 +223,10 @@ PRESETS: dict[str, TrainConfig] = {
     "tiny-static": TrainConfig(task="static", architecture="tiny-i2vgen-xl", **_TINY),
     "tiny-image-svd": TrainConfig(task="image", architecture="tiny-svd", **_TINY),
     "tiny-static-svd": TrainConfig(task="static", architecture="tiny-svd", **_TINY),
+    "small-text": TrainConfig(task="text", architecture="small-modelscope", resolution=32, max_steps=800, learning_rate=5e-4,
+                              lr_schedule="constant_with_warmup", lr_warmup_steps=50, ema_decay=0.995, checkpointing_steps=200,
+                              validation_steps=0, validation_inference_steps=25, log_every=50,
+                              autoencoder=AutoencoderConfig(steps=600, batch_frames=16, learning_rate=2e-3, checkpointing_steps=200)),
     "paper-text": TrainConfig(task="text", architecture="paper-modelscope", second_orbit=0.5),
     "paper-image": TrainConfig(task="image", architecture="paper-i2vgen-xl", second_orbit=0.5),
     "paper-static": TrainConfig(task="static", architecture="paper-i2vgen-xl", second_orbit=0.5),
