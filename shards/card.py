@@ -1,14 +1,17 @@
-"""The dataset card: a README.md beside the shards, for people and for Hugging Face ``datasets``.
+"""The dataset card: ``_README.md`` beside the shards, for people and for Hugging Face ``datasets``.
 
     write_card("shards/")      # write_shards calls it whenever it publishes a shard
 
 The card has a YAML header in the Hugging Face layout (``configs``: the ``part-*.parquet``
 files; ``dataset_info.features``: every column with its type, the ``*_video`` columns as
-``Video(decode=False)``, so ``datasets.load_dataset("shards/")`` gives typed videos rather than
-plain binary, without needing a video decoder) and a body with the licence summary, the
-columns and their meaning, the conventions and the counts. ``hf_features(shard_dir)`` is the
-same feature set as a ``datasets.Features`` for ``load_dataset("parquet", ...,
-features=...)``. It is rewritten from the shards themselves, so it always describes what is
+``Video(decode=False)``, typed videos rather than plain binary, without needing a video
+decoder) and a body with the licence summary, the columns and their meaning, the conventions
+and the counts. Its name starts with ``_`` because every directory reader (pyarrow, pandas,
+Spark, Ray) skips such files but reads any other file of the folder as Parquet: a
+``README.md`` there would break ``pd.read_parquet("shards/")``. Published on the Hugging Face
+Hub (or copied) as ``README.md``, ``datasets.load_dataset`` reads its features;
+``hf_features(shard_dir)`` is the same feature set as a ``datasets.Features`` for
+``load_dataset("parquet", ..., features=...)`` on the folder as it is. It is rewritten from the shards themselves, so it always describes what is
 there. Nothing in it comes from a render unescaped except licence names, which are listed as
 plain table cells with ``|`` and line breaks removed.
 """
@@ -26,7 +29,7 @@ from d4d.files import write_bytes_atomic
 from d4d.shards.files import list_shards
 from d4d.shards.schema import SCHEMA_VERSION, TENSOR_COLUMNS, schema_version
 
-CARD_NAME = "README.md"
+CARD_NAME = "_README.md"
 #: Glob of the shard files, relative to the shard directory (the card's ``configs`` entry).
 DATA_FILES = "part-*.parquet"
 
@@ -150,7 +153,8 @@ def card_text(shard_dir: str | Path) -> str:
     lines += ["---", "", "# d4d 4D clips", "",
               f"Animated 3D assets rendered as orbital videos by d4d (Diffusion4D, complete), schema version {SCHEMA_VERSION}: "
               "one Parquet row per clip (an asset, one of its animations, one time window). This card is rewritten by "
-              "`d4d-shards write` and `d4d-curate` whenever they add a shard.", "",
+              "`d4d-shards write` and `d4d-curate` whenever they add a shard (as `_README.md`, which directory readers skip; "
+              "publish it as `README.md`).", "",
               "## Counts", "",
               "| | |", "|---|---|",
               f"| clips (rows) | {rows} |", f"| assets | {len(assets)} |", f"| shards | {len(paths)} ({size_mb:.1f} MB) |",
@@ -177,8 +181,9 @@ def card_text(shard_dir: str | Path) -> str:
               "- Motion magnitude: the paper's Eq. 1 at d4d's scale (0..195075, docs/conventions.md).", "",
               "## Loading", "",
               "```python",
-              "import datasets",
-              f'ds = datasets.load_dataset("{shard_dir.name}")          # this folder: the features below, videos as Video(decode=False)',
+              "import datasets, d4d.shards.card",
+              'ds = datasets.load_dataset("parquet", data_files="part-*.parquet", features=d4d.shards.card.hf_features("."))',
+              "# or: publish this folder with this file as README.md, then datasets.load_dataset(<it>) reads the features below",
               "row = ds[\"train\"][0]; row[\"dynamic_video\"][\"bytes\"]    # the WebM/Matroska file",
               "from d4d.shards import ShardDataset                  # decoded RGBA tensors for training",
               "```", "",
@@ -191,5 +196,5 @@ def card_text(shard_dir: str | Path) -> str:
 
 
 def write_card(shard_dir: str | Path) -> Path:
-    """Write (atomically) the card of ``shard_dir``'s shards to ``shard_dir/README.md``."""
+    """Write (atomically) the card of ``shard_dir``'s shards to ``shard_dir/_README.md``."""
     return write_bytes_atomic(Path(shard_dir) / CARD_NAME, card_text(shard_dir).encode())

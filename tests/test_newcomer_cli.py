@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from d4d.progress import StageProgress, bar
@@ -106,7 +107,7 @@ def shard_dir(tmp_path_factory):
 
 
 def test_the_card_counts_the_shards_and_summarize_reads_them(shard_dir):
-    card = (shard_dir / "README.md").read_text()
+    card = (shard_dir / "_README.md").read_text()
     assert card.startswith("---\n") and "| clips (rows) | 3 |" in card and "| clips with a caption | 2 of 3 |" in card
     assert "| frames per video | 8 (3 clips) |" in card and "| unknown | 3 |" in card
     assert summarize_shards(shard_dir) == ShardSummary(rows=3, frames=(8,), smallest_side=32, captioned=2)
@@ -119,7 +120,12 @@ def test_datasets_reads_the_cards_features_with_typed_videos(shard_dir, tmp_path
     from d4d.shards.card import hf_features
     from d4d.shards.video import decode_rgba
 
-    by_card = datasets.load_dataset(str(shard_dir), split="train", cache_dir=str(tmp_path / "a"))  # reads README.md
+    published = tmp_path / "published"  # the folder as it would go to the Hub: the card as README.md
+    published.mkdir()
+    for path in shard_dir.glob("part-*.parquet"):
+        (published / path.name).symlink_to(path)
+    (published / "README.md").write_text((shard_dir / "_README.md").read_text())
+    by_card = datasets.load_dataset(str(published), split="train", cache_dir=str(tmp_path / "a"))  # reads README.md's features
     files = sorted(str(p) for p in shard_dir.glob("part-*.parquet"))
     by_features = datasets.load_dataset("parquet", data_files=files, split="train", features=hf_features(shard_dir),
                                         cache_dir=str(tmp_path / "b"))
@@ -129,6 +135,7 @@ def test_datasets_reads_the_cards_features_with_typed_videos(shard_dir, tmp_path
     row = by_card[0]
     assert decode_rgba(row["dynamic_video"]["bytes"]).shape == (8, 32, 32, 4)
     assert by_card.num_rows == 3
+    assert len(pd.read_parquet(shard_dir, columns=["uid"])) == 3  # directory readers skip the card
 
 
 def test_reconstruct_help_shows_the_preset_this_run_uses():

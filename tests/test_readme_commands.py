@@ -52,7 +52,7 @@ def test_the_readme_smoke_run_works_on_curated_shards(builtin_assets, tmp_path):
     finally:
         runs.close()
     shards = tmp_path / "cur_out" / "shards"
-    assert (shards / "README.md").is_file()  # the dataset card
+    assert (shards / "_README.md").is_file()  # the dataset card
 
     commands = readme_smoke_run()
     assert [c[0] for c in commands] == ["d4d-train", "d4d-train", "d4d-sample"]
