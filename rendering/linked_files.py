@@ -29,6 +29,8 @@ import json
 import os
 import re
 import struct
+import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 from urllib.parse import unquote, urlparse
@@ -282,36 +284,51 @@ def _statements(path: Path, is_link, needle: re.Pattern, continuations: bool = F
 #: external entity or document type (``SYSTEM "path"``).
 DAE_LINK = re.compile(rb"<(?:init_from|ref)>\s*([^<]{1,4096}?)\s*</|SYSTEM\s+[\"']([^\"']{0,4096})[\"']")
 #: A USD text layer's asset paths (``@path@``, ``@@@path@@@``): sublayers, references,
-#: payloads, textures. A package path ``a.usdz[b.usda]`` is read as its package, ``a.usdz``.
+#: payloads, textures. A package path ``a.usdz[b.usda]`` is read as its package, ``a.usdz``;
+#: a .usdz's text layers are read from the archive (its binary crate layers are not read).
 USD_LINK = re.compile(rb"@@@(.{1,4096}?)@@@|@([^@\n]{1,4096})@", re.DOTALL)
 
 
-def _pattern_links(path: Path, pattern: re.Pattern) -> list[str]:
-    """The first non-empty group of every match of ``pattern`` in the whole file (read in
-    chunks that overlap by a match's longest length)."""
+def _pattern_links(f: BinaryIO, pattern: re.Pattern) -> list[str]:
+    """The first non-empty group of every match of ``pattern`` in the whole binary file ``f``
+    (read in chunks that overlap by a match's longest length)."""
     found, overlap, seen = [], 8192, set()
-    with open(path, "rb") as f:
-        tail, offset = b"", 0
-        while chunk := f.read(CHUNK_BYTES):
-            data = tail + chunk
-            for m in pattern.finditer(data):
-                where = offset - len(tail) + m.start()
-                if where not in seen:
-                    seen.add(where)
-                    found.append(next(g for g in m.groups() if g is not None).decode("utf-8", errors="replace"))
-            tail = data[-overlap:]
-            offset += len(chunk)
+    tail, offset = b"", 0
+    while chunk := f.read(CHUNK_BYTES):
+        data = tail + chunk
+        for m in pattern.finditer(data):
+            where = offset - len(tail) + m.start()
+            if where not in seen:
+                seen.add(where)
+                found.append(next(g for g in m.groups() if g is not None).decode("utf-8", errors="replace"))
+        tail = data[-overlap:]
+        offset += len(chunk)
     return found
 
 
 def _dae_links(path: Path) -> list[str]:
     """Every image file and external entity a Collada file names (XML character references decoded)."""
-    return [link for link in map(html.unescape, _pattern_links(path, DAE_LINK)) if not link.startswith("#")]
+    with open(path, "rb") as f:
+        return [link for link in map(html.unescape, _pattern_links(f, DAE_LINK)) if not link.startswith("#")]
 
 
-def _usd_links(path: Path) -> list[str]:
-    """Every asset path of a USD text layer (or of the text layers stored in a .usdz)."""
-    return [link.split("[", 1)[0] for link in _pattern_links(path, USD_LINK) if link.split("[", 1)[0]]
+def _usd_links(path: Path, packaged: bool) -> list[str]:
+    """Every asset path of a USD text layer, or (``packaged``) of the text layers in a .usdz
+    (a zip archive; each layer read as a stream, at most its declared size)."""
+    if packaged:
+        links = []
+        try:
+            with zipfile.ZipFile(path) as package:
+                for entry in package.infolist():
+                    if entry.filename.lower().endswith(".usda"):
+                        with package.open(entry) as f:
+                            links += _pattern_links(f, USD_LINK)
+        except (zipfile.BadZipFile, RuntimeError, EOFError, zlib.error, NotImplementedError):
+            return links  # the importer reports a broken package
+    else:
+        with open(path, "rb") as f:
+            links = _pattern_links(f, USD_LINK)
+    return [link.split("[", 1)[0] for link in links if link.split("[", 1)[0]]
 
 
 # -- every format ------------------------------------------------------------------------------
@@ -340,7 +357,7 @@ def scan_references(path: Path) -> list[str]:
     if suffix == ".dae":
         return _dae_links(path)
     if suffix in (".usda", ".usd", ".usdz") and found != "usdc":
-        return _usd_links(path)
+        return _usd_links(path, packaged=found == "zip")
     return []
 
 

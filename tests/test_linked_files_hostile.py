@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -124,6 +125,10 @@ def test_usd_text_layers_are_read_with_the_layers_they_name(place):
     assert outside_links(asset / "root.usda") == ["../../secret/x.usda"]
     (asset / "sub" / "layer.usda").write_text('#usda 1.0\ndef "B" (payload = @./inner.usdz[x.usda]@) {}\n')
     assert outside_links(asset / "root.usda") == []
+    with zipfile.ZipFile(asset / "packed.usdz", "w", zipfile.ZIP_DEFLATED) as package:  # a text layer inside a package
+        package.writestr("root.usda", '#usda 1.0\ndef "A" (references = @../secret/x.usda@) {}\n')
+        package.writestr("geom.usdc", b"PXR-USDC" + b"@/not/a/path@" * 4)  # binary layers are not read
+    assert outside_links(asset / "packed.usdz") == ["../secret/x.usda"]
 
 
 def test_a_data_uri_that_is_not_base64_is_a_path(place):
