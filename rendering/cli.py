@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     try:
         signal.signal(signal.SIGTERM, _interrupt)
-        with Renderer(on_progress=None if args.quiet else StageProgress("frames", prefix="rendering "), limits=limits) as renderer:
+        with Renderer(on_progress=None if args.quiet else StageProgress("images", prefix="rendering "), limits=limits) as renderer:
             asset = renderer.render(args.asset, args.out, options, overwrite=args.overwrite, policy=policy)
     except KeyboardInterrupt:
         return _fail(args.asset, "interrupted", "stopped by a signal; Blender stopped, nothing written at --out", 130)
