@@ -8,7 +8,8 @@ SOURCE: ``local:PATH``, ``builtin``, ``objaverse[:CACHE_DIR]`` or ``objaverse-xl
 starts an embedded local Ray. Rerunning the same command resumes: finished assets are skipped.
 Exit status: 0 when every asset has an outcome (keep, reject or failed), 2 for bad arguments,
 a source that cannot be listed, or an output directory another run is using, 3 when the run
-stopped because OUT could not be written (full disk, I/O error: rerun after fixing it), 143
+stopped because OUT could not be written (full disk, I/O error: rerun after fixing it), 1 when
+no worker can start on the cluster, 143
 after SIGTERM and 130 after SIGINT (Blender and the embedded Ray stopped; rerun to resume).
 """
 
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     from d4d.pipelines.manifest import RunLocked
-    from d4d.pipelines.runner import OutputRefused, SourceError, Stopped, run_curation
+    from d4d.pipelines.runner import ClusterError, OutputRefused, SourceError, Stopped, run_curation
     from d4d.pipelines.space import OutOfSpace
 
     try:
@@ -93,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     except OutOfSpace as exc:
         print(f"d4d-curate: {exc}", file=sys.stderr)
         return 3
+    except ClusterError as exc:
+        print(f"d4d-curate: {exc}", file=sys.stderr)
+        return 1
     except Stopped as exc:
         print(f"d4d-curate: {exc}", file=sys.stderr)
         return 128 + exc.signum

@@ -55,6 +55,23 @@ class BatchStepActor:
         return self.step.process(batch)
 
 
+def placeable_workers(worker: Resources, reserved: Resources) -> int:
+    """How many workers needing ``worker`` the cluster's nodes (alive now) can hold beside
+    ``reserved`` (the shard writer), counted node by node: a worker cannot span two nodes."""
+    room = 0
+    left = {"CPU": reserved.num_cpus, "GPU": reserved.num_gpus}
+    for node in ray.nodes():
+        if not node.get("Alive"):
+            continue
+        have = {k: float(node.get("Resources", {}).get(k, 0.0)) for k in ("CPU", "GPU")}
+        for k in have:  # the writer takes its share from the first node that has it
+            take = min(have[k], left[k])
+            have[k], left[k] = have[k] - take, left[k] - take
+        fits = [have[k] // need for k, need in (("CPU", worker.num_cpus), ("GPU", worker.num_gpus)) if need > 0]
+        room += int(min(fits)) if fits else 1_000_000
+    return room
+
+
 def start_actor(cls, resources: Resources, *args):
     """A new actor of ``cls`` reserving ``resources``; never restarted by Ray (the runner
     notices a dead actor, records the lost asset and starts a fresh one)."""

@@ -24,7 +24,7 @@ from d4d.curation.sources import FetchError
 from d4d.curation.sources.base import invalid_record
 from d4d.pipelines.config import PipelineConfig
 from d4d.pipelines.manifest import Manifest
-from d4d.pipelines.ray_adapter import BatchStepActor, init_ray, start_actor, start_steps_actor
+from d4d.pipelines.ray_adapter import BatchStepActor, init_ray, placeable_workers, start_actor, start_steps_actor
 from d4d.pipelines.session import end_session, reap_session, record_session
 from d4d.pipelines.sources import SourceSpec, open_source, prepare_source
 from d4d.pipelines.space import OutOfSpace, SpaceGuard
@@ -75,9 +75,19 @@ class Layout:
 
 @dataclass
 class Slot:
-    """One worker actor and the asset it is working on."""
+    """One worker actor and the asset it is working on.
+
+    Attributes:
+        actor: the StepsActor.
+        ready_ref: its ``ready()`` call until the cluster has placed and started it (then None).
+        created: when the actor was asked for (time.time()).
+        name: "host:pid" once started.
+        ref, item, attempt, started: the asset in flight (its ``process`` call), if any.
+    """
 
     actor: object
+    ready_ref: object = None
+    created: float = 0.0
     name: str = "?"
     ref: object = None
     item: WorkItem | None = None
@@ -183,6 +193,14 @@ def catch_stop_signals() -> dict:
     return {sig: signal.signal(sig, _on_stop_signal) for sig in STOP_SIGNALS}
 
 
+class ClusterError(Exception):
+    """The cluster cannot run the workers (every new worker dies before it starts)."""
+
+
+#: Workers that die before answering ``ready``, one after another, before the run gives up.
+MAX_FAILED_STARTS = 10
+
+
 class SourceError(Exception):
     """The source cannot list its assets (missing folder or annotations, duplicate uids)."""
 
@@ -235,25 +253,60 @@ class Run:
         self.pending_shards: list[str] = [r["render_dir"] for r in state.unsharded_keeps()]
         self.shard_ref = None
         self.slots: list[Slot] = []
+        self.target = 0
+        self.failed_starts = 0
         self.writer = None
+        self.batch: list[str] = []
 
     # -- actors --------------------------------------------------------------------------------
     def _new_slot(self) -> Slot:
-        return Slot(start_steps_actor(self.steps, self.layout.logs, self.layout.scratch, self.config.limits, self.space))
+        """Ask the cluster for a worker; it joins the pool once placed and started (``_started``)."""
+        actor = start_steps_actor(self.steps, self.layout.logs, self.layout.scratch, self.config.limits, self.space)
+        return Slot(actor, ready_ref=actor.ready.remote(), created=time.time())
 
-    def _replace(self, slot: Slot) -> None:
-        ray.kill(slot.actor, no_restart=True)
-        slot.actor, slot.ref, slot.item = self._new_slot().actor, None, None
-        slot.name = ray.get(slot.actor.ready.remote())
+    def _top_up(self) -> None:
+        """Keep ``target`` workers while there is work: a lost worker (its node gone) is replaced
+        by a new actor wherever the cluster has room; it waits, without blocking the run, where
+        there is none."""
+        while self.queue and len(self.slots) < self.target:
+            self.slots.append(self._new_slot())
+
+    def _started(self, slot: Slot) -> None:
+        """``slot``'s actor answered ``ready`` (or died before it could: then it is dropped)."""
+        try:
+            slot.name = ray.get(slot.ready_ref)
+        except ray.exceptions.RayActorError as exc:  # placed on a node that was going away, or cannot start at all
+            self.failed_starts += 1
+            line = str(exc).splitlines()[0][:160]
+            if self.failed_starts >= MAX_FAILED_STARTS:
+                raise ClusterError(f"{self.failed_starts} workers in a row could not start; the last: {line}") from None
+            print(f"worker could not start: {line}; asking for another", flush=True)
+            self._drop([slot], wait_s=0.0)
+            return
+        slot.ready_ref, self.failed_starts = None, 0
+
+    def _drop(self, slots: list[Slot], wait_s: float) -> None:
+        """Stop ``slots``' workers (each stops its Blender process within ``wait_s`` seconds, then
+        is killed; Blender dies with it: PR_SET_PDEATHSIG) and take them out of the pool."""
+        if wait_s > 0:
+            closing = [slot.actor.close.remote() for slot in slots if slot.ready_ref is None]
+            if closing:
+                ray.wait(closing, num_returns=len(closing), timeout=wait_s)
+        for slot in slots:
+            ray.kill(slot.actor, no_restart=True)
+        self.slots = [s for s in self.slots if not any(s is d for d in slots)]
+
+    def _retire_idle(self) -> None:
+        """Once nothing is queued, stop the idle workers: their CPUs go to the shard writer (on a
+        cluster with no room to spare it would otherwise wait for ever); a retry that comes
+        back to the queue gets a new worker from ``_top_up``."""
+        if not self.queue:
+            idle = [s for s in self.slots if s.ref is None and s.ready_ref is None]
+            if idle:
+                self._drop(idle, wait_s=10.0)
 
     def _stop_workers(self, wait_s: float = 30.0) -> None:
-        """Let each worker stop its Blender process within ``wait_s`` seconds, then kill the
-        worker (its Blender process dies with it: PR_SET_PDEATHSIG)."""
-        if wait_s > 0:
-            closing = [slot.actor.close.remote() for slot in self.slots]
-            ray.wait(closing, num_returns=len(closing), timeout=wait_s)
-        for slot in self.slots:
-            ray.kill(slot.actor, no_restart=True)
+        self._drop(list(self.slots), wait_s)
 
     # -- outcomes ------------------------------------------------------------------------------
     def _retry(self, item: WorkItem, attempt: int, stage: str, reason: str, kind: str, detail: str) -> None:
@@ -286,12 +339,13 @@ class Run:
         self.pending_shards += [e["render_dir"] for e in events if e["decision"] == "keep" and e["uid"] not in state.sharded]
 
     def _lost(self, slot: Slot, kind: str, detail: str) -> None:
+        """The worker died (or overran its budget) with an asset in flight: that attempt is lost
+        and retried within --max-attempts; ``_top_up`` replaces the worker."""
         item = slot.item
         item.fail("worker", "worker_lost", kind, detail, retryable=True)
         item.timings["worker"] = time.time() - slot.started
-        attempt, name = slot.attempt, slot.name
-        self._replace(slot)
-        self._finish(item, attempt, name)
+        self._drop([slot], wait_s=0.0)
+        self._finish(item, slot.attempt, slot.name)
 
     # -- shards --------------------------------------------------------------------------------
     def _maybe_write_shards(self, final: bool) -> None:
@@ -299,14 +353,25 @@ class Run:
             return
         if not final and len(self.pending_shards) < self.config.shard_batch:
             return
+        self._start_writer()
+        self.batch, self.pending_shards = self.pending_shards, []
+        self.shard_ref = self.writer.process.remote(self.batch)
+
+    def _start_writer(self) -> None:
+        """The shard writer actor (started before the workers, so that it has its CPU)."""
         if self.writer is None:
             step = WriteShards(self.layout.shards, self.config.codec, self.config.max_shard_mb, self.space)
             self.writer = start_actor(BatchStepActor, step.resources, step)
-        batch, self.pending_shards = self.pending_shards, []
-        self.shard_ref = self.writer.process.remote(batch)
 
     def _shards_written(self) -> None:
-        report = ray.get(self.shard_ref)
+        try:
+            report = ray.get(self.shard_ref)
+        except ray.exceptions.RayActorError as exc:  # its node went away: a new writer takes the batch again
+            print(f"shard writer lost ({str(exc).splitlines()[0][:120]}); writing its {len(self.batch)} renders again with a new one", flush=True)
+            ray.kill(self.writer, no_restart=True)
+            self.writer, self.shard_ref = None, None
+            self.pending_shards = self.batch + self.pending_shards
+            return  # write_shards skips what the lost writer published: no row twice
         self.shard_ref = None
         done = report["written"] + report["skipped"]
         if done:
@@ -343,31 +408,57 @@ class Run:
                 self.manifest.append({"event": "asset_done", "uid": record.uid, "clips": [record.uid]})
                 self.progress.asset(item, [self.manifest.state.results[record.uid]], judged=False)
 
+    def _plan_workers(self) -> None:
+        """``target``: --workers, as many as there are assets to do, and as many as the cluster
+        can place beside the shard writer (asking for more would leave actors pending for ever)."""
+        wanted = min(self.config.workers, len(self.queue))
+        room = placeable_workers(chain_resources(self.steps), WriteShards.resources)
+        self.target = max(1, min(wanted, room)) if wanted else 0
+        if self.target < wanted:
+            print(f"--workers {self.config.workers}: the cluster has room for {room} workers of {chain_resources(self.steps)} beside the shard writer; "
+                  f"using {self.target}", flush=True)
+
+    def _waiting_line(self) -> None:
+        """Say so when workers have waited long for the cluster to place them (a lost node, a busy cluster)."""
+        waiting = [s for s in self.slots if s.ready_ref is not None and time.time() - s.created > self.progress.every_s]
+        if waiting:
+            print(f"{len(waiting)} of {len(self.slots)} workers are waiting for the cluster to place them; the others go on", flush=True)
+
     def run(self) -> dict:
         self._record_problems()
-        n_workers = min(self.config.workers, len(self.queue)) if self.queue else 0
-        self.slots = [self._new_slot() for _ in range(n_workers)]
-        for slot in self.slots:
-            slot.name = ray.get(slot.actor.ready.remote())
-        if self.session_dir is not None:
-            record_session(self.layout.root, self.session_dir)
-        print(f"{len(self.records)} assets: {self.progress.done} already finished, {len(self.queue)} to do on {n_workers} workers", flush=True)
+        self._plan_workers()
         try:
+            if self.queue or self.pending_shards:
+                self._start_writer()
+            self._top_up()
+            starting = [s.ready_ref for s in self.slots]
+            if starting:
+                ray.wait(starting, num_returns=len(starting), timeout=60.0)
+            if self.session_dir is not None:
+                record_session(self.layout.root, self.session_dir)
+            print(f"{len(self.records)} assets: {self.progress.done} already finished, {len(self.queue)} to do on {self.target} workers", flush=True)
             while self.queue or any(s.ref is not None for s in self.slots) or self.pending_shards or self.shard_ref is not None:
                 check_stop()
+                self._top_up()
+                self._retire_idle()
                 for slot in self.slots:
-                    if slot.ref is None and self.queue:
+                    if slot.ref is None and slot.ready_ref is None and self.queue:
                         self.space.check()
                         record, slot.attempt = self.queue.popleft()
                         done = self.manifest.state.clips_of(record.uid)
                         slot.item, slot.started = WorkItem(record, caption=self.captions.get(record.uid), done_clips=done), time.time()
                         slot.ref = slot.actor.process.remote(slot.item)
                 self._maybe_write_shards(final=not self.queue and not any(s.ref is not None for s in self.slots))
-                refs = [s.ref for s in self.slots if s.ref is not None] + ([self.shard_ref] if self.shard_ref is not None else [])
-                ready, _ = ray.wait(refs, num_returns=1, timeout=1.0)
+                refs = ([s.ref for s in self.slots if s.ref is not None] + [s.ready_ref for s in self.slots if s.ready_ref is not None]
+                        + ([self.shard_ref] if self.shard_ref is not None else []))
+                ready, _ = ray.wait(refs, num_returns=1, timeout=1.0) if refs else ([], [])
                 for ref in ready:
                     if ref == self.shard_ref:
                         self._shards_written()
+                        continue
+                    starting = next((s for s in self.slots if s.ready_ref == ref), None)
+                    if starting is not None:
+                        self._started(starting)
                         continue
                     slot = next(s for s in self.slots if s.ref == ref)
                     try:
@@ -379,10 +470,11 @@ class Run:
                     if item.stop is not None:  # OUT could not be written: the run's failure, not the asset's
                         raise OutOfSpace(item.stop)
                     self._finish(item, slot.attempt, slot.name)
-                for slot in self.slots:
+                for slot in list(self.slots):
                     if slot.ref is not None and time.time() - slot.started > self.config.asset_budget_s():
                         self._lost(slot, "timeout", f"worker {slot.name} exceeded the asset budget of {self.config.asset_budget_s():.0f}s and was killed")
                 if self.progress.tick():
+                    self._waiting_line()
                     self._refresh_tables()
         except BaseException as exc:
             if isinstance(exc, Stopped):

@@ -112,7 +112,8 @@ def manifest_events(out: Path) -> list[dict]:
 
 
 def shard_uids(out: Path) -> list[str]:
-    return pq.read_table(out / "shards", columns=["uid"]).column("uid").to_pylist()
+    """Every row's uid in OUT's shard files (the folder also holds the dataset card)."""
+    return [uid for path in sorted((out / "shards").glob("*.parquet")) for uid in pq.read_table(path, columns=["uid"]).column("uid").to_pylist()]
 
 
 def decisions(out: Path) -> dict[str, dict]:

@@ -1,0 +1,67 @@
+"""Node loss on a real multi-node Ray cluster (``ray.cluster_utils.Cluster``, every node on this
+machine): a worker node killed mid-run costs only the attempts in flight, the run asks the
+cluster for new workers (and a new shard writer) where there is room and finishes with every
+asset exactly once; more --workers than the cluster can place never hang."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import requires_bpy
+from test_pipeline_run import REPO, SMALL, decisions, manifest_events, runs, shard_uids  # noqa: F401 (runs: a fixture)
+
+pytestmark = [requires_bpy, pytest.mark.blender, pytest.mark.slow]
+
+
+def test_a_node_lost_mid_run_costs_only_its_attempts_and_extra_workers_never_hang(builtin_assets, runs, tmp_path, monkeypatch):  # noqa: F811
+    from ray.cluster_utils import Cluster
+
+    monkeypatch.setenv("RAY_TMPDIR", runs.ray_tmp)  # the cluster's processes are the test's (killed by runs after)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    try:
+        cluster.add_node(num_cpus=1)
+        doomed = cluster.add_node(num_cpus=2)  # holds at least one worker: 3 CPUs for 2 workers and the shard writer
+        cluster.wait_for_nodes()
+        assets = tmp_path / "assets"
+        assets.mkdir()
+        for name, path in builtin_assets.items():
+            (assets / f"{name}.glb").write_bytes(path.read_bytes())
+        out = tmp_path / "out"
+        # --workers 4 on a cluster with room for 2 beside the shard writer.
+        command = [sys.executable, "-m", "d4d.pipelines.curate", "--source", f"local:{assets}", "--out", str(out), "--address", cluster.address,
+                   *SMALL, "--workers", "4", "--shard-batch", "1", "--max-attempts", "2"]
+        log = tmp_path / "run.log"
+        # Cluster's nodes run without token authentication: the driver must not find a token either
+        # (a home without ~/.ray/auth_token), or the cluster cancels every actor it registers.
+        home = tmp_path / "home"
+        home.mkdir()
+        env = {**runs.env, "HOME": str(home)}
+        env.pop("RAY_AUTH_MODE", None)
+        driver = subprocess.Popen(command, cwd=REPO, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+        deadline = time.time() + 180
+        while time.time() < deadline and driver.poll() is None and not any(e["event"] == "asset_done" for e in manifest_events(out)):
+            time.sleep(0.1)
+        assert driver.poll() is None, "the run finished before a node could be lost:\n" + log.read_text()[-3000:]
+        cluster.remove_node(doomed, allow_graceful=False)  # its raylet and every process of it killed
+        cluster.add_node(num_cpus=2)  # a node with room comes back (as an autoscaler would)
+        assert driver.wait(timeout=240) == 0, log.read_text()[-3000:]
+    finally:
+        cluster.shutdown()
+    text = log.read_text()
+    assert "--workers 4: the cluster has room for 2 workers" in text and "using 2" in text
+    events = manifest_events(out)
+    lost = [e for e in events if e["event"] == "attempt_failed"]
+    assert lost and {e["reason"] for e in lost} == {"worker_lost"}, "killing the node cost no attempt: the test proves nothing"
+    results = Counter(e["uid"] for e in events if e["event"] == "result")
+    assert set(results.values()) == {1}, "an asset was finished twice"
+    rows = decisions(out)
+    assert sorted(rows) == sorted(f"{n}.glb" for n in builtin_assets)
+    assert not [r for r in rows.values() if r["decision"] == "failed"], [r for r in rows.values() if r["decision"] == "failed"]
+    kept = sorted(r["uid"] for r in rows.values() if r["decision"] == "keep")
+    assert kept and sorted(shard_uids(out)) == kept
+    assert Path(out / "stats.json").exists()
