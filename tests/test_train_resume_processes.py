@@ -62,7 +62,8 @@ def test_two_processes_resume_bit_for_bit(tmp_path):
     assert not write_shards(renders, tmp_path / "shards").failed
     # 7 clips over 2 processes: 3 micro-batches per epoch each, so step 2 (micro-batch 4) falls in epoch 1.
     common = ["--shards", str(tmp_path / "shards"), "--config", "tiny-text", "--second-orbit", "0.5",
-              "--gradient-accumulation-steps", "2", "--checkpointing-steps", "2", "--validation-steps", "1", "--max-steps", "4"]
+              "--gradient-accumulation-steps", "2", "--checkpointing-steps", "2", "--validation-steps", "1", "--max-steps", "4",
+              "--autoencoder-steps", "4"]  # the from-scratch VAE stage, kept short
     straight, split = tmp_path / "straight", tmp_path / "split"
     torchrun([*common, "--output", str(straight)], tmp_path)
 
