@@ -68,7 +68,7 @@ def load_image(path: Path, background: float, resolution: int) -> torch.Tensor:
     """A PNG (any mode) -> float32 [1, 3, R, R] in [-1, 1]."""
     try:
         with Image.open(path) as image:
-            rgba = np.asarray(image.convert("RGBA"))
+            rgba = np.array(image.convert("RGBA"))  # a writable copy: torch.from_numpy warns on read-only arrays
     except (FileNotFoundError, OSError) as exc:
         raise ValueError(f"--image {path}: cannot read ({exc})") from None
     return rgba_to_video(rgba[None], background, resolution)
