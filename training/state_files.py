@@ -89,6 +89,11 @@ def write_state(folder: Path, name: str, state) -> None:
     staging folder, published whole, so these plain writes are never seen half-done)."""
     tensors: dict[str, torch.Tensor] = {}
     data = encode(state, tensors, name)
+    storages: set[int] = set()
+    for key, tensor in tensors.items():  # safetensors refuses shared memory (bitsandbytes' qmaps are one tensor)
+        if tensor.untyped_storage().data_ptr() in storages:
+            tensors[key] = tensor.clone()
+        storages.add(tensor.untyped_storage().data_ptr())
     save_file(tensors, str(folder / f"{name}.safetensors"))
     (folder / f"{name}.json").write_text(json.dumps(data) + "\n")
 
