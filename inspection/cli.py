@@ -1,6 +1,6 @@
-"""d4d-inspect: one HTML page to look at a data set, a training run, an evaluation or a reconstruction.
+"""d4d-inspect: one HTML page to look at a data set, a training run, an evaluation, a reconstruction or a sample.
 
-    d4d-inspect PATH --out report.html [--kind curation|training|evaluation|reconstruction] [--embed]
+    d4d-inspect PATH --out report.html [--kind curation|training|evaluation|reconstruction|sample] [--embed]
                 [--config CURATION.json] [--workers N] [--per-page 50] [--preview-size 128]
 
 Exit status: 0 when the page was written, 1 when PATH cannot be inspected, 2 for bad arguments.
@@ -21,9 +21,9 @@ from d4d.options import add_options, apply_overrides, overrides_from_args
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="d4d-inspect", description="Write an HTML page (no server, no network) showing a curation output, a training run, "
-                                                       "a d4d-eval output or a reconstruction.")
+                                                       "a d4d-eval output, a reconstruction or a d4d-sample output.")
     p.add_argument("path", metavar="PATH", type=Path, help="curation output (decisions.parquet + shards/, or render directories), training run, "
-                                                                  "d4d-eval output (eval.json) or reconstruction output")
+                                                                  "d4d-eval output (eval.json), reconstruction output or d4d-sample output")
     p.add_argument("--out", required=True, type=Path, help="page to write (*.html; previews go to <stem>_files/ beside it) or a folder for index.html")
     p.add_argument("--config", help="JSON file of CurationConfig fields, used when render directories are decided here")
     add_options(p.add_argument_group("report (ReportConfig)"), ReportConfig)

@@ -207,6 +207,21 @@ def _sheets_from_video_bytes(job: tuple[str, dict[str, bytes], int]) -> tuple[st
     return uid, sheets, errors
 
 
+def video_file_sprite(path: Path, store: MediaStore, notes: list[str]) -> Sprite | None:
+    """The preview of a video file (an MP4 of training, sampling or reconstruction), reused from
+    ``store`` while the file is unchanged; None, with a line in ``notes``, when it does not decode."""
+    from d4d.shards.video import VideoDecodeError, decode_rgba
+
+    key = f"file|{file_key(path)}"
+    sprite = store.cached(key)
+    if sprite is None:
+        try:
+            sprite = store.put(key, *sprite_sheet(decode_rgba(path.read_bytes()), store.size))
+        except (VideoDecodeError, OSError) as exc:
+            notes.append(f"{path}: cannot decode ({exc})")
+    return sprite
+
+
 def _decide_render_dir(job: tuple[str, dict | None, int, bool, bool]) -> tuple[str, dict, AssetInfo, dict[str, tuple]]:
     """Load a render directory, give it the pipeline's final decision (``curation.procedure``),
     make its previews: (dir, decision json, asset.json, sheets).

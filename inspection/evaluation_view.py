@@ -12,8 +12,8 @@ from pathlib import Path
 
 from d4d.evaluation.evaluate import COLUMNS, read_results
 from d4d.inspection import svg
-from d4d.inspection.curation_data import InspectError
-from d4d.inspection.media import MediaStore, file_key, sprite_sheet
+from d4d.inspection.curation_data import InspectError, video_file_sprite
+from d4d.inspection.media import MediaStore
 from d4d.inspection.model import Group, Item, Plot, Report
 
 RESULTS_NAME = "eval.json"
@@ -46,19 +46,8 @@ def evaluation_tables(results: dict) -> dict[str, dict]:
 
 
 def _preview(render_dir: Path, store: MediaStore, notes: list[str]):
-    from d4d.shards.video import VideoDecodeError, decode_rgba
-
     video = render_dir / "dynamic.mp4"
-    if not video.is_file():
-        return None
-    key = f"file|{file_key(video)}"
-    sprite = store.cached(key)
-    if sprite is None:
-        try:
-            sprite = store.put(key, *sprite_sheet(decode_rgba(video.read_bytes()), store.size))
-        except (VideoDecodeError, OSError) as exc:
-            notes.append(f"{video}: cannot decode ({exc})")
-    return sprite
+    return video_file_sprite(video, store, notes) if video.is_file() else None
 
 
 def evaluation_report(path: Path, store: MediaStore) -> Report:

@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 
 from d4d.inspection import svg
-from d4d.inspection.curation_data import InspectError, read_render_dirs
-from d4d.inspection.media import MediaStore, file_key, sprite_sheet
+from d4d.inspection.curation_data import InspectError, read_render_dirs, video_file_sprite
+from d4d.inspection.media import MediaStore
 from d4d.inspection.model import Item, Plot, Report
 
 
@@ -59,8 +59,6 @@ def _view_label(view: dict) -> str:
 
 
 def reconstruction_report(path: Path, store: MediaStore, workers: int = 1) -> Report:
-    from d4d.shards.video import VideoDecodeError, decode_rgba
-
     outputs = find_reconstructions(path)
     if not outputs:
         raise InspectError(f"{path}: no reconstruction output (metrics.json with turntable.mp4 or canonical.ply)")
@@ -78,13 +76,7 @@ def reconstruction_report(path: Path, store: MediaStore, workers: int = 1) -> Re
         videos = []
         turntable = out / "turntable.mp4"
         if turntable.is_file():
-            key = f"file|{file_key(turntable)}"
-            sprite = store.cached(key)
-            if sprite is None:
-                try:
-                    sprite = store.put(key, *sprite_sheet(decode_rgba(turntable.read_bytes()), store.size))
-                except (VideoDecodeError, OSError) as exc:
-                    report.notes.append(f"{turntable}: cannot decode ({exc})")
+            sprite = video_file_sprite(turntable, store, report.notes)
             if sprite is not None:
                 videos.append(("turntable (novel views)", sprite))
         record = input_records.get(inputs.get(out))

@@ -1,4 +1,4 @@
-"""write_report(path, out): inspect a curation output, a training run, an evaluation or a reconstruction as one page.
+"""write_report(path, out): inspect a curation output, a training run, an evaluation, a reconstruction or a d4d-sample output as one page.
 
     from d4d.inspection.report import write_report
     page = write_report("runs/curate-001", "reports/curate.html")
@@ -27,6 +27,7 @@ from d4d.inspection.media import PREVIEW_SIZE, MediaStore, write_atomic
 from d4d.inspection.model import Report
 from d4d.inspection.page import render_html
 from d4d.inspection.reconstruction_view import reconstruction_report
+from d4d.inspection.sample_view import sample_report
 from d4d.inspection.training_view import training_report
 
 log = logging.getLogger("d4d.inspect")
@@ -52,6 +53,8 @@ def build_report(path: str | Path, store: MediaStore, kind: str | None = None, c
         report = training_report(path, store)
     elif kind == "evaluation":
         report = evaluation_report(path, store)
+    elif kind == "sample":
+        report = sample_report(path, store, workers)
     else:
         report = reconstruction_report(path, store, workers)
     report.per_page = per_page
@@ -62,7 +65,7 @@ def build_report(path: str | Path, store: MediaStore, kind: str | None = None, c
 class ReportConfig:
     """How a report is made (d4d-inspect's options)."""
 
-    kind: Literal["curation", "training", "evaluation", "reconstruction"] | None = None
+    kind: Literal["curation", "training", "evaluation", "reconstruction", "sample"] | None = None
     """What PATH is; none: detected from its layout."""
     embed: bool = False
     """Put previews into the page as data URIs (a single file; for small inputs)."""
@@ -82,7 +85,8 @@ def write_report(path: str | Path, out: str | Path, config: ReportConfig = Repor
     """Inspect ``path`` and write the page; returns the page's path.
 
     Args:
-        path: a curation output, a training run directory, a d4d-eval output or a reconstruction output.
+        path: a curation output, a training run directory, a d4d-eval output, a reconstruction output
+            or a d4d-sample output (with its comparison.json and beside_render.mp4, when there).
         out: the page (``*.html``) or a folder for ``index.html``.
         config: how (kind, previews, paging).
         curation_config: CurationConfig fields used when render directories are decided here.

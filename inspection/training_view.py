@@ -3,7 +3,8 @@
 Reads ``RUN/logs/**/events.out.tfevents.*`` with TensorBoard's EventAccumulator (every scalar
 tag), or JSON-lines logs (``RUN/**/*.jsonl``, one object per line with ``step`` and numeric
 values), ``RUN/validation/*.mp4`` (one card per file), ``RUN/train_config.json``,
-``RUN/checkpoints/step-*`` and ``RUN/model/``.
+``RUN/checkpoints/step-*``, ``RUN/model/`` and the autoencoder stage ``RUN/autoencoder/metrics.json``
+(``inspection.autoencoder_view``).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import numpy as np
 
 from d4d.evaluation.evaluate import read_results
 from d4d.inspection import svg
+from d4d.inspection.autoencoder_view import autoencoder_view
+from d4d.inspection.curation_data import video_file_sprite
 from d4d.inspection.evaluation_view import RESULTS_NAME, evaluation_tables
-from d4d.inspection.media import MediaStore, file_key, sprite_sheet
+from d4d.inspection.media import MediaStore
 from d4d.inspection.model import Item, Plot, Report
 
 Series = dict[str, tuple[list[float], list[float]]]
@@ -120,8 +123,6 @@ def _value_near(series: Series, tag: str, step: int) -> float | None:
 
 
 def training_report(run: Path, store: MediaStore) -> Report:
-    from d4d.shards.video import VideoDecodeError, decode_rgba
-
     report = Report(kind="training", title=f"Training run: {run.name}", source=str(run))
     series = read_event_scalars(run)
     jsonl, notes = read_jsonl_scalars(run)
@@ -154,17 +155,16 @@ def training_report(run: Path, store: MediaStore) -> Report:
         ("checkpoints", ", ".join(checkpoints) or "none"),
         ("exported model", "yes" if (run / "model").is_dir() else "no"),
     ]
+    autoencoder = autoencoder_view(run, report.notes)
+    report.summary += autoencoder.summary
+    report.plots += autoencoder.plots
+    report.tables.update(autoencoder.tables)
     videos = sorted((run / "validation").glob("*.mp4"), key=lambda p: (_step_of(p) is None, _step_of(p) or 0, p.name)) if (run / "validation").is_dir() else []
     for path in videos:
         step = _step_of(path)
-        key = f"file|{file_key(path)}"
-        sprite = store.cached(key)
+        sprite = video_file_sprite(path, store, report.notes)
         if sprite is None:
-            try:
-                sprite = store.put(key, *sprite_sheet(decode_rgba(path.read_bytes()), store.size))
-            except (VideoDecodeError, OSError) as exc:
-                report.notes.append(f"{path}: cannot decode ({exc})")
-                continue
+            continue
         highlights = {"step": step}
         if step is not None and loss_tag:
             highlights[loss_tag] = _value_near(series, loss_tag, step)
