@@ -24,14 +24,20 @@ from dataclasses import replace
 from pathlib import Path
 
 from d4d.curation.config import CurationConfig
+from d4d.curation.decision import FAILURES
+from d4d.curation.sources import PROBLEMS
 from d4d.options import add_options, apply_overrides, overrides_from_args
 from d4d.pipelines.config import PipelineConfig
+from d4d.pipelines.work import PIPELINE_FAILURES
 
 
 def default_workers() -> int:
     """One Blender worker per two cores (Blender renders with several threads), at least one."""
     return max(1, (os.cpu_count() or 2) // 2)
 
+
+#: Reasons a failed row can have (what --retry-failed takes): curation's, the sources' and the pipeline's.
+FAILED_REASONS = (*FAILURES, *PROBLEMS, *PIPELINE_FAILURES)
 
 #: Fields d4d-curate does not take: which single clip d4d-render renders.
 NOT_CURATE_OPTIONS = ("decision.render.action", "decision.render.window")
@@ -49,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--captions", help="Cap3D caption CSV (no header: identifier, caption); kept clips' captions go into the shards")
     p.add_argument("--online", action="store_true", help="objaverse sources: download what the cache lacks")
     p.add_argument("--id-list", help="objaverse sources: keep only the ids listed in this .txt/.csv")
+    p.add_argument("--retry-failed", nargs="*", metavar="REASON",
+                   help="redo the failed rows of earlier runs (of these reasons, e.g. render_failed worker_lost; all when none is given), "
+                        "keeping their assets' decided clips; each gets --max-attempts tries again")
     add_options(p.add_argument_group("settings (PipelineConfig; the render settings are the quality render's)"), PipelineConfig,
                 exclude=NOT_CURATE_OPTIONS, aliases=CURATE_ALIASES, flatten=True,
                 defaults=replace(PipelineConfig(), workers=default_workers()))
@@ -67,6 +76,9 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         config = replace(config, decision=replace(config.decision, rules=rules))
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
+    unknown = sorted(set(args.retry_failed or ()) - set(FAILED_REASONS))
+    if unknown:
+        raise ValueError(f"--retry-failed: unknown reason {', '.join(unknown)}; one of {', '.join(sorted(FAILED_REASONS))}")
     return apply_overrides(config, overrides_from_args(args, PipelineConfig))
 
 
@@ -87,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     from d4d.pipelines.space import OutOfSpace
 
     try:
-        run_curation(spec, config, args.out, limit=args.limit, address=args.address, captions_csv=args.captions)
+        retry = frozenset(args.retry_failed) if args.retry_failed is not None else None
+        run_curation(spec, config, args.out, limit=args.limit, address=args.address, captions_csv=args.captions, retry_failed=retry)
     except (SourceError, RunLocked, OutputRefused) as exc:
         print(f"d4d-curate: {exc}", file=sys.stderr)
         return 2

@@ -11,7 +11,9 @@ acts on it:
   asset's); a later result for the same uid replaces it (a kept clip whose render cannot be
   sharded becomes failed);
 - ``{"event": "asset_done", "uid", "clips"}``: every clip of asset ``uid`` has a result;
-- ``{"event": "sharded", "uids", "shards"}``: these kept clips are in published shards.
+- ``{"event": "sharded", "uids", "shards"}``: these kept clips are in published shards;
+- ``{"event": "retry", "uids", "reasons"}``: ``--retry-failed``: forget the failed rows of
+  these assets (their decided clips stay), so that the run redoes them with a full budget.
 
 A kill -9 can at worst leave a torn last line: reading ignores it, and ``open`` cuts it
 before appending. An asset without ``asset_done`` is redone by the next run, skipping its
@@ -81,6 +83,18 @@ class ManifestState:
             self.sharded.update(event["uids"])
         elif kind == "run":
             self.runs.append(event)
+        elif kind == "retry":
+            for asset in event["uids"]:
+                for uid in [u for u, r in self.results.items() if r.get("asset_uid", u) == asset and r["decision"] == "failed"]:
+                    del self.results[uid]
+                self.assets_done.discard(asset)
+                self.failed_attempts.pop(asset, None)
+
+    def failed_assets(self, reasons: frozenset[str] = frozenset()) -> list[str]:
+        """Finished assets with a failed row (whole or one clip) of one of ``reasons`` (any, when
+        empty), sorted: what ``--retry-failed`` redoes."""
+        found = {r.get("asset_uid", uid) for uid, r in self.results.items() if r["decision"] == "failed" and (not reasons or r["reason"] in reasons)}
+        return sorted(found & self.assets_done)
 
     def unsharded_keeps(self) -> list[dict]:
         """Kept results whose rows are not yet known to be in a shard."""

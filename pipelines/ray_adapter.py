@@ -30,7 +30,9 @@ class StepsActor:
     def __init__(self, steps: list, log_dir: str, scratch_dir: str, limits: Limits, space: SpaceGuard | None):
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         Path(scratch_dir).mkdir(parents=True, exist_ok=True)
-        self.chain = StepChain(steps, WorkerContext(Path(log_dir) / f"worker-{os.getpid()}", Path(scratch_dir), limits, space))
+        # Named by node and process: nodes of a cluster share OUT, and their pids may be equal.
+        node = ray.get_runtime_context().get_node_id()[:12]
+        self.chain = StepChain(steps, WorkerContext(Path(log_dir) / f"node-{node}-worker-{os.getpid()}", Path(scratch_dir), limits, space))
         self.chain.setup()
 
     def ready(self) -> str:

@@ -504,7 +504,20 @@ def record_captions(records: list, captions_csv: str | Path | None) -> dict[str,
     return {uid: text for uid, text in found.items() if text is not None}
 
 
-def _run_locked(spec: SourceSpec, config: PipelineConfig, layout: Layout, manifest: Manifest, records: list, captions: dict, address: str | None) -> dict:
+def retry_failed_assets(manifest: Manifest, records: list, reasons: frozenset[str]) -> None:
+    """Journal a ``retry`` of the source's finished assets that have a failed row of one of
+    ``reasons`` (any, when empty): the run then redoes their failed clips (or the whole asset)
+    with a full --max-attempts budget, keeping their decided clips. An entry the source still
+    cannot hand over (a broken link, a file still over --max-file-mb) is not retried."""
+    curatable = {r.uid for r in records if r.problem is None}
+    uids = [uid for uid in manifest.state.failed_assets(reasons) if uid in curatable]
+    if uids:
+        manifest.append({"event": "retry", "uids": uids, "reasons": sorted(reasons)})
+    print(f"--retry-failed {' '.join(sorted(reasons)) or '(any reason)'}: {len(uids)} assets with failed rows redone", flush=True)
+
+
+def _run_locked(spec: SourceSpec, config: PipelineConfig, layout: Layout, manifest: Manifest, records: list, captions: dict, address: str | None,
+                retry_failed: frozenset[str] | None = None) -> dict:
     """The run itself, holding OUT's lock: reap what a killed run left, start Ray, run, stop Ray."""
     first = manifest.state.runs[0] if manifest.state.runs else None
     if first is not None and first.get("config") != config.to_json():
@@ -514,6 +527,8 @@ def _run_locked(spec: SourceSpec, config: PipelineConfig, layout: Layout, manife
     if reaped:
         print(f"stopped {len(reaped)} processes the embedded Ray of a killed earlier run left running", flush=True)
     manifest.append({"event": "run", "source": vars(spec), "config": config.to_json(), "assets": len(records)})
+    if retry_failed is not None:
+        retry_failed_assets(manifest, records, retry_failed)
     worker_needs = chain_resources(default_steps(spec, config, layout.renders))
     session_dir = None
     try:
@@ -533,12 +548,14 @@ def _run_locked(spec: SourceSpec, config: PipelineConfig, layout: Layout, manife
 
 
 def run_curation(
-    spec: SourceSpec, config: PipelineConfig, out_dir: Path, limit: int | None = None, address: str | None = None, captions_csv: str | Path | None = None
+    spec: SourceSpec, config: PipelineConfig, out_dir: Path, limit: int | None = None, address: str | None = None, captions_csv: str | Path | None = None,
+    retry_failed: frozenset[str] | None = None,
 ) -> dict:
     """Run (or resume) the curation job from ``spec`` into ``out_dir``; returns stats.json's content.
 
     ``captions_csv``: a Cap3D caption file; each kept asset's caption goes into its asset.json
-    and so into its shard row.
+    and so into its shard row. ``retry_failed``: redo the failed rows of these reasons (any,
+    when empty; None: none), see ``retry_failed_assets``.
 
     Writes ``out_dir``/manifest.jsonl, renders/<uid> (kept assets' quality renders),
     shards/ (Parquet, docs/shards.md), decisions.parquet, failures.parquet, stats.json, logs/.
@@ -548,13 +565,14 @@ def run_curation(
     """
     handlers = catch_stop_signals()
     try:
-        return _run_curation(spec, config, out_dir, limit, address, captions_csv)
+        return _run_curation(spec, config, out_dir, limit, address, captions_csv, retry_failed)
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
 
 
-def _run_curation(spec: SourceSpec, config: PipelineConfig, out_dir: Path, limit: int | None, address: str | None, captions_csv: str | Path | None) -> dict:
+def _run_curation(spec: SourceSpec, config: PipelineConfig, out_dir: Path, limit: int | None, address: str | None, captions_csv: str | Path | None,
+                  retry_failed: frozenset[str] | None) -> dict:
     layout = Layout(Path(out_dir).resolve())
     layout.root.mkdir(parents=True, exist_ok=True)
     layout.check()
@@ -565,7 +583,7 @@ def _run_curation(spec: SourceSpec, config: PipelineConfig, out_dir: Path, limit
     captions = record_captions(records, captions_csv)
     try:
         with Manifest(layout.root) as manifest:
-            stats = _run_locked(spec, config, layout, manifest, records, captions, address)
+            stats = _run_locked(spec, config, layout, manifest, records, captions, address, retry_failed)
     except OSError as exc:  # the journal, the session record: OUT cannot be written
         line = space.stop_line(exc)
         if line is None:

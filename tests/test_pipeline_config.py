@@ -60,6 +60,8 @@ def test_flags_map_onto_the_config(tmp_path):
         (["--resolution", "8"], "resolution must be in"),
         (["--limit", "0"], "--limit must be >= 1"),
         (["--max-attempts", "0"], "max_attempts must be >= 1"),
+        (["--retry-failed", "render_failed", "bogus"], "--retry-failed: unknown reason bogus; one of "),
+        (["--min-free-gb", "-1"], "min_free_gb must be >= 0"),
     ],
 )
 def test_bad_flags_exit_2_with_one_line(flags, message, tmp_path, capsys):

@@ -144,3 +144,28 @@ def test_one_run_per_output_directory(tmp_path):
             Manifest(tmp_path).open()
     with Manifest(tmp_path) as again:  # released on close
         assert again.state.results == {}
+
+
+def test_retry_failed_forgets_only_the_failed_rows_of_the_chosen_reasons(tmp_path):
+    record = SourceRecord(uid="robot", source="local", file_identifier="/data/robot.glb", sha256="f" * 64, license=None)
+    walk = ClipOutcome("robot--walk-w0", "Walk", None, Decision("keep", None, {}), "quality")
+    run = ClipOutcome("robot--run-w0", "Run", None, Decision("failed", "render_failed", {"error_kind": "timeout"}, "timeout"), "quality")
+    robot = WorkItem(record).judged([walk, run])
+    with Manifest(tmp_path) as manifest:
+        for clip in (walk, run):
+            manifest.append(clip_event(robot, clip, 2, "w"))
+        manifest.append({"event": "asset_done", "uid": "robot", "clips": [walk.clip_id, run.clip_id]})
+        for uid, reason in (("broken", "import_failed"), ("lost", "fetch_failed")):
+            manifest.append({"event": "attempt_failed", "uid": uid, "attempt": 1, "stage": "curate", "reason": reason, "error_kind": "crashed", "detail": "x"})
+            manifest.append(failure_event(item(uid, "failed", reason), 2, "w"))
+            manifest.append({"event": "asset_done", "uid": uid, "clips": [uid]})
+        manifest.append(result_event(item("fine", "keep"), 1, "w"))
+        manifest.append({"event": "asset_done", "uid": "fine", "clips": ["fine"]})
+        state = manifest.state
+        assert state.failed_assets() == ["broken", "lost", "robot"]
+        assert state.failed_assets(frozenset({"render_failed", "import_failed"})) == ["broken", "robot"]
+        manifest.append({"event": "retry", "uids": ["broken", "robot"], "reasons": ["import_failed", "render_failed"]})
+    for state in (manifest.state, Manifest(tmp_path).open()):  # as applied, and as read back by the next run
+        assert set(state.results) == {"robot--walk-w0", "lost", "fine"}  # the kept clip stays; the failed rows are gone
+        assert state.assets_done == {"lost", "fine"} and state.clips_of("robot") == {"robot--walk-w0"}
+        assert state.failed_attempts["broken"] == 0 and state.failed_attempts["lost"] == 1  # a full budget again
