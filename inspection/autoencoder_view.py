@@ -77,9 +77,10 @@ def history_series(history) -> tuple[list[float], list[float], list[float]]:
 
 def stage_plots(metrics: dict) -> list[Plot]:
     """The stage's loss and PSNR over its steps; the held-out and training-frame PSNR measured
-    at the end are points at the last step."""
+    at the end are points at its last step (``steps``, else the last logged one)."""
     steps, losses, psnrs = history_series(metrics.get("history"))
-    last = max(steps, default=_number(metrics.get("steps")))
+    last = _number(metrics.get("steps"))
+    last = max(steps, default=None) if last is None else last
     psnr_lines = {"batch PSNR (training)": (steps, psnrs)}
     if last is not None:
         for name, key in (("held-out frames (end)", "heldout_psnr"), ("training frames (end)", "train_psnr")):
@@ -105,8 +106,9 @@ def autoencoder_view(run: Path, notes: list[str]) -> AutoencoderView:
         view.plots = stage_plots(metrics)
         view.tables[RUN_RELATIVE] = {k: v for k, v in metrics.items() if k != "history"}
         return view
-    if (run / STAGE_DIR).is_dir():
-        view.summary = [("autoencoder", f"not finished (no {RUN_RELATIVE})")]
+    if (run / STAGE_DIR).is_dir():  # a stage under way, or one whose metrics.json is broken (a note says so)
+        if not (run / RUN_RELATIVE).exists():
+            view.summary = [("autoencoder", f"not finished (no {RUN_RELATIVE})")]
         return view
     base = inherited_stage(run)
     if base is not None:

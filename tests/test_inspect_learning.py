@@ -97,10 +97,11 @@ def test_training_report_shows_the_autoencoder_stage(tmp_path):
 
 def test_a_broken_autoencoder_metrics_file_is_a_note(tmp_path):
     run = _run(tmp_path, "run")
-    (run / "autoencoder").mkdir()
+    (run / "autoencoder" / "checkpoint").mkdir(parents=True)  # the stage under way
+    assert summary(write_report(run, tmp_path / "r.html"))["autoencoder"] == "not finished (no autoencoder/metrics.json)"
     (run / "autoencoder" / "metrics.json").write_text("[1, 2")
     page = write_report(run, tmp_path / "r.html")
-    assert "autoencoder/metrics.json: not valid JSON" in html.unescape(page.read_text())
+    assert "autoencoder/metrics.json: not valid JSON" in html.unescape(page.read_text()) and "autoencoder" not in summary(page)
     (run / "autoencoder" / "metrics.json").write_text(json.dumps({"heldout_psnr": HOSTILE, "steps": True, "history": [HOSTILE, {"step": 1}]}))
     page = write_report(run, tmp_path / "r.html")
     page_index(page)
