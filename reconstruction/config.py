@@ -85,6 +85,9 @@ class DeformationConfig:
     """Second-difference smoothness along t of the time planes."""
     l1_time_planes_weight: float = 1e-4
     """L1 pull of the time planes towards 1 (no motion)."""
+    zero_init_heads: bool = True
+    """Start the last layer of every head at zero, so the fine stage starts exactly from the
+    coarse result (d4d's choice); off: Xavier-uniform weights as hustvl initialises every layer."""
     lr_grid: float = 1.6e-3
     """Adam learning rate of the planes (hustvl ``grid_lr_init``; times the scene scale with ``lr_scene_scale``)."""
     lr_mlp: float = 1.6e-4

@@ -77,10 +77,11 @@ class HexPlane(nn.Module):
         return {"plane_tv": torch.stack(tv).mean(), "time_smoothness": torch.stack(smooth).mean(), "l1_time_planes": torch.stack(l1).mean()}
 
 
-def _head(width: int, out: int) -> nn.Sequential:
+def _head(width: int, out: int, zero_init: bool) -> nn.Sequential:
     head = nn.Sequential(nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, out))
-    nn.init.zeros_(head[-1].weight)
-    nn.init.zeros_(head[-1].bias)
+    if zero_init:
+        nn.init.zeros_(head[-1].weight)
+        nn.init.zeros_(head[-1].bias)
     return head
 
 
@@ -100,9 +101,13 @@ class DeformationField(nn.Module):
         for _ in range(config.depth):
             layers += [nn.ReLU(), nn.Linear(config.hidden_width, config.hidden_width)]
         self.trunk = nn.Sequential(*layers)
-        self.pos_head = _head(config.hidden_width, 3)
-        self.scale_head = _head(config.hidden_width, 3) if config.deform_scales else None
-        self.rot_head = _head(config.hidden_width, 4) if config.deform_rotations else None
+        self.pos_head = _head(config.hidden_width, 3, config.zero_init_heads)
+        self.scale_head = _head(config.hidden_width, 3, config.zero_init_heads) if config.deform_scales else None
+        self.rot_head = _head(config.hidden_width, 4, config.zero_init_heads) if config.deform_rotations else None
+        if not config.zero_init_heads:  # hustvl's initialize_weights: Xavier-uniform weights of every linear layer
+            for module in self.modules():
+                if isinstance(module, nn.Linear):
+                    nn.init.xavier_uniform_(module.weight)
 
     def forward(
         self, means: torch.Tensor, log_scales: torch.Tensor, quats: torch.Tensor, times: torch.Tensor

@@ -43,6 +43,16 @@ def test_deformation_starts_at_identity_and_learns_time_dependent_offsets():
     assert field.grid.regularisers()["l1_time_planes"].item() > 0.0  # time planes left 1 to encode motion
 
 
+def test_deformation_heads_start_as_hustvl_when_asked():
+    torch.manual_seed(0)
+    field = DeformationField(replace(SMALL, zero_init_heads=False))  # Xavier-uniform everywhere, as hustvl's initialize_weights
+    means = torch.rand(20, 3) - 0.5
+    moved, _, _ = field(means, torch.zeros(20, 3), torch.randn(20, 4), torch.zeros(20))
+    assert (moved - means).abs().amax() > 1e-4
+    bound = math.sqrt(6.0 / (SMALL.hidden_width + 3))
+    assert field.pos_head[-1].weight.abs().amax() <= bound and field.pos_head[-1].weight.abs().amax() > 0.5 * bound
+
+
 def test_deformation_without_scale_or_rotation_heads_only_moves():
     torch.manual_seed(0)
     field = DeformationField(replace(SMALL, deform_scales=False, deform_rotations=False))
