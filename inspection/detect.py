@@ -15,11 +15,11 @@ KINDS = ("curation", "training", "evaluation", "reconstruction", "sample")
 
 def detect_kind(path: Path) -> str:
     """"training" (train_config.json, or checkpoints/ with logs/), "evaluation" (a d4d-eval
-    eval.json), "reconstruction" (metrics.json
-    with turntable.mp4 or canonical.ply, here or in subdirectories), "sample" (a d4d-sample
-    output: a render directory whose asset.json has render.engine "d4d-sample", or a folder
-    whose render directories all are) or "curation" (decisions.parquet, shards/ or
-    part-*.parquet, or other render directories).
+    eval.json), "reconstruction" (metrics.json with turntable.mp4 or canonical.ply, here or in
+    subdirectories), "curation" (decisions.parquet, shards/ or part-*.parquet), "sample" (a
+    d4d-sample output: a render directory whose asset.json has render.engine "d4d-sample", or a
+    folder whose render directories all are) or "curation" (other render directories), checked
+    in that order.
 
     Raises InspectError naming the path when it is none of them.
     """
@@ -32,9 +32,11 @@ def detect_kind(path: Path) -> str:
         return "evaluation"
     if find_reconstructions(path):
         return "reconstruction"
+    if (path / "decisions.parquet").is_file() or (path / "shards").is_dir() or any(path.glob("part-*.parquet")):
+        return "curation"
     if find_samples(path):
         return "sample"
-    if (path / "decisions.parquet").is_file() or (path / "shards").is_dir() or any(path.glob("part-*.parquet")) or find_render_dirs(path):
+    if find_render_dirs(path):
         return "curation"
     raise InspectError(f"{path}: not a curation output (decisions.parquet, shards/, render directories), "
                        "a training run (train_config.json), an evaluation (eval.json), a reconstruction (metrics.json + turntable.mp4) "
