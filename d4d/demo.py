@@ -32,6 +32,7 @@ from d4d.pipelines.config import PipelineConfig
 from d4d.pipelines.curate import default_workers
 from d4d.pipelines.runner import run_curation
 from d4d.pipelines.sources import parse_source
+from d4d.progress import setup_logging
 from d4d.reconstruction.config import AUTO, PRESETS
 from d4d.reconstruction.config import preset as reconstruct_preset
 from d4d.reconstruction.run import reconstruct_input
@@ -238,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    setup_logging()
     ctx = DemoContext(args.out.resolve(), args)
     ctx.out.mkdir(parents=True, exist_ok=True)
     summary: list[str] = []

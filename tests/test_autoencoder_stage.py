@@ -76,11 +76,23 @@ def test_an_interrupted_stage_resumes_exactly(shards, tmp_path):
     (tmp_path / "split" / "metrics.json").unlink()  # what a kill between step 20 and the end leaves:
     shutil.rmtree(tmp_path / "split" / "vae")  # the step-20 checkpoint alone
     state = load_file(str(tmp_path / "split" / "checkpoint" / "state.safetensors"))
-    assert "generator" in state and any(k.startswith("optimizer.") for k in state)
+    assert "state.generator" in state and any(k.startswith("state.optimizer.") for k in state)
     assert json.loads((tmp_path / "split" / "checkpoint" / "state.json").read_text())["step"] == 20
     resumed = fit_autoencoder(_vae(seed=1), shards, tmp_path / "split", config, 16, 1.0)  # other init: the checkpoint wins
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_a_foreign_checkpoint_is_refused_in_one_line(shards, tmp_path):
+    config = AutoencoderConfig(steps=4, batch_frames=2, checkpointing_steps=2)
+    fit_autoencoder(_vae(), shards, tmp_path / "stage", config, 16, 1.0)
+    (tmp_path / "stage" / "metrics.json").unlink()
+    shutil.rmtree(tmp_path / "stage" / "vae")
+    state = json.loads((tmp_path / "stage" / "checkpoint" / "state.json").read_text())
+    state["vae"].pop(next(iter(state["vae"])))  # a checkpoint of another VAE
+    (tmp_path / "stage" / "checkpoint" / "state.json").write_text(json.dumps(state))
+    with pytest.raises(ValueError, match="checkpoint/state.vae: expected the keys"):
+        fit_autoencoder(_vae(), shards, tmp_path / "stage", config, 16, 1.0)
 
 
 def test_a_rerun_with_other_settings_is_refused(shards, tmp_path):

@@ -7,8 +7,8 @@ stage"); a random VAE is never used to train a UNet. The stage lives in ``RUN/au
 
 =======================  ===================================================================
 ``config.json``          the stage's settings (a rerun with other settings is refused)
-``checkpoint/``          ``state.safetensors`` + ``state.json``: weights, AdamW moments, step
-                         and the frame sampler's generator (no pickle), every
+``checkpoint/``          ``state.safetensors`` + ``state.json`` (training.state_files, no
+                         pickle): weights, AdamW moments, step and the sampler's generator, every
                          ``checkpointing_steps``; a rerun continues from it exactly
 ``vae/``                 the fitted ``AutoencoderKL`` (diffusers layout, safetensors), its
                          ``scaling_factor`` set to 1 / std of its latents on training frames
@@ -37,11 +37,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
-from safetensors.torch import load_file, save_file
 
 from d4d.files import publish_dir, staging_dir, write_json_atomic
+from d4d.progress import bar
 
 from .config import AutoencoderConfig
+from .state_files import check_form, read_state, write_state
 
 logger = logging.getLogger(__name__)
 
@@ -112,38 +113,35 @@ def latent_scaling_factor(vae: AutoencoderKL, frames: torch.Tensor, limit: int =
     return float(1.0 / latents.float().std().clamp_min(1e-6))
 
 
+def _stage_state(vae: AutoencoderKL, optimizer: torch.optim.Optimizer, generator: torch.Generator, step: int, history: list[dict]) -> dict:
+    return {"vae": vae.state_dict(), "optimizer": optimizer.state_dict(), "generator": generator.get_state(), "step": step,
+            "history": history}
+
+
 def _save_state(path: Path, vae: AutoencoderKL, optimizer: torch.optim.Optimizer, generator: torch.Generator, step: int,
                 history: list[dict]) -> None:
-    """Write the stage's resumable state to the folder ``path`` (atomically): tensors as
-    safetensors, everything else as JSON."""
-    optim = optimizer.state_dict()
-    tensors = {f"vae.{k}": v.contiguous() for k, v in vae.state_dict().items()}
-    tensors["generator"] = generator.get_state()
-    for index, slots in optim["state"].items():
-        for name, value in slots.items():
-            tensors[f"optimizer.{index}.{name}"] = torch.as_tensor(value).contiguous()
+    """Write the stage's resumable state to the folder ``path`` (staged, then published whole):
+    ``state.safetensors`` + ``state.json`` (training.state_files: no pickle)."""
     staged = staging_dir(path)
-    save_file(tensors, str(staged / "state.safetensors"))
-    write_json_atomic(staged / "state.json", {"step": step, "param_groups": optim["param_groups"], "history": history})
+    write_state(staged, "state", _stage_state(vae, optimizer, generator, step, history))
     publish_dir(staged, path)
 
 
 def _load_state(path: Path, vae: AutoencoderKL, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> tuple[int, list[dict]]:
-    """Restore what ``_save_state`` wrote; returns (step, history). ValueError for a folder not written by it."""
+    """Restore what ``_save_state`` wrote, after checking it has the form of the live objects'
+    state; returns (step, history). ValueError naming the file otherwise."""
+    state = read_state(path, "state")
+    live = _stage_state(vae, optimizer, generator, 0, [])
+    check_form({k: state.get(k) for k in ("vae", "generator")}, {k: live[k] for k in ("vae", "generator")}, str(path / "state"))
+    if not isinstance(state.get("step"), int) or not isinstance(state.get("history"), list):
+        raise ValueError(f"{path / 'state.json'}: not an autoencoder checkpoint of d4d (no step or history)")
     try:
-        meta = json.loads((path / "state.json").read_text())
-        tensors = load_file(str(path / "state.safetensors"))
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: not an autoencoder checkpoint of d4d ({exc})") from None
-    vae.load_state_dict({k[len("vae."):]: v for k, v in tensors.items() if k.startswith("vae.")})
-    generator.set_state(tensors["generator"])
-    state: dict[int, dict] = {}
-    for key, value in tensors.items():
-        if key.startswith("optimizer."):
-            _, index, name = key.split(".", 2)
-            state.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-    return int(meta["step"]), list(meta["history"])
+        optimizer.load_state_dict(state["optimizer"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path / 'state.json'}: its optimizer state does not fit this VAE ({exc})") from None
+    vae.load_state_dict(state["vae"])
+    generator.set_state(state["generator"])
+    return state["step"], state["history"]
 
 
 def _check_stage_config(stage: Path, settings: dict) -> None:
@@ -178,7 +176,8 @@ def fit_autoencoder(vae: AutoencoderKL, shards: Path, stage: Path, config: Autoe
     if (stage / "checkpoint").is_dir():
         step, history = _load_state(stage / "checkpoint", vae, optimizer, generator)
         logger.info("autoencoder stage: resumed at step %d", step)
-    started, first_step = time.perf_counter(), step
+    started = time.perf_counter()
+    progress = bar(config.steps, "autoencoder stage", initial=step)
     while step < config.steps:
         for group in optimizer.param_groups:
             group["lr"] = config.learning_rate * min(1.0, (step + 1) / warmup)
@@ -191,14 +190,14 @@ def fit_autoencoder(vae: AutoencoderKL, shards: Path, stage: Path, config: Autoe
         loss.backward()
         optimizer.step()
         step += 1
+        progress.update(1)
         if step % config.log_every == 0 or step == config.steps:
-            rate = (time.perf_counter() - started) / (step - first_step)
-            psnr_db = 10 * math.log10(4.0 / max(mse.item(), 1e-12))
+            psnr_db = 10 * math.log10(4.0 / max(mse.item(), 1e-12))  # pixels in [-1, 1]: peak-to-peak 2
             history.append({"step": step, "loss": loss.item(), "train_psnr": psnr_db})
-            logger.info("autoencoder step %d/%d: loss %.5f, batch PSNR %.1f dB, %.2f s/step, about %.0f s left",
-                        step, config.steps, loss.item(), psnr_db, rate, rate * (config.steps - step))
+            progress.set_postfix_str(f"loss {loss.item():.5f}, batch PSNR {psnr_db:.1f} dB")
         if step % config.checkpointing_steps == 0 and step < config.steps:
             _save_state(stage / "checkpoint", vae, optimizer, generator, step, history)
+    progress.close()
     vae.register_to_config(scaling_factor=latent_scaling_factor(vae, frames.train))
     metrics = {
         "heldout_psnr": reconstruction_psnr(vae, frames.heldout),

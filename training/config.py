@@ -39,7 +39,7 @@ class AutoencoderConfig:
     checkpointing_steps: int = 500
     """Save a resumable checkpoint of the stage every N steps."""
     log_every: int = 100
-    """Log a line (loss, PSNR, time left) every N steps."""
+    """Record loss and batch PSNR in the stage's history (and on its progress line) every N steps."""
     seed: int = 0
     """Seeds the frame order and the posterior samples."""
 
