@@ -200,8 +200,10 @@ def _psnr(metrics: dict) -> str:
 
 
 def report(ctx: DemoContext) -> list[str]:
-    """HTML reports (no server, no network) of the curation output, the training run and both reconstructions."""
-    pages = {"curation": ctx.outputs["curate"]["dir"], "training": ctx.outputs["train"]["run"]}
+    """HTML reports (no server, no network) of the curation output, both training runs (the static
+    base's shows its autoencoder stage), the sample beside the render it learnt and both reconstructions."""
+    pages = {"curation": ctx.outputs["curate"]["dir"], "training-static": ctx.outputs["train"]["base"],
+             "training": ctx.outputs["train"]["run"], "sample": ctx.outputs["sample"]["dir"]}
     for name, path in ctx.outputs.get("reconstruct", {}).items():
         pages[f"reconstruction-{name}"] = path
     lines = []

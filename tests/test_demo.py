@@ -41,7 +41,7 @@ def test_demo_runs_every_step_and_a_rerun_resumes(tmp_path, capsys):
         metrics = json.loads((recon / "metrics.json").read_text())
         assert metrics["preset"] == "fast" and len(list((recon / "frames").glob("*.ply"))) == 8
         assert not (recon / "checkpoint.pt").exists()
-    for page in ("curation", "training", "reconstruction-sample", "reconstruction-render"):
+    for page in ("curation", "training-static", "training", "sample", "reconstruction-sample", "reconstruction-render"):
         assert (out / "report" / page / "index.html").stat().st_size > 1000, page
     assert "== d4d demo results in" in printed and "PSNR" in printed
 
