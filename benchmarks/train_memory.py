@@ -12,10 +12,12 @@ Every model is built on the meta device (shapes, no storage), so the paper sizes
 - activations: the Denoiser's forward in train mode (24 frames of 32 x 32 latents, the paper's
   256 x 256 clips) on meta tensors under ``torch.autograd.graph.saved_tensors_hooks``, counting
   every distinct non-parameter tensor autograd keeps for the backward pass, for 1 and 2 clips (the
-  difference is the cost per clip). Autocast cannot run on the meta device, so the step runs
-  once with bf16 weights and inputs (every activation bf16: the lower bound of what autocast
-  keeps, which holds the inputs of its float32 ops, the norms, in float32) and once in float32
-  (the upper bound). With ``--gradient-checkpointing`` (training.memory) the forward keeps each
+  difference is the cost per clip). Attention is counted as the flash kernel keeps it (q, k, v,
+  output, a log-sum-exp per query; ``FlashAttention``), as SDPA runs on a GPU; at tiny size the
+  count equals a real CPU forward's, byte for byte (tests/test_train_memory.py). Autocast cannot
+  run on the meta device, so the step runs once with bf16 weights and inputs (every activation
+  bf16: the lower bound of what autocast keeps, which holds the inputs of its float32 ops, the
+  norms, in float32) and once in float32 (the upper bound). With ``--gradient-checkpointing`` (training.memory) the forward keeps each
   block layer's inputs; the backward then recomputes one layer at a time, adding at most the
   largest layer's own activations (measured per layer without checkpointing) to the peak.
 
@@ -32,6 +34,8 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from d4d.training import architectures as arch_lib
@@ -74,12 +78,14 @@ def meta_models(name: str, dtype: torch.dtype) -> tuple[Denoiser, int]:
 def meta_inputs(model: Denoiser, name: str, clips: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, Conditions]:
     """UNet input [clips, T, 4, h, w], timesteps and Conditions of the preset's clip size, on meta."""
     config = preset(name)
-    frames, side = config.num_frames, config.resolution // 8
+    vae_factor = 2 ** (len(arch_lib.get_architecture(config.architecture).vae["block_out_channels"]) - 1)
+    frames, side = config.num_frames, config.resolution // vae_factor
     cross = model.unet.config.cross_attention_dim
     with torch.device("meta"):
         cond = Conditions(motion=torch.full((clips,), 300.0))
         if model.adapter.uses_text:
-            cond.text_embeddings = torch.empty(clips, 77, cross, dtype=dtype)
+            cond.text_embeddings = torch.empty(clips, arch_lib.get_architecture(config.architecture).tokenizer_max_length, cross,
+                                               dtype=dtype)
         if config.task != "text":
             cond.image_embeddings = torch.empty(clips, 1, cross, dtype=dtype)
             cond.image_latents = torch.empty(clips, 4, side, side, dtype=dtype)
@@ -88,6 +94,20 @@ def meta_inputs(model: Denoiser, name: str, clips: int, dtype: torch.dtype) -> t
         noisy = torch.empty(clips, frames, 4, side, side, dtype=dtype)
         timesteps = torch.full((clips,), 0.5) if model.adapter.name == "svd" else torch.full((clips,), 500, dtype=torch.long)
     return noisy, timesteps, cond
+
+
+class FlashAttention(TorchFunctionMode):
+    """Runs ``F.scaled_dot_product_attention`` (without a mask) as the flash-attention kernel, whose
+    autograd node keeps q, k, v, the output and one log-sum-exp per query: on meta tensors torch
+    otherwise takes its math path, which keeps the tokens x tokens attention matrix that a GPU's
+    flash / memory-efficient kernels never store."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is F.scaled_dot_product_attention and len(args) == 3 and kwargs.get("attn_mask") is None:
+            return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+                *args, kwargs.get("dropout_p", 0.0), kwargs.get("is_causal", False), scale=kwargs.get("scale"))[0]
+        return func(*args, **kwargs)
 
 
 def saved_bytes(model: Denoiser, name: str, clips: int, dtype: torch.dtype, per_layer: bool = False) -> tuple[int, int]:
@@ -117,7 +137,7 @@ def saved_bytes(model: Denoiser, name: str, clips: int, dtype: torch.dtype, per_
         for index, layer in enumerate(checkpointed_layers(model.unet)):
             handles += [layer.register_forward_pre_hook(enter(index)), layer.register_forward_hook(leave)]
     noisy, timesteps, cond = meta_inputs(model, name, clips, dtype)
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+    with FlashAttention(), torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         model(noisy, timesteps, cond)
     for handle in handles:
         handle.remove()

@@ -159,3 +159,34 @@ def test_sharded_launches_are_refused_in_one_line():
         assert "\n" not in str(error.value)
     for data_parallel in (DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU):
         check_distribution(data_parallel)
+
+
+def load_benchmark():
+    """benchmarks/train_memory.py as a module (benchmarks/ is not an installed package)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("train_memory", Path(__file__).parents[1] / "benchmarks" / "train_memory.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("config", ["tiny-text", "tiny-image", "tiny-static-svd"])
+def test_the_memory_benchmark_counts_on_meta_what_a_real_forward_keeps(config):
+    """benchmarks/train_memory.py counts the activations of a paper-size step on the meta device;
+    at tiny size its count equals the bytes a real CPU forward keeps for the backward pass."""
+    bench = load_benchmark()
+    meta_model, _ = bench.meta_models(config, torch.float32)
+    counted, _ = bench.saved_bytes(meta_model, config, 2, torch.float32)
+    task = preset(config).task
+    parts = build_components(task, preset(config).architecture, seed=0)
+    model = Denoiser(parts.unet, parts.motion_embedding, task, static_input=parts.static_input).train()
+    noisy, timesteps, cond = bench.meta_inputs(meta_model, config, 2, torch.float32)
+    g = torch.Generator().manual_seed(0)
+    real = Conditions(motion=torch.full((2,), 300.0), **{name: torch.randn(getattr(cond, name).shape, generator=g)
+                                                           for name in ("text_embeddings", "image_embeddings", "image_latents",
+                                                                        "static_latents") if getattr(cond, name) is not None})
+    timesteps = torch.full((2,), 0.5) if timesteps.is_floating_point() else torch.full((2,), 500)
+    _, kept = saved_activation_bytes(lambda: model(torch.randn(noisy.shape, generator=g), timesteps, real), model.parameters())
+    assert counted == kept > 0
