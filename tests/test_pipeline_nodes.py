@@ -1,7 +1,8 @@
 """Node loss on a real multi-node Ray cluster (``ray.cluster_utils.Cluster``, every node on this
-machine): a worker node killed mid-run costs only the attempts in flight, the run asks the
-cluster for new workers (and a new shard writer) where there is room and finishes with every
-asset exactly once; more --workers than the cluster can place never hang."""
+machine): the node holding the shard writer and a worker, killed mid-run, costs only the
+attempt in flight; the run asks the cluster for a new worker and a new shard writer where
+there is room and finishes with every asset exactly once; more --workers than the cluster can
+place never hang."""
 
 from __future__ import annotations
 
@@ -18,14 +19,28 @@ from test_pipeline_run import REPO, SMALL, decisions, manifest_events, runs, sha
 pytestmark = [requires_bpy, pytest.mark.blender, pytest.mark.slow]
 
 
+def raylet_pid(node) -> int:
+    return node.all_processes["raylet"][0].process.pid
+
+
+def node_of(pid: int) -> int:
+    """The parent of a Ray worker process: its node's raylet."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2:].split()[1])
+
+
+def writer_pid(marked) -> int:
+    """The shard writer's process among the test's (``marked``: the runs fixture)."""
+    return next(p for p in marked.pids() if b"ray::BatchStepActor" in Path(f"/proc/{p}/cmdline").read_bytes())
+
+
 def test_a_node_lost_mid_run_costs_only_its_attempts_and_extra_workers_never_hang(builtin_assets, runs, tmp_path, monkeypatch):  # noqa: F811
     from ray.cluster_utils import Cluster
 
     monkeypatch.setenv("RAY_TMPDIR", runs.ray_tmp)  # the cluster's processes are the test's (killed by runs after)
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
     try:
-        cluster.add_node(num_cpus=1)
-        doomed = cluster.add_node(num_cpus=2)  # holds at least one worker: 3 CPUs for 2 workers and the shard writer
+        nodes = [cluster.add_node(num_cpus=2), cluster.add_node(num_cpus=2)]  # 4 CPUs: 3 workers and the shard writer, 2 a node
         cluster.wait_for_nodes()
         assets = tmp_path / "assets"
         assets.mkdir()
@@ -47,13 +62,15 @@ def test_a_node_lost_mid_run_costs_only_its_attempts_and_extra_workers_never_han
         while time.time() < deadline and driver.poll() is None and not any(e["event"] == "asset_done" for e in manifest_events(out)):
             time.sleep(0.1)
         assert driver.poll() is None, "the run finished before a node could be lost:\n" + log.read_text()[-3000:]
+        doomed = next(node for node in nodes if node_of(writer_pid(runs)) == raylet_pid(node))  # the writer's node, full: a worker too
         cluster.remove_node(doomed, allow_graceful=False)  # its raylet and every process of it killed
         cluster.add_node(num_cpus=2)  # a node with room comes back (as an autoscaler would)
         assert driver.wait(timeout=240) == 0, log.read_text()[-3000:]
     finally:
         cluster.shutdown()
     text = log.read_text()
-    assert "--workers 4: the cluster has room for 2 workers" in text and "using 2" in text
+    assert "--workers 4: the cluster has room for 3 workers" in text and "using 3" in text
+    assert "shard writer lost" in text
     events = manifest_events(out)
     lost = [e for e in events if e["event"] == "attempt_failed"]
     assert lost and {e["reason"] for e in lost} == {"worker_lost"}, "killing the node cost no attempt: the test proves nothing"
