@@ -5,8 +5,9 @@ Six learnable 2D feature planes per resolution level, one per pair of the four a
 product over the six planes of their bilinear samples, concatenated over levels
 (K-Planes / HexPlane). A small MLP trunk and three heads map it to offsets of the position,
 the log-scale and the quaternion. The last layer of every head starts at zero, so the fine
-stage starts exactly from the coarse (static) result; time planes start at 1 and space
-planes uniform in [0.1, 0.5], as in hustvl.
+stage starts exactly from the coarse (static) result (``zero_init_heads``; off, every linear
+layer is Xavier-uniform as in hustvl); time planes start at 1 and space planes uniform in
+[0.1, 0.5], as in hustvl.
 
 The field is a module of its own with its own optimiser: per-Gaussian parameters stay in
 the Gaussians' ParameterDict (reconstruction/gaussians.py).
