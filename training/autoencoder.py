@@ -194,7 +194,7 @@ def fit_autoencoder(vae: AutoencoderKL, shards: Path, stage: Path, config: Autoe
         if step % config.log_every == 0 or step == config.steps:
             psnr_db = 10 * math.log10(4.0 / max(mse.item(), 1e-12))  # pixels in [-1, 1]: peak-to-peak 2
             history.append({"step": step, "loss": loss.item(), "train_psnr": psnr_db})
-            progress.set_postfix_str(f"loss {loss.item():.5f}, batch PSNR {psnr_db:.1f} dB")
+            progress.set_postfix_str(f"loss {loss.item():.5f}, batch PSNR {psnr_db:.1f} dB", refresh=False)
         if step % config.checkpointing_steps == 0 and step < config.steps:
             _save_state(stage / "checkpoint", vae, optimizer, generator, step, history)
     progress.close()
