@@ -222,10 +222,19 @@ def test_kill_of_worker_and_driver_then_rerun_gives_each_asset_exactly_once(buil
     assert all(r["decision"] == "reject" and r["reason"] == "no_animation" for r in rows.values() if r["name"].startswith("example"))
 
 
+#: Ports Ray's components take by default: a free port given to another component must not be one
+#: of them (``ray start`` refuses two components on one port).
+RAY_DEFAULT_PORTS = {6379, 8265, 10001, 52365, 8076}
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port that no Ray component takes by default."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in RAY_DEFAULT_PORTS:
+            return port
 
 
 @pytest.fixture(scope="module")
