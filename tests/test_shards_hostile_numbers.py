@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import re
 import subprocess
 import sys
@@ -89,13 +88,18 @@ def tampered(pristine: Path, out_dir: Path, name: str, edit, index: int = 0) -> 
     return path
 
 
+#: Runs argv[1:] and prints its exit status and peak resident memory (KiB). The command is forked
+#: from this small, freshly started process: forked straight from the test process, its peak
+#: would start at the test process's own (often over a GiB late in a full test run).
+MEASURE = ("import resource, subprocess, sys; status = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode; "
+           "print(status, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+
+
 def run(*command: str) -> tuple[int, str, int]:
     """(exit status, stderr, peak resident memory in MiB) of a command (a signal shows as a negative status)."""
-    process = subprocess.Popen([str(c) for c in command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    stderr = process.stderr.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return process.returncode, stderr, usage.ru_maxrss // 1024
+    result = subprocess.run([sys.executable, "-c", MEASURE, *map(str, command)], capture_output=True, text=True)
+    status, peak_kib = map(int, result.stdout.split())
+    return status, result.stderr, peak_kib // 1024
 
 
 def set_size(row: dict, side: int) -> None:
