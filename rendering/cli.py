@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     try:
-        signal.signal(signal.SIGTERM, _interrupt)
+        for stop in (signal.SIGTERM, signal.SIGINT):  # SIGINT too: a parent may have left it ignored, which Python keeps
+            signal.signal(stop, _interrupt)
         with Renderer(on_progress=None if args.quiet else StageProgress("images", prefix="rendering "), limits=limits) as renderer:
             asset = renderer.render(args.asset, args.out, options, overwrite=args.overwrite, policy=policy)
     except KeyboardInterrupt:
