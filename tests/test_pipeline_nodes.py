@@ -38,6 +38,13 @@ def test_a_node_lost_mid_run_costs_only_its_attempts_and_extra_workers_never_han
     from ray.cluster_utils import Cluster
 
     monkeypatch.setenv("RAY_TMPDIR", runs.ray_tmp)  # the cluster's processes are the test's (killed by runs after)
+    # Cluster's nodes and the driver both run without token authentication: a home without
+    # ~/.ray/auth_token, and no RAY_AUTH_MODE (an earlier in-process join of a token cluster,
+    # pipelines.ray_adapter.init_ray, leaves RAY_AUTH_MODE=token in this process's environment).
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
     try:
         nodes = [cluster.add_node(num_cpus=2), cluster.add_node(num_cpus=2)]  # 4 CPUs: 3 workers and the shard writer, 2 a node
@@ -51,10 +58,7 @@ def test_a_node_lost_mid_run_costs_only_its_attempts_and_extra_workers_never_han
         command = [sys.executable, "-m", "d4d.pipelines.curate", "--source", f"local:{assets}", "--out", str(out), "--address", cluster.address,
                    *SMALL, "--workers", "4", "--shard-batch", "1", "--max-attempts", "2"]
         log = tmp_path / "run.log"
-        # Cluster's nodes run without token authentication: the driver must not find a token either
-        # (a home without ~/.ray/auth_token), or the cluster cancels every actor it registers.
-        home = tmp_path / "home"
-        home.mkdir()
+        # The driver must not find a token either, or the cluster cancels every actor it registers.
         env = {**runs.env, "HOME": str(home)}
         env.pop("RAY_AUTH_MODE", None)
         driver = subprocess.Popen(command, cwd=REPO, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
