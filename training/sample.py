@@ -1,21 +1,6 @@
-"""d4d-sample: generate a 4D orbital video with a trained model, as a render directory.
+"""d4d-sample as a function: sample a 4D orbital video with a trained model into a render directory.
 
-    d4d-sample --model RUN --out OUT --prompt "a dog wagging its tail" --motion-magnitude 800
-    d4d-sample --model RUN --out OUT --image front.png
-    d4d-sample --model RUN --out OUT --static RENDER_DIR --static-model STATIC_RUN
-    d4d-sample --model RUN --out OUT --image front.png --static-reference zero-motion   # the m = 0 shortcut
-
-The 3D-aware term (--w2) needs ebar, a model of static orbits (d4d-train --target static): by
-default the one the model recorded when it was fine-tuned from it, or --static-model. The
-"zero-motion" reference is this model at m = 0, a shortcut: that branch was trained on dynamic
-clips with m dropped, so it predicts their average motion, not a static orbit.
-
-OUT holds dynamic/000.png .. (T frames, RGBA: an alpha matte against the training background),
-under static/ a static orbit (for a static-3D sample the one it was conditioned on; for text and
-image samples one sampled by the static model from the same condition), dynamic.mp4,
-transforms.json (the cameras of the orbit the model was trained on, recorded in the model) and
-asset.json, so ``d4d-reconstruct OUT`` takes it directly. --model is a run directory (its model/
-is used) or a model folder.
+The command line, its options and what OUT holds: training/sample_cli.py (docs/training.md).
 """
 
 from __future__ import annotations
