@@ -29,7 +29,7 @@ from d4d.pipelines.session import end_session, reap_session, record_session
 from d4d.pipelines.sources import SourceSpec, open_source, prepare_source
 from d4d.pipelines.space import OutOfSpace, SpaceGuard
 from d4d.pipelines.steps import WriteShards, chain_resources, default_steps
-from d4d.pipelines.tables import clip_event, failure_event, problem_event, run_stats, write_tables
+from d4d.pipelines.tables import DecisionRows, clip_event, failure_event, problem_event, run_stats, write_tables
 from d4d.pipelines.work import WorkItem
 from d4d.untrusted import BadIdentifier, check_identifier, inside
 
@@ -121,12 +121,12 @@ class Progress:
         ``judged`` False for an entry the source could not hand over (not counted in the rate)."""
         self.done += 1
         self.finished_here += judged
-        self.counts.update(e["decision"] for e in events)
-        seconds = sum(sum((e.get("timings") or {}).values()) for e in events)
-        verdicts = collections.Counter(e["decision"] + (f" {e['reason']}" if e["reason"] else "") for e in events)
+        self.counts.update(e.decision for e in events)
+        seconds = sum(sum(e.timings.values()) for e in events)
+        verdicts = collections.Counter(e.decision + (f" {e.reason}" if e.reason else "") for e in events)
         what = ", ".join(f"{n} {v}" if n > 1 else v for v, n in sorted(verdicts.items()))
-        failed = [e for e in events if e["decision"] == "failed"]
-        detail = f" ({failed[0]['detail'][:100]})" if failed else ""
+        failed = [e for e in events if e.decision == "failed"]
+        detail = f" ({(failed[0].detail or '')[:100]})" if failed else ""
         clips = f"{len(events)} clips: " if len(events) > 1 else ""
         print(f"[{self.done}/{self.total}] {item.name[:40]} {clips}{what} in {seconds:.1f}s{detail} | {self.summary()}", flush=True)
 
@@ -334,9 +334,9 @@ class Run:
                                    f"clip {first.clip_id}: {first.decision.detail}")
         state = self.manifest.state
         events = [state.results[uid] for uid in sorted(state.clips_of(item.uid))]
-        self.manifest.append({"event": "asset_done", "uid": item.uid, "clips": [e["uid"] for e in events]})
+        self.manifest.append({"event": "asset_done", "uid": item.uid, "clips": [e.uid for e in events]})
         self.progress.asset(item, events)
-        self.pending_shards += [e["render_dir"] for e in events if e["decision"] == "keep" and e["uid"] not in state.sharded]
+        self.pending_shards += [e.render_dir for e in events if e.decision == "keep" and e.uid not in state.sharded]
 
     def _lost(self, slot: Slot, kind: str, detail: str) -> None:
         """The worker died (or overran its budget) with an asset in flight: that attempt is lost
@@ -379,7 +379,7 @@ class Run:
         if report["stop"]:
             raise OutOfSpace(report["stop"])
         for uid, reason in report["failed"].items():
-            event = {**self.manifest.state.results[uid], "decision": "failed", "reason": "shard_failed", "stage": "shards", "error_kind": "shard_failed", "detail": reason}
+            event = {**self.manifest.state.unsharded[uid], "decision": "failed", "reason": "shard_failed", "stage": "shards", "error_kind": "shard_failed", "detail": reason}
             self.manifest.append(event)
             print(f"shard failed {uid[:16]}: {reason[:160]}", flush=True)
         print(f"shards: {len(report['written'])} rows written, {len(report['skipped'])} already present, {len(report['shards'])} new shard files", flush=True)
@@ -582,7 +582,7 @@ def _run_curation(spec: SourceSpec, config: PipelineConfig, out_dir: Path, limit
     records = list_records(spec, limit)
     captions = record_captions(records, captions_csv)
     try:
-        with Manifest(layout.root) as manifest:
+        with Manifest(layout.root, rows=DecisionRows) as manifest:
             stats = _run_locked(spec, config, layout, manifest, records, captions, address, retry_failed)
     except OSError as exc:  # the journal, the session record: OUT cannot be written
         line = space.stop_line(exc)

@@ -12,7 +12,7 @@ from d4d.curation.decision import Decision
 from d4d.curation.procedure import ClipOutcome
 from d4d.curation.sources import SourceRecord
 from d4d.pipelines.manifest import Manifest, RunLocked
-from d4d.pipelines.tables import DECISIONS_SCHEMA, FAILURES_SCHEMA, clip_event, failure_event, run_stats, write_tables
+from d4d.pipelines.tables import DECISIONS_SCHEMA, FAILURES_SCHEMA, DecisionRows, clip_event, failure_event, run_stats, write_tables
 from d4d.pipelines.work import WorkItem
 
 
@@ -32,24 +32,26 @@ def result_event(work: WorkItem, attempt: int, worker: str) -> dict:
 
 
 def test_events_survive_a_reopen_and_the_latest_result_wins(tmp_path):
-    with Manifest(tmp_path) as manifest:
-        manifest.append(result_event(item("a", "keep", has_animation=True), 1, "w1"))
+    kept = result_event(item("a", "keep", has_animation=True), 1, "w1")
+    with Manifest(tmp_path, rows=DecisionRows) as manifest:
+        manifest.append(kept)
+        assert manifest.state.unsharded_keeps()[0]["measures"] == {"has_animation": True}
         manifest.append({"event": "attempt_failed", "uid": "b", "attempt": 1, "stage": "precheck", "reason": "render_failed", "error_kind": "timeout", "detail": "timed out"})
         manifest.append({"event": "sharded", "uids": ["a"], "shards": ["part-00000.parquet"]})
-        manifest.append({**manifest.state.results["a"], "decision": "failed", "reason": "shard_failed"})
+        manifest.append({**kept, "decision": "failed", "reason": "shard_failed"})
     state = Manifest(tmp_path).open()
-    assert state.results["a"]["decision"] == "failed" and state.results["a"]["reason"] == "shard_failed"
+    assert state.results["a"].decision == "failed" and state.results["a"].reason == "shard_failed"
     assert state.failed_attempts["b"] == 1 and "b" not in state.results
     assert state.sharded == {"a"} and state.unsharded_keeps() == []
 
 
 def test_a_torn_last_line_is_ignored_and_cut_before_appending(tmp_path):
-    with Manifest(tmp_path) as manifest:
+    with Manifest(tmp_path, rows=DecisionRows) as manifest:
         manifest.append(result_event(item("a", "reject", "no_animation"), 1, "w1"))
     path = tmp_path / "manifest.jsonl"
     with open(path, "ab") as f:
         f.write(b'{"event": "result", "uid": "b", "deci')  # a kill -9 in the middle of a write
-    with Manifest(tmp_path) as manifest:
+    with Manifest(tmp_path, rows=DecisionRows) as manifest:
         assert set(manifest.state.results) == {"a"}
         manifest.append(result_event(item("c", "keep"), 1, "w1"))
     lines = path.read_text().splitlines()
@@ -65,15 +67,15 @@ def test_a_damaged_line_in_the_middle_is_an_error_naming_the_line(tmp_path):
 def test_non_finite_and_numpy_measures_are_stored_as_json(tmp_path):
     import numpy as np
 
-    with Manifest(tmp_path) as manifest:
+    with Manifest(tmp_path, rows=DecisionRows) as manifest:
         manifest.append(result_event(item("a", "keep", coverage_min=float("nan"), frames_total=np.int64(24), ssim=(0.9, 0.8)), 1, "w"))
-    measures = Manifest(tmp_path).open().results["a"]["measures"]
+    measures = Manifest(tmp_path).open().unsharded["a"]["measures"]
     assert measures == {"coverage_min": None, "frames_total": 24, "ssim": [0.9, 0.8]}
 
 
 def test_tables_have_one_row_per_asset_with_flattened_measures(tmp_path):
     started = time.time()
-    with Manifest(tmp_path) as manifest:
+    with Manifest(tmp_path, rows=DecisionRows) as manifest:
         manifest.append(result_event(item("a", "keep", has_animation=True, motion_magnitude=12.5, ssim=[0.9, 0.8]), 1, "w1"))
         manifest.append(result_event(item("b", "reject", "no_animation", has_animation=False), 1, "w1"))
         manifest.append({"event": "attempt_failed", "uid": "c", "attempt": 1, "stage": "precheck", "reason": "render_failed", "error_kind": "crashed", "detail": "first crash"})
@@ -112,7 +114,7 @@ def test_clips_of_one_asset_are_rows_of_their_own_and_stats_count_assets_and_cli
     ]
     work = WorkItem(record).judged(clips)
     started = time.time()
-    with Manifest(tmp_path) as manifest:
+    with Manifest(tmp_path, rows=DecisionRows) as manifest:
         for clip in clips[:2]:  # the third clip's result is not journaled yet (an interruption)
             manifest.append(clip_event(work, clip, 1, "w"))
         assert manifest.state.clips_of("robot") == {"robot--walk-1a2b3c-w0", "robot--tpose-4d5e6f-w0"}
@@ -151,7 +153,7 @@ def test_retry_failed_forgets_only_the_failed_rows_of_the_chosen_reasons(tmp_pat
     walk = ClipOutcome("robot--walk-w0", "Walk", None, Decision("keep", None, {}), "quality")
     run = ClipOutcome("robot--run-w0", "Run", None, Decision("failed", "render_failed", {"error_kind": "timeout"}, "timeout"), "quality")
     robot = WorkItem(record).judged([walk, run])
-    with Manifest(tmp_path) as manifest:
+    with Manifest(tmp_path, rows=DecisionRows) as manifest:
         for clip in (walk, run):
             manifest.append(clip_event(robot, clip, 2, "w"))
         manifest.append({"event": "asset_done", "uid": "robot", "clips": [walk.clip_id, run.clip_id]})
