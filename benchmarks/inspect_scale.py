@@ -44,7 +44,7 @@ from d4d.curation.procedure import decide_render
 from d4d.inspection.browser import CHROMIUM, load_page
 from d4d.inspection.report import ReportConfig, page_paths, write_report
 from d4d.pipelines.manifest import ManifestState
-from d4d.pipelines.tables import run_stats, write_tables
+from d4d.pipelines.tables import DecisionRows, run_stats, write_tables
 from d4d.rendering.contract import AssetInfo, load_render, read_asset
 from d4d.shards.from_render import render_uid
 from d4d.shards.writer import write_shards
@@ -69,7 +69,7 @@ def curation_output(root: Path, rows: int, rendered: int, frames: int, size: int
     """decisions.parquet + stats.json + shards/ under ``root``: ``rendered`` assets with renders (kept ones
     in shards, rejected ones linking their render directory), the rest render-free pre-pass rejects and
     failures (as d4d-curate, whose pre-pass keeps go on to be rendered)."""
-    state, kept, captions, counts, rules = ManifestState(), [], {}, {}, CurationConfig()
+    state, kept, captions, counts, rules = ManifestState(rows=DecisionRows()), [], {}, {}, CurationConfig()
     started = time.time()
     for i in range(rendered):
         render_dir = make_shard_render(root / "renders", f"bench{i:05d}", frames=frames, size=size)

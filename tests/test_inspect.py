@@ -84,14 +84,14 @@ def curation_output(render_builtin, tmp_path_factory):
     ``write_tables``: real renders of the built-ins decided with curation.decision.decide, the kept
     ones in real shards, rejects linking their render directory, render-free pre-pass rejects."""
     from d4d.pipelines.manifest import ManifestState
-    from d4d.pipelines.tables import run_stats, write_tables
+    from d4d.pipelines.tables import DecisionRows, run_stats, write_tables
     from d4d.rendering.contract import AssetInfo, read_asset
     from d4d.shards.from_render import render_uid
     from d4d.shards.writer import write_shards
 
     root = tmp_path_factory.mktemp("curation") / "run"
     root.mkdir()
-    state, kept, captions, expected = ManifestState(), [], {}, {}
+    state, kept, captions, expected = ManifestState(rows=DecisionRows()), [], {}, {}
     started = time.time()
     for name in BUILTIN_ASSETS:
         render_dir = render_builtin(name)
@@ -420,7 +420,7 @@ def _hostile_render(root: Path) -> Path:
 
 def test_hostile_text_in_a_curation_output_stays_text(tmp_path):
     from d4d.pipelines.manifest import ManifestState
-    from d4d.pipelines.tables import run_stats, write_tables
+    from d4d.pipelines.tables import DecisionRows, run_stats, write_tables
     from d4d.rendering.contract import read_asset
 
     root = tmp_path / HOSTILE_NAME
@@ -436,7 +436,7 @@ def test_hostile_text_in_a_curation_output_stays_text(tmp_path):
     assert_runs_in_chromium(tmp_path / "renders.html", tmp_path, 1)
 
     # a curation run's tables: every text column hostile, the reject linking its render directory
-    state = ManifestState()
+    state = ManifestState(rows=DecisionRows())
     for i, uid in enumerate(("a" * 32, "b" * 32)):
         state.apply({"event": "result", "uid": uid, "asset_uid": uid, "action": HOSTILE, "name": f"{HOSTILE_NAME}{i}.glb", "source": HOSTILE,
                      "file_identifier": f"{HOSTILE}/{HOSTILE_NAME}{i}.glb", "local_path": None, "sha256": sha, "license": HOSTILE,
