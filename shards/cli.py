@@ -3,7 +3,7 @@
     d4d-shards write RENDER_DIR [RENDER_DIR ...] --out SHARD_DIR [--codec lossy|lossless]
                      [--crf N] [--max-shard-mb N] [--rows-per-group N] [--captions CSV]
     d4d-shards write @dirs.txt --out SHARD_DIR     (one render directory per line)
-    d4d-shards verify SHARD_DIR
+    d4d-shards verify SHARD_DIR        (a directory, a shard file, or a URI: s3://BUCKET/PREFIX, gs://...)
 
 Exit status: 0 when everything was written / verified, 1 when a render directory failed or a
 shard has a problem (each named on stderr), 2 for bad arguments.
@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     write.add_argument("--captions", help="Cap3D caption CSV (no header: identifier, caption); overrides asset.json captions")
     add_options(write.add_argument_group("encoding (ShardWriteConfig)"), ShardWriteConfig)
     verify = commands.add_parser("verify", help="check schema, hashes, videos and frame counts of every shard")
-    verify.add_argument("shard_dir", metavar="SHARD_DIR")
+    verify.add_argument("shard_dir", metavar="SHARD_DIR", help="a shard directory, a shard file, or a URI (s3://BUCKET/PREFIX, gs://...)")
     return parser
 
 

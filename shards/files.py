@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pyarrow.fs import FileType
 
+from d4d import storage
 from d4d.shards.schema import HASH_COLUMN, TENSOR_COLUMNS, VIDEO_COLUMNS
 
 SHARD_PATTERN = re.compile(r"^part-(\d{5,})\.parquet$")
@@ -33,8 +35,14 @@ def shard_name(index: int) -> str:
     return f"part-{index:05d}.parquet"
 
 
-def list_shards(shard_dir: str | Path) -> list[Path]:
-    """The complete shards of a directory (or a single shard file), in name order."""
+def list_shards(shard_dir: str | Path) -> list[Path | str]:
+    """The complete shards of a directory (or a single shard file), in name order: Paths, or
+    URI strings for a URI (``s3://bucket/prefix``, d4d.storage), which pyarrow.parquet reads
+    as they are. A URI d4d cannot use is a ValueError naming it."""
+    if storage.is_uri(shard_dir):
+        if storage.file_type(shard_dir) == FileType.File:
+            return [shard_dir]
+        return [storage.join(shard_dir, name) for name in storage.list_names(shard_dir) if SHARD_PATTERN.match(name)]
     shard_dir = Path(shard_dir)
     if shard_dir.is_file():
         return [shard_dir]

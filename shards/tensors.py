@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from d4d import storage
 from d4d.shards.card import write_card
 from d4d.shards.files import AtomicParquetFile, list_shards, writer_lock
 from d4d.shards.schema import TENSOR_DTYPES, schema_problems, schema_version, shard_schema, tensor_fields, tensors_in
@@ -87,6 +88,8 @@ def add_tensor_columns(
     name and swapped in with ``os.replace``: a reader sees the old or the new file, never a mix.
     Raises ValueError for unknown uids or columns, or a column without a producer.
     """
+    if storage.is_uri(shard_dir):
+        raise ValueError(f"{shard_dir}: tensor columns are written in place, into a local shard directory only")
     shard_dir = Path(shard_dir)
     names = sorted({name for cols in values.values() for name in cols})
     for name in names:

@@ -21,6 +21,7 @@ from typing import Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from d4d import storage
 from d4d.rendering.contract import RenderContractError, read_asset
 from d4d.shards.card import CARD_NAME, write_card
 from d4d.shards.files import FOOTER_BYTES_PER_GROUP_COLUMN, AtomicParquetFile, list_shards, next_shard_index, shard_name, writer_lock
@@ -145,6 +146,8 @@ def write_shards(
     others are still written. Two directories with the same uid in one call: the second fails.
     Progress (with the time left) is logged per directory.
     """
+    if storage.is_uri(out_dir):
+        raise ValueError(f"{out_dir}: d4d-shards write writes a local directory; copy it to the URI (or let d4d-curate --out write there)")
     out_dir = Path(out_dir)
     report = WriteReport()
     with writer_lock(out_dir):

@@ -35,20 +35,30 @@ def test_decode_batch_without_ray_matches_the_torch_reader(shard_dir):
 @pytest.mark.slow
 def test_ray_data_reads_and_filters_the_shards(shard_dir):
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    try:
-        batches = list(read_shards_ray(shard_dir, videos=("static",)).iter_torch_batches(batch_size=4, collate_fn=torch_collate))
-        rows = {uid: i for batch in batches for i, uid in enumerate(batch["uid"])}
-        assert sorted(rows) == sorted(pq.read_table(shard_dir, columns=["uid"]).column("uid").to_pylist())
-        video = torch.cat([b["static_video"] for b in batches])
-        assert video.shape == (4, 8, 3, 32, 32) and video.dtype == torch.float32
-        assert -1 <= video.min() and video.max() <= 1
-        reference = {s["uid"]: s for s in ShardDataset(shard_dir, videos=("static",), shuffle=False)}
-        for batch in batches:
-            for i, uid in enumerate(batch["uid"]):
-                assert torch.equal(batch["static_video"][i], reference[uid]["static_video"])
-                assert torch.equal(batch["static_c2w"][i], reference[uid]["static_c2w"])
-        kept = read_shards_ray(shard_dir, videos=(), filter=pc.field("caption").isin(["ball 1", "ball 2"])).take_all()
-        assert sorted(r["caption"] for r in kept) == ["ball 1", "ball 2"]
-    finally:
-        ray.shutdown()
+    from d4d.storage import upload
+    from d4d.testing.s3_server import s3_server
+
+    with s3_server(buckets=("d4d",)):  # started before Ray, whose workers inherit its endpoint and credentials
+        for shard in shard_dir.glob("part-*.parquet"):
+            upload(shard, f"s3://d4d/shards/{shard.name}")
+        ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        try:
+            batches = list(read_shards_ray(shard_dir, videos=("static",)).iter_torch_batches(batch_size=4, collate_fn=torch_collate))
+            rows = {uid: i for batch in batches for i, uid in enumerate(batch["uid"])}
+            assert sorted(rows) == sorted(pq.read_table(shard_dir, columns=["uid"]).column("uid").to_pylist())
+            video = torch.cat([b["static_video"] for b in batches])
+            assert video.shape == (4, 8, 3, 32, 32) and video.dtype == torch.float32
+            assert -1 <= video.min() and video.max() <= 1
+            reference = {s["uid"]: s for s in ShardDataset(shard_dir, videos=("static",), shuffle=False)}
+            for batch in batches:
+                for i, uid in enumerate(batch["uid"]):
+                    assert torch.equal(batch["static_video"][i], reference[uid]["static_video"])
+                    assert torch.equal(batch["static_c2w"][i], reference[uid]["static_c2w"])
+            kept = read_shards_ray(shard_dir, videos=(), filter=pc.field("caption").isin(["ball 1", "ball 2"])).take_all()
+            assert sorted(r["caption"] for r in kept) == ["ball 1", "ball 2"]
+            # The same shards from object storage (a local S3 server): the same rows, the same pixels.
+            remote = read_shards_ray("s3://d4d/shards", videos=("static",)).take_all()
+            assert sorted(r["uid"] for r in remote) == sorted(reference)
+            assert all(torch.equal(torch.tensor(r["static_video"]), reference[r["uid"]]["static_video"]) for r in remote)
+        finally:
+            ray.shutdown()

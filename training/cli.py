@@ -23,6 +23,7 @@ from pathlib import Path
 
 from d4d.options import add_options, apply_overrides, overrides_from_args
 from d4d.progress import quiet_libraries, quiet_loaded_libraries, setup_logging
+from d4d.storage import is_uri, location_arg
 
 from . import config as config_lib
 from .config import TrainConfig
@@ -50,7 +51,8 @@ def chosen_preset(argv: list[str]) -> str:
 def build_parser(preset: str = DEFAULT_PRESET) -> argparse.ArgumentParser:
     """The parser, with the hyperparameters' defaults shown as preset ``preset`` sets them."""
     parser = argparse.ArgumentParser(prog="d4d-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shards", required=True, type=Path, help="shard directory (d4d-shards or d4d-curate output)")
+    parser.add_argument("--shards", required=True, type=location_arg,
+                        help="shard directory (d4d-shards or d4d-curate output), or a URI: s3://BUCKET/PREFIX, gs://... (docs/shards.md)")
     parser.add_argument("--output", required=True, type=Path,
                         help="run directory (created; checkpoints, logs, model/); an existing one is resumed with --resume, "
                              "and one whose earlier start saved no checkpoint is started again")
@@ -175,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(chosen_preset(argv)).parse_args(argv)
     try:
         config = config_from_args(args)
+        if args.cache_latents and is_uri(args.shards):
+            raise ValueError(f"--cache-latents writes into the shards, which must be a local directory, not {args.shards}")
         summary = summarize_shards(args.shards)
         if not summary.rows:
             raise ValueError(f"--shards {args.shards}: no shards there (expected part-*.parquet, written by d4d-shards or d4d-curate)")
