@@ -11,7 +11,9 @@ Per clip (a generated orbit and its held-out ground truth, same cameras and time
   static orbit, both composited over the background; the error is |m_generated - m_requested|
   with m_requested the value d4d-sample was asked for (asset.json ``generated.motion_magnitude``).
   m_ground_truth (the same measure on the ground-truth pair) shows what the compositing does to
-  the scale (over black it is the version-1 scale itself).
+  the scale (over black it is the version-1 scale itself). Per run, ``motion_rank``: Spearman's
+  correlation of m_requested with m_generated over its clips (motion control as a ranking,
+  free of the scale offset; in eval.json, not in the paper's table).
 
 Per run: the mean of each per-clip metric, and FVD (evaluation.i3d) between the I3D features of
 the run's generated orbits and of their ground-truth orbits. A metric whose weights are absent,
@@ -163,6 +165,42 @@ def _metric(values: list, reason: str | None) -> dict:
     return {"value": mean, "n": len(present), "reason": None}
 
 
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """float64 [N]: the 1-based rank of each value, tied values sharing the mean of their ranks."""
+    values = np.asarray(values, dtype=np.float64)
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(1, len(values) + 1)
+    for value in np.unique(values):
+        tied = values == value
+        ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def spearman(x: list[float], y: list[float]) -> float | None:
+    """Spearman's rank correlation of paired samples (Pearson's on average ranks); None when
+    there are fewer than 3 pairs or either side is constant."""
+    if len(x) != len(y):
+        raise ValueError(f"spearman: {len(x)} and {len(y)} values")
+    if len(x) < 3:
+        return None
+    a, b = average_ranks(np.asarray(x)), average_ranks(np.asarray(y))
+    a, b = a - a.mean(), b - b.mean()
+    norm = math.sqrt(float((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / norm) if norm > 0 else None
+
+
+def motion_rank(rows: list[dict]) -> dict:
+    """{"value", "n", "reason"}: Spearman's correlation of m_requested with m_generated over the
+    clips that have both (does asking for more motion give more?)."""
+    pairs = [(r["m_requested"], r["m_generated"]) for r in rows if r.get("m_requested") is not None and r.get("m_generated") is not None]
+    rho = spearman([p[0] for p in pairs], [p[1] for p in pairs]) if pairs else None
+    if rho is None:
+        return {"value": None, "n": len(pairs), "reason": "a rank correlation needs >= 3 clips with a requested and a measured m, "
+                                                          "neither side constant"}
+    return {"value": rho, "n": len(pairs), "reason": None}
+
+
 @torch.no_grad()
 def video_features(i3d: InceptionI3d, videos: list[torch.Tensor], size: int, device: torch.device) -> torch.Tensor:
     """I3D features [N, 400] of videos [T, 3, H, W] in [0, 1], resized to size x size, scaled to [-1, 1]."""
@@ -211,6 +249,7 @@ def evaluate_run(run: Path, heldout: dict[str, GroundTruth], nets: Networks, con
         "lpips": _metric(column("lpips"), nets.reasons.get("lpips")),
         "fvd": run_fvd(pairs, nets, config, device),
         "motion_error": _metric(column("motion_error"), None if any(r.get("motion_error") is not None for r in evaluated) else no_m),
+        "motion_rank": motion_rank(evaluated),
     }
     tasks = sorted({str(gen.generated.get("task")) for gen, _ in pairs if gen.generated.get("task")})
     covered = {gen.uid for gen, _ in pairs}
