@@ -15,13 +15,15 @@ from pathlib import Path
 
 import ray
 from ray._private import ray_constants
-from ray._private.authentication.authentication_token_setup import maybe_enable_token_auth_if_token_available
+from ray._private.authentication.authentication_token_setup import AUTH_MODE_ENV_VAR, maybe_enable_token_auth_if_token_available
+from ray._raylet import Config
 
 from d4d.pipelines.chain import StepChain
 from d4d.pipelines.session import record_session
 from d4d.pipelines.space import SpaceGuard
 from d4d.pipelines.steps import Resources, WorkerContext, chain_resources
 from d4d.rendering.api import Limits
+from d4d.untrusted import printable
 
 
 class StepsActor:
@@ -34,6 +36,9 @@ class StepsActor:
         node = ray.get_runtime_context().get_node_id()[:12]
         self.chain = StepChain(steps, WorkerContext(Path(log_dir) / f"node-{node}-worker-{os.getpid()}", Path(scratch_dir), limits, space))
         self.chain.setup()
+
+    def __repr__(self) -> str:  # the prefix of its log lines on the driver's console and in the dashboard
+        return f"d4d-worker {self.name}"
 
     def ready(self) -> str:
         return self.name
@@ -53,8 +58,28 @@ class BatchStepActor:
         self.step = step
         self.step.setup()
 
+    def __repr__(self) -> str:
+        return f"d4d-{self.step.name}"
+
     def process(self, batch):
         return self.step.process(batch)
+
+
+def task_name(steps: str, what: str) -> str:
+    """A Ray task's name as the dashboard and ``ray list tasks`` show it: the steps and what they
+    work on (an asset's name and uid, untrusted text made printable and cut to 100 characters)."""
+    return f"{steps} {printable(what, 100)}"
+
+
+def submit_asset(actor, steps: list, item):
+    """``actor.process(item)`` as a task named by the steps and the asset (``task_name``)."""
+    name = task_name("+".join(step.name for step in steps), f"{item.name} ({item.uid[:16]})")
+    return actor.process.options(name=name).remote(item)
+
+
+def submit_batch(actor, step, batch: list):
+    """``actor.process(batch)`` as a task named by the step and the batch's size."""
+    return actor.process.options(name=task_name(step.name, f"{len(batch)} renders")).remote(batch)
 
 
 def placeable_workers(worker: Resources, reserved: Resources) -> int:
@@ -111,14 +136,35 @@ def loopback_only():
             os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = saved_env
 
 
+#: RAY_AUTH_MODE as it was before ``init_ray`` (Ray sets it to "token" in this process's
+#: environment when it turns token authentication on); ``shutdown_ray`` puts it back.
+_AUTH_MODE_BEFORE: list[str | None] = []
+
+
+def shutdown_ray() -> None:
+    """``ray.shutdown()``, and RAY_AUTH_MODE as it was before ``init_ray``: token authentication,
+    turned on for this cluster, does not leak into a later cluster of the same process (an
+    in-process test cluster without tokens) or into the processes it starts."""
+    ray.shutdown()
+    if _AUTH_MODE_BEFORE:
+        before = _AUTH_MODE_BEFORE.pop()
+        _AUTH_MODE_BEFORE.clear()
+        if before is None:
+            os.environ.pop(AUTH_MODE_ENV_VAR, None)
+        else:
+            os.environ[AUTH_MODE_ENV_VAR] = before
+        Config.initialize("")  # Ray caches its configuration from the environment
+
+
 def init_ray(address: str | None, num_cpus: float, num_gpus: float, out: Path) -> tuple[str, str | None]:
     """Join the cluster at ``address`` (or RAY_ADDRESS, as ``ray job submit`` sets it), else
     start an embedded local Ray with ``num_cpus`` / ``num_gpus`` logical resources, listening on
     127.0.0.1 only (``loopback_only``; the dashboard too, when installed), and record its session
     under ``out`` (``pipelines.session``). Returns a line describing where it runs and the
-    embedded session's directory (None on a cluster)."""
+    embedded session's directory (None on a cluster). ``shutdown_ray`` ends it."""
     address = address or os.environ.get("RAY_ADDRESS")
     session_dir = None
+    _AUTH_MODE_BEFORE[:] = [os.environ.get(AUTH_MODE_ENV_VAR)]
     if address:
         where = f"Ray cluster at {address}"
         # A `ray start --head` cluster (Ray 2.60) authenticates with the token in ~/.ray/auth_token:

@@ -24,7 +24,8 @@ from d4d.curation.sources import FetchError
 from d4d.curation.sources.base import invalid_record
 from d4d.pipelines.config import PipelineConfig
 from d4d.pipelines.manifest import Manifest
-from d4d.pipelines.ray_adapter import BatchStepActor, init_ray, placeable_workers, start_actor, start_steps_actor
+from d4d.pipelines.rates import RecentRate, duration
+from d4d.pipelines.ray_adapter import BatchStepActor, init_ray, placeable_workers, shutdown_ray, start_actor, start_steps_actor, submit_asset, submit_batch
 from d4d.pipelines.session import end_session, reap_session, record_session
 from d4d.pipelines.sources import SourceSpec, open_source, prepare_source
 from d4d.pipelines.space import OutOfSpace, SpaceGuard
@@ -97,30 +98,33 @@ class Slot:
 
 class Progress:
     """One console line per finished asset (with its clips), a summary line every ``every_s``
-    seconds, both with the rate and an estimate of the time left."""
+    seconds, both with the recent rate and the time left at it (``pipelines.rates``); the
+    summary adds each node's rate and the seconds per asset in each stage."""
 
     def __init__(self, total: int, done: int, started: float, every_s: float = SUMMARY_EVERY_S):
         self.total, self.done, self.started, self.every_s = total, done, started, every_s
         self.counts: collections.Counter = collections.Counter()
         self.finished_here = 0
         self.last_summary = started
+        self.recent = RecentRate(started)
 
     def rate(self) -> float:
-        elapsed = time.time() - self.started
-        return 3600.0 * self.finished_here / elapsed if elapsed > 0 else 0.0
+        return self.recent.per_hour(time.time())
 
     def eta(self) -> str:
-        rate = self.rate()
-        if not rate:
-            return "ETA unknown"
-        seconds = 3600.0 * (self.total - self.done) / rate
-        return f"ETA {seconds / 3600:.1f} h" if seconds >= 5400 else f"ETA {seconds / 60:.0f} min" if seconds >= 90 else f"ETA {seconds:.0f} s"
+        return f"ETA {duration(self.recent.eta_s(self.total - self.done, time.time()))}"
 
-    def asset(self, item: WorkItem, events: list[dict], judged: bool = True) -> None:
-        """Report a finished asset from its result events (one per clip, or its failure);
-        ``judged`` False for an entry the source could not hand over (not counted in the rate)."""
+    def asset(self, item: WorkItem, events: list, judged: bool = True, node: str = "?") -> None:
+        """Report a finished asset from its results (``Outcome``: one per clip, or its failure),
+        finished on ``node``; ``judged`` False for an entry the source could not hand over (not
+        counted in the rate)."""
         self.done += 1
         self.finished_here += judged
+        if judged:
+            stages: collections.Counter = collections.Counter()
+            for e in events:
+                stages.update(e.timings)
+            self.recent.add(time.time(), node, dict(stages))
         self.counts.update(e.decision for e in events)
         seconds = sum(sum(e.timings.values()) for e in events)
         verdicts = collections.Counter(e.decision + (f" {e.reason}" if e.reason else "") for e in events)
@@ -138,8 +142,11 @@ class Progress:
         """Print a summary line if it is time; True when it did."""
         if time.time() - self.last_summary < self.every_s:
             return False
-        self.last_summary = time.time()
-        print(f"[{self.done}/{self.total} assets] {self.summary()} (this run: {self.finished_here} in {time.time() - self.started:.0f}s)", flush=True)
+        now = self.last_summary = time.time()
+        nodes = ", ".join(f"{node} {rate:.0f}/h" for node, rate in self.recent.by_node(now).items()) or "none yet"
+        stages = " ".join(f"{stage} {seconds:.2f}" for stage, seconds in self.recent.by_stage(now).items())
+        print(f"[{self.done}/{self.total} assets] {self.summary()} (this run: {self.finished_here} in {now - self.started:.0f}s) | "
+              f"last {duration(min(self.recent.window_s, now - self.started))} by node: {nodes}" + (f" | s/asset: {stages}" if stages else ""), flush=True)
         return True
 
 
@@ -335,7 +342,7 @@ class Run:
         state = self.manifest.state
         events = [state.results[uid] for uid in sorted(state.clips_of(item.uid))]
         self.manifest.append({"event": "asset_done", "uid": item.uid, "clips": [e.uid for e in events]})
-        self.progress.asset(item, events)
+        self.progress.asset(item, events, node=worker.rsplit(":", 1)[0])
         self.pending_shards += [e.render_dir for e in events if e.decision == "keep" and e.uid not in state.sharded]
 
     def _lost(self, slot: Slot, kind: str, detail: str) -> None:
@@ -355,7 +362,7 @@ class Run:
             return
         self._start_writer()
         self.batch, self.pending_shards = self.pending_shards, []
-        self.shard_ref = self.writer.process.remote(self.batch)
+        self.shard_ref = submit_batch(self.writer, WriteShards, self.batch)
 
     def _start_writer(self) -> None:
         """The shard writer actor (started before the workers, so that it has its CPU)."""
@@ -391,6 +398,7 @@ class Run:
         if self.session_dir is not None:
             record_session(self.layout.root, self.session_dir)
         stats = run_stats(self.manifest.state, len(self.records), self.started, time.time() - self.started, self.config.workers)
+        stats["recent"] = self.progress.recent.snapshot(self.progress.total - self.progress.done, time.time())
         try:
             write_tables(self.layout.root, self.manifest.state, stats)
         except OSError as exc:
@@ -447,7 +455,7 @@ class Run:
                         record, slot.attempt = self.queue.popleft()
                         done = self.manifest.state.clips_of(record.uid)
                         slot.item, slot.started = WorkItem(record, caption=self.captions.get(record.uid), done_clips=done), time.time()
-                        slot.ref = slot.actor.process.remote(slot.item)
+                        slot.ref = submit_asset(slot.actor, self.steps, slot.item)
                 self._maybe_write_shards(final=not self.queue and not any(s.ref is not None for s in self.slots))
                 refs = ([s.ref for s in self.slots if s.ref is not None] + [s.ready_ref for s in self.slots if s.ready_ref is not None]
                         + ([self.shard_ref] if self.shard_ref is not None else []))
@@ -541,7 +549,7 @@ def _run_locked(spec: SourceSpec, config: PipelineConfig, layout: Layout, manife
         if threading.current_thread() is threading.main_thread():
             for sig in STOP_SIGNALS:  # stopping Ray is not to be cut short
                 signal.signal(sig, signal.SIG_IGN)
-        ray.shutdown()
+        shutdown_ray()
         if session_dir is not None:
             end_session(layout.root, session_dir)
     return stats
