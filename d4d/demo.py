@@ -71,7 +71,7 @@ def curate(ctx: DemoContext) -> list[str]:
     """The curation job on the built-in assets: shards, decisions, failures, stats."""
     out = ctx.out / "curation"
     render = RenderOptions(frames=ctx.args.frames, resolution=ctx.args.resolution, engine=ctx.args.engine)
-    config = PipelineConfig(decision=DecisionConfig(render=render), workers=ctx.args.workers, shard_batch=4)
+    config = PipelineConfig(decision=DecisionConfig(render=render), workers=ctx.args.workers, shard_batch=4, keep_renders=True)  # compared and reconstructed below
     spec = parse_source("builtin", out)
     ensure_builtin_assets(spec.path)  # with their captions.csv, which puts a caption in each shard row
     stats = run_curation(spec, config, out, captions_csv=Path(spec.path) / CAPTIONS_FILE)

@@ -39,6 +39,11 @@ class PipelineConfig:
     """Shard video codec: "lossy" (VP9 with alpha) or "lossless" (FFV1), docs/shards.md."""
     max_shard_mb: float = 512.0
     """Shard size bound, MB."""
+    keep_renders: bool = False
+    """Keep each kept clip's quality render (renders/<clip id>) once its row is in a published
+    shard; by default it is removed then (the shard holds its videos, cameras and measures; at
+    300K assets the renders would double OUT). The run's scratch folder is removed at its end
+    either way."""
     min_free_gb: float = 1.0
     """Free space (GB) OUT must keep: checked before the run and before each asset, and when an
     asset fails; below it the run stops with one line, recording nothing for the assets in

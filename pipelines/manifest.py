@@ -36,6 +36,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -49,6 +50,9 @@ MANIFEST_NAME = "manifest.jsonl"
 #: How every result line of the journal starts its event field (json.dumps' separators; a
 #: string value holding these characters has its quotes escaped, so cannot match).
 RESULT_LINE = b'"event": "result"'
+#: An ``asset_done`` line as ``Manifest.append`` writes it (sorted keys); uids are safe names
+#: (``d4d.untrusted.check_identifier``), so the uid is the last quoted value.
+ASSET_DONE_LINE = re.compile(rb'\{"clips": \[[^\]]*\], "event": "asset_done", "time": [0-9.eE+-]+, "uid": "([^"\\]+)"\}\n')
 LOCK_NAME = ".d4d-curate.lock"
 
 
@@ -278,6 +282,10 @@ class Manifest:
                     old = checkpoint is not None and good_bytes < checkpoint.journal_bytes
                     good_bytes += len(line)
                     if old and RESULT_LINE in line:  # in the checkpoint: not parsed (most of a long journal)
+                        continue
+                    done = ASSET_DONE_LINE.fullmatch(line) if old else None
+                    if done is not None:  # the other half of a long journal, read without parsing it
+                        self.state.assets_done.add(done.group(1).decode())
                         continue
                     try:
                         event = json.loads(line)

@@ -30,7 +30,7 @@ def random_journal(seed: int, assets: int) -> list[dict]:
             mine.append({"event": "result", "uid": uid, "asset_uid": asset, "decision": decision, "reason": None if decision == "keep" else "r" + str(rng.randint(0, 3)),
                            "stage": "quality", "whole_asset": uid == asset, "render_dir": f"/out/renders/{uid}", "detail": "d", "time": 1.0 + a,
                            "measures": {"motion_magnitude": rng.random(), "ssim": [rng.random()]}, "timings": {"quality": rng.random()}})
-        events += mine + [{"event": "asset_done", "uid": asset, "clips": clips}]
+        events += mine + [{"event": "asset_done", "uid": asset, "clips": clips, "time": 1.5 + a}]
         if rng.random() < 0.3:
             events.append({"event": "sharded", "uids": [u for u in clips if rng.random() < 0.7], "shards": []})
         keeps = [e for e in mine if e["decision"] == "keep"]
@@ -127,3 +127,38 @@ def test_a_folder_listed_with_parallel_hashing_gives_the_same_records_in_order(t
     cut = LocalFolderSource(tmp_path, hash_threads=2).records()
     assert next(cut).uid == one[0].uid
     cut.close()  # a listing cut short (--limit) stops its hashing threads
+
+
+def test_sharded_renders_are_removed_unless_kept_and_only_inside_renders(tmp_path):
+    from dataclasses import replace
+
+    from d4d.pipelines.config import PipelineConfig
+    from d4d.pipelines.runner import Layout, Run
+    from d4d.pipelines.sources import SourceSpec
+
+    layout = Layout(tmp_path / "out")
+    for keep in (False, True):
+        dirs = [layout.renders / "a", layout.renders / "b", tmp_path / "elsewhere" / "c"]
+        for path in dirs:
+            path.mkdir(parents=True, exist_ok=True)
+            (path / "asset.json").write_text("{}")
+        with Manifest(layout.root, rows=DecisionRows) as manifest:
+            run = Run(SourceSpec("local", str(tmp_path)), replace(PipelineConfig(), keep_renders=keep), layout, manifest, [], {})
+            run.batch = [str(p) for p in dirs]
+            run._remove_sharded_renders({"a", "c"})  # "c" is not under renders/: never removed
+        assert [p.exists() for p in dirs] == [keep, True, True]
+
+
+def test_a_finished_blender_log_is_gzipped_in_place(tmp_path):
+    import gzip
+
+    from d4d.rendering.api import compress_log
+
+    log = tmp_path / "worker-0.log"
+    text = b"".join(b"Fra:%d Mem:12.3M | Sample %d/128\n" % (i, i % 128) for i in range(20_000))
+    log.write_bytes(text)
+    compress_log(log)
+    packed = tmp_path / "worker-0.log.gz"
+    assert not log.exists() and gzip.decompress(packed.read_bytes()) == text and packed.stat().st_size < len(text) / 5
+    compress_log(tmp_path / "absent.log")  # nothing there: nothing done, no error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["worker-0.log.gz"]
