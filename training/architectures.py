@@ -115,6 +115,17 @@ ARCHITECTURES: dict[str, Architecture] = {
                               image_encoder=_VIT_H_IMAGE),
 }
 
+# The image and static-3D tasks at the small size (benchmarks/learning.py): I2VGen-XL's UNet at
+# small-modelscope's widths, with small-modelscope's VAE and text encoder (one fitted VAE serves
+# both backbones) and a CLIP vision tower of the same width.
+ARCHITECTURES["small-i2vgen-xl"] = Architecture(
+    backbone="i2vgen-xl", unet_class="I2VGenXLUNet",
+    unet=dict(_TINY_I2VGEN, block_out_channels=(32, 64), sample_size=ARCHITECTURES["small-modelscope"].unet["sample_size"],
+              cross_attention_dim=64, attention_head_dim=8, norm_num_groups=8),
+    vae=ARCHITECTURES["small-modelscope"].vae, text_encoder={**ARCHITECTURES["small-modelscope"].text_encoder, "num_hidden_layers": 2},
+    image_encoder=dict(_TINY_VISION, hidden_size=64, intermediate_size=128, projection_dim=64), motion_hidden_dim=64,
+    tokenizer_max_length=ARCHITECTURES["small-modelscope"].tokenizer_max_length)
+
 UNET_CLASSES = {"UNet3DConditionModel": UNet3DConditionModel,
                 "UNetSpatioTemporalConditionModel": UNetSpatioTemporalConditionModel, "I2VGenXLUNet": I2VGenXLUNet}
 

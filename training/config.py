@@ -234,6 +234,10 @@ PRESETS: dict[str, TrainConfig] = {
     "paper-static-svd": TrainConfig(task="static", architecture="paper-svd", second_orbit=0.5),
 }
 
+# The image and static-3D tasks at small-text's size and schedule, on I2VGen-XL (benchmarks/learning.py).
+PRESETS["small-image"] = dataclasses.replace(PRESETS["small-text"], task="image", architecture="small-i2vgen-xl")
+PRESETS["small-static"] = dataclasses.replace(PRESETS["small-text"], task="static", architecture="small-i2vgen-xl")
+
 
 def preset(name: str, **overrides) -> TrainConfig:
     """A copy of preset ``name`` with ``overrides`` applied (validated)."""
