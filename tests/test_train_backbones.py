@@ -154,3 +154,35 @@ def test_training_noise_and_target_follow_the_backbone_scheduler(folders, backbo
             scheduler.set_timesteps(10)
             recovered = scheduler.step(draw.target[clip], t, draw.model_input[clip]).pred_original_sample
         torch.testing.assert_close(recovered, z0[clip], rtol=1e-4, atol=1e-4)
+
+
+def test_a_modelscope_unet_with_a_timestep_condition_hears_the_pooled_caption():
+    """small-modelscope's UNet (time_cond_proj_dim set) gets the caption twice: by cross-attention
+    and, pooled over tokens, through its timestep embedding; with every cross-attention silenced
+    the caption still changes the prediction, and a UNet without the setting is not given it."""
+    from diffusers import UNet3DConditionModel
+
+    from d4d.training.architectures import get_architecture
+
+    torch.manual_seed(0)
+    unet = UNet3DConditionModel(**{**get_architecture("small-modelscope").unet, "sample_size": 4}).eval()
+    assert unet.config.time_cond_proj_dim == unet.config.cross_attention_dim
+    for name, module in unet.named_modules():
+        if name.endswith("attn2.to_out.0"):
+            torch.nn.init.zeros_(module.weight)
+            torch.nn.init.zeros_(module.bias)
+    denoiser = Denoiser(unet, None, "text")
+    noisy = torch.randn(1, 2, 4, 4, 4, generator=torch.Generator().manual_seed(1))
+    texts = torch.randn(2, 1, 5, unet.config.cross_attention_dim, generator=torch.Generator().manual_seed(2))
+    seen = {}
+    handle = unet.register_forward_pre_hook(lambda m, a, k: seen.update(k), with_kwargs=True)
+    with torch.no_grad():
+        outs = [denoiser(noisy, torch.tensor([500]), Conditions(motion=torch.zeros(1), text_embeddings=t)) for t in texts]
+    handle.remove()
+    torch.testing.assert_close(seen["timestep_cond"], texts[1].mean(dim=1))
+    assert (outs[0] - outs[1]).abs().max() > 1e-3
+    plain = UNet3DConditionModel(**{**get_architecture("tiny-modelscope").unet, "sample_size": 4}).eval()
+    plain.register_forward_pre_hook(lambda m, a, k: seen.update(k), with_kwargs=True)
+    with torch.no_grad():
+        Denoiser(plain, None, "text")(noisy, torch.tensor([500]), Conditions(motion=torch.zeros(1), text_embeddings=torch.randn(1, 5, 32)))
+    assert seen["timestep_cond"] is None

@@ -14,7 +14,7 @@ from d4d.training.backbone import Denoiser
 from d4d.training.components import build_components
 from d4d.training.config import preset
 from d4d.training.data import Batch, EpochBatches, collate
-from d4d.training.objective import batch_inputs, compute_losses
+from d4d.training.objective import batch_inputs, compute_losses, ldm_loss
 from d4d.training.reference import STARTING_BACKBONE, pipeline_config
 from d4d.training.schedules import training_schedule
 from d4d.training.train import main, train
@@ -51,6 +51,33 @@ def test_loss_is_finite_and_falls_on_a_fixed_batch():
         optimizer.step()
         losses.append(loss.total.item())
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_min_snr_weighting_caps_each_clips_weight_at_gamma(prediction_type):
+    """Min-SNR-gamma: a clip at SNR below gamma keeps the plain weight (1 for epsilon, SNR / (SNR + 1)
+    for v); one above it is weighted gamma / SNR (or gamma / (SNR + 1)); a huge gamma is plain MSE for epsilon."""
+    parts = build_components("text", "tiny-modelscope", seed=0, prediction_type=prediction_type)
+    schedule = training_schedule(parts.scheduler, 0.7, 1.6)
+    alpha_bar = schedule.scheduler.alphas_cumprod[torch.tensor([999, 10])].float()  # SNR ~ 0.005 and ~ 1000
+    prediction, target = torch.zeros(2, 3, 4), torch.stack([torch.full((3, 4), 1.0), torch.full((3, 4), 2.0)])
+    per_clip = torch.tensor([1.0, 4.0])
+    snr = alpha_bar / (1 - alpha_bar)
+    assert snr[0] < 5 < snr[1]
+    expected = torch.minimum(snr, torch.tensor(5.0)) / (snr if prediction_type == "epsilon" else snr + 1)
+    got = ldm_loss(prediction, target, alpha_bar, schedule, snr_gamma=5.0)
+    assert torch.allclose(got, (expected * per_clip).mean(), rtol=1e-5)
+    plain = ldm_loss(prediction, target, alpha_bar, schedule, snr_gamma=None)
+    assert torch.allclose(plain, per_clip.mean())
+    if prediction_type == "epsilon":
+        assert torch.allclose(ldm_loss(prediction, target, alpha_bar, schedule, snr_gamma=1e9), plain)
+
+
+def test_min_snr_weighting_is_refused_on_edm_schedules():
+    parts = build_components("image", "tiny-svd", seed=0)
+    schedule = training_schedule(parts.scheduler, 0.7, 1.6)
+    with pytest.raises(ValueError, match="snr_gamma"):
+        ldm_loss(torch.zeros(1, 2), torch.ones(1, 2), torch.tensor([0.5]), schedule, snr_gamma=5.0)
 
 
 def run_config(**overrides):

@@ -76,16 +76,19 @@ ARCHITECTURES: dict[str, Architecture] = {
                   norm_num_groups=4),
         vae=_TINY_VAE, text_encoder=_TINY_TEXT, motion_hidden_dim=16, tokenizer_max_length=32),
     # Small enough to learn a handful of clips on a laptop CPU in minutes (the demo): 24 frames of
-    # 32 x 32 pixels, latents 4 x 16 x 16 through a VAE of 32 and 64 channels (fitted by the
-    # autoencoder stage), a two-level UNet3D of 32 and 64 channels.
+    # 32 x 32 pixels, latents 4 x 8 x 8 through a VAE of 32, 64 and 64 channels that downsamples 4x
+    # (fitted by the autoencoder stage), a two-level UNet3D of 32 and 64 channels; a 77-character
+    # prompt window, so the whole caption conditions the model.
     "small-modelscope": Architecture(
         backbone="modelscope", unet_class="UNet3DConditionModel",
-        unet=dict(block_out_channels=(32, 64), layers_per_block=1, sample_size=16, in_channels=LATENT_CHANNELS,
+        unet=dict(block_out_channels=(32, 64), layers_per_block=1, sample_size=8, in_channels=LATENT_CHANNELS,
                   out_channels=LATENT_CHANNELS, down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
                   up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"), cross_attention_dim=64, attention_head_dim=8,
-                  norm_num_groups=8),
-        vae=dict(_TINY_VAE, block_out_channels=(32, 64), norm_num_groups=8, sample_size=32),
-        text_encoder=dict(_TINY_TEXT, hidden_size=64, intermediate_size=128), motion_hidden_dim=64, tokenizer_max_length=32),
+                  norm_num_groups=8, time_cond_proj_dim=64),
+        vae=dict(_TINY_VAE, block_out_channels=(32, 64, 64), down_block_types=("DownEncoderBlock2D",) * 3,
+                 up_block_types=("UpDecoderBlock2D",) * 3, norm_num_groups=8, sample_size=32),
+        text_encoder=dict(_TINY_TEXT, hidden_size=64, intermediate_size=128, max_position_embeddings=77), motion_hidden_dim=64,
+        tokenizer_max_length=77),
     "tiny-svd": Architecture(backbone="svd", unet_class="UNetSpatioTemporalConditionModel", unet=_TINY_SVD, vae=_TINY_VAE,
                              image_encoder=_TINY_VISION, motion_hidden_dim=16),
     "tiny-i2vgen-xl": Architecture(backbone="i2vgen-xl", unet_class="I2VGenXLUNet", unet=_TINY_I2VGEN, vae=_TINY_VAE,

@@ -120,6 +120,12 @@ class TrainConfig:
     """Override of the target of L_ldm. None (default) keeps the backbone's own (its scheduler
     config: epsilon for ModelScope, v for I2VGen-XL and SVD); changing it re-purposes the
     pretrained output layer."""
+    snr_gamma: float | None = None
+    """Min-SNR-gamma loss weighting (Hang et al., 2023) of L_ldm on discrete schedules: each clip's
+    MSE is weighted by min(SNR_t, gamma) / SNR_t (epsilon target) or min(SNR_t, gamma) / (SNR_t + 1)
+    (v target), SNR_t = abar_t / (1 - abar_t), so nearly clean steps stop dominating the loss;
+    None (default) is the plain MSE. Diffusion4D does not weight L_ldm; d4d uses it where noted
+    in a preset (gamma 5, Hang et al.'s value). EDM backbones refuse it."""
     edm_p_mean: float = 0.7
     """EDM backbones (SVD): ln sigma of the training noise ~ N(edm_p_mean, edm_p_std^2) (d4d's
     choice: the common SVD fine-tuning values, shifted to more noise than EDM's -1.2 / 1.2)."""
@@ -178,6 +184,8 @@ class TrainConfig:
             allowed += [None] if type(None) in choices else []
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}: got {getattr(self, name)!r}, expected one of {allowed}")
+        if self.snr_gamma is not None and self.snr_gamma <= 0:
+            raise ValueError(f"snr_gamma: got {self.snr_gamma}, expected > 0 or None")
         if self.edm_p_std <= 0:
             raise ValueError(f"edm_p_std: got {self.edm_p_std}, expected > 0")
         if self.fps is not None and self.fps < 1:

@@ -18,7 +18,7 @@ from .components import Components, encode_text, encode_video
 from .config import TrainConfig
 from .data import Batch
 from .motion import motion_reconstruction_loss
-from .schedules import clean_estimate
+from .schedules import DiscreteSchedule, clean_estimate
 from .unets import MicroConditions, UNetAdapter
 
 
@@ -87,6 +87,20 @@ def drop_conditions(cond: Conditions, null: Conditions, config: TrainConfig, gen
     return dropped
 
 
+def ldm_loss(prediction: torch.Tensor, target: torch.Tensor, alpha_bar: torch.Tensor, schedule, snr_gamma: float | None) -> torch.Tensor:
+    """L_ldm, a float32 scalar: the MSE of ``prediction`` to ``target`` (both [B, ...]), each clip's
+    weighted by min-SNR-gamma (TrainConfig.snr_gamma) when ``snr_gamma`` is set; ``alpha_bar`` [B]."""
+    if snr_gamma is None:
+        return F.mse_loss(prediction.float(), target.float())
+    if not isinstance(schedule, DiscreteSchedule):
+        raise ValueError("snr_gamma: min-SNR weighting applies to discrete schedules; this backbone trains with EDM's own weighting")
+    per_clip = (prediction.float() - target.float()).pow(2).flatten(1).mean(dim=1)
+    snr = alpha_bar.float() / (1.0 - alpha_bar.float()).clamp_min(1e-8)
+    clipped = snr.clamp_max(snr_gamma)
+    weight = clipped / snr if schedule.prediction_type == "epsilon" else clipped / (snr + 1.0)
+    return (weight * per_clip).mean()
+
+
 def compute_losses(denoiser: Denoiser, schedule, z0: torch.Tensor, zbar: torch.Tensor, cond: Conditions,
                    config: TrainConfig, generator: torch.Generator) -> Losses:
     """Noise z0 as the model's schedule does, predict, and return L_ldm (MSE to the schedule's
@@ -98,7 +112,7 @@ def compute_losses(denoiser: Denoiser, schedule, z0: torch.Tensor, zbar: torch.T
     """
     noisy = schedule.noisy(z0, generator)
     prediction = denoiser(noisy.model_input, noisy.timesteps, cond)
-    ldm = F.mse_loss(prediction.float(), noisy.target.float())
+    ldm = ldm_loss(prediction, noisy.target, noisy.alpha_bar, schedule, config.snr_gamma)
     if config.target == "static":
         zero = torch.zeros((), device=ldm.device)
         return Losses(total=ldm, ldm=ldm, mr=zero)

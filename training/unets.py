@@ -121,7 +121,9 @@ class ModelScopeAdapter(UNetAdapter):
 
     def forward(self, unet, noisy, timesteps, cond, micro):
         sample = noisy.permute(0, 2, 1, 3, 4)
-        out = unet(sample, timesteps, encoder_hidden_states=cond.text_embeddings.to(noisy.dtype)).sample
+        text = cond.text_embeddings.to(noisy.dtype)
+        pooled = text.mean(dim=1) if unet.config.time_cond_proj_dim is not None else None
+        out = unet(sample, timesteps, encoder_hidden_states=text, timestep_cond=pooled).sample
         return out.permute(0, 2, 1, 3, 4)
 
 
