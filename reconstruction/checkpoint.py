@@ -24,10 +24,9 @@ from pathlib import Path
 import torch
 
 from d4d.files import write_bytes_atomic
-from d4d.reconstruction.config import ReconstructConfig
+from d4d.reconstruction.config import CHECKPOINT_NAME, ReconstructConfig
 from d4d.reconstruction.views import Views
 
-CHECKPOINT_NAME = "checkpoint.safetensors"
 #: d4d 0.1's pickled checkpoint: refused, never loaded (a pickle runs code when loaded).
 LEGACY_CHECKPOINT_NAME = "checkpoint.pt"
 #: The ``format`` entry of the metadata.

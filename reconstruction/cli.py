@@ -19,21 +19,47 @@ the input cannot be read or the run fails, 2 for bad arguments, 130 when interru
 from __future__ import annotations
 
 import argparse
+import ctypes
+import importlib.util
 import logging
+import re
 import sys
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from d4d.options import add_options, apply_overrides, overrides_from_args
-from d4d.reconstruction.checkpoint import CHECKPOINT_NAME
-from d4d.reconstruction.config import AUTO, PRESETS, ReconstructConfig, preset, resolve_preset
-from d4d.reconstruction.rasterize import BACKENDS
-from d4d.reconstruction.run import pick_device, reconstruct_input
+from d4d.reconstruction.config import AUTO, BACKENDS, CHECKPOINT_NAME, PRESETS, ReconstructConfig, preset, resolve_preset
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger("d4d-reconstruct")
 #: Flags of earlier versions that still set their field.
 ALIASES = {"holdout_every": ["--holdout"]}
+
+
+def auto_device_type() -> str:
+    """"cuda" or "cpu": what ``--device auto`` picks (``run.pick_device``), found without importing
+    torch, so that --help answers at once. Once torch is imported, torch says; before, "cuda" when
+    the installed torch was built for CUDA or ROCm (its ``version.py``, read as text) and the
+    driver (libcuda, or HIP's runtime) counts a device."""
+    if "torch" in sys.modules:
+        return "cuda" if sys.modules["torch"].cuda.is_available() else "cpu"
+    spec = importlib.util.find_spec("torch")
+    if spec is None or spec.origin is None:
+        return "cpu"
+    built = dict(re.findall(r"^(cuda|hip)\b[^=]*=\s*(.+)$", Path(spec.origin).with_name("version.py").read_text(), re.M))
+    for kind, library, init, count in (("cuda", "libcuda.so.1", "cuInit", "cuDeviceGetCount"), ("hip", "libamdhip64.so", None, "hipGetDeviceCount")):
+        if built.get(kind, "None").strip() in ("None", ""):
+            continue
+        try:
+            driver = ctypes.CDLL(library)
+        except OSError:
+            continue
+        devices = ctypes.c_int(0)
+        if (init is None or getattr(driver, init)(0) == 0) and getattr(driver, count)(ctypes.byref(devices)) == 0 and devices.value > 0:
+            return "cuda"
+    return "cpu"
 
 
 def shown_preset(argv: list[str]) -> str:
@@ -43,8 +69,8 @@ def shown_preset(argv: list[str]) -> str:
     peek.add_argument("--device", default="auto")
     args = peek.parse_known_args(argv)[0]
     try:
-        return resolve_preset(args.preset, pick_device(args.device).type)
-    except (ValueError, RuntimeError):
+        return resolve_preset(args.preset, auto_device_type() if args.device == "auto" else args.device.split(":")[0])
+    except ValueError:
         return resolve_preset(AUTO, "cpu")  # the full parse names the bad value
 
 
@@ -74,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(shown_preset(argv))
     args = parser.parse_args(argv)
+    from d4d.reconstruction.run import pick_device, reconstruct_input  # torch: after --help and the arguments
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
         device = pick_device(args.device)

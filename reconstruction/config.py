@@ -18,6 +18,10 @@ from typing import Literal
 
 VIDEOS = ("dynamic", "static")
 Video = Literal["dynamic", "static"]
+#: Rasterizers (``--backend``; reconstruction/rasterize.py picks and imports one).
+BACKENDS = ("auto", "torch", "gsplat")
+#: The resumable checkpoint in the output directory (reconstruction/checkpoint.py).
+CHECKPOINT_NAME = "checkpoint.safetensors"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import torch
 
-BACKENDS = ("auto", "torch", "gsplat")
+from d4d.reconstruction.config import BACKENDS
 
 
 def gsplat_available() -> bool:

@@ -22,7 +22,7 @@ from d4d.training.config import preset
 BIN = Path(sys.executable).parent
 
 
-@pytest.mark.parametrize("command", ["d4d-train", "d4d-sample", "d4d-eval"])
+@pytest.mark.parametrize("command", ["d4d-train", "d4d-sample", "d4d-eval", "d4d-reconstruct"])
 def test_help_answers_at_once_without_library_noise(command):
     started = time.perf_counter()
     done = subprocess.run([str(BIN / command), "--help"], capture_output=True, text=True, timeout=60)
@@ -144,6 +144,12 @@ def test_reconstruct_help_shows_the_preset_this_run_uses():
 
     assert shown_preset(["in", "--out", "o", "--preset", "fast"]) == "fast"
     assert shown_preset(["in", "--out", "o", "--device", "cpu"]) == "cpu"  # auto on a CPU
+    # What --device auto picks, told without importing torch (for --help), is what torch picks.
+    probe = subprocess.run([sys.executable, "-c", "import sys; from d4d.reconstruction.cli import auto_device_type; "
+                            "print(auto_device_type(), 'torch' in sys.modules)"], capture_output=True, text=True, timeout=60)
+    import torch
+
+    assert probe.stdout.split() == ["cuda" if torch.cuda.is_available() else "cpu", "False"], probe.stderr[-2000:]
     text = " ".join(build_parser("fast").format_help().split())
     assert "preset fast's, the one this run uses" in text
     assert f"(default: {recon_preset('fast').coarse_iterations})" in text.rsplit("--coarse-iterations INT", 1)[1][:200]
