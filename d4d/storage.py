@@ -112,6 +112,14 @@ def file_type(uri: str) -> pafs.FileType:
     return found
 
 
+def size(location: str | Path) -> int:
+    """Bytes of the file at a path or URI."""
+    if not is_uri(location):
+        return Path(location).stat().st_size
+    fs, path = resolve(location)
+    return fs.get_file_info(path).size
+
+
 def list_names(uri: str) -> list[str]:
     """Names of the files directly under the directory (or prefix) ``uri``, sorted.
     FileNotFoundError naming it when there is nothing there; ValueError when it cannot be read."""
@@ -134,27 +142,6 @@ def upload(local: str | Path, uri: str) -> str:
         while block := source.read(CHUNK_BYTES):
             sink.write(block)
     return uri
-
-
-def download(uri: str, local: str | Path, max_bytes: int | None = None) -> Path:
-    """Copy ``uri`` to the local file ``local`` (which must not be visible half-written: give a
-    temporary name and move it). ValueError when it holds more than ``max_bytes``."""
-    fs, path = resolve(uri)
-    done = 0
-    with fs.open_input_stream(path) as source, open(local, "wb") as sink:
-        while block := source.read(CHUNK_BYTES):
-            done += len(block)
-            if max_bytes is not None and done > max_bytes:
-                raise ValueError(f"{uri}: larger than {max_bytes} bytes")
-            sink.write(block)
-    return Path(local)
-
-
-def delete(uri: str) -> None:
-    """Remove the file at ``uri`` (nothing when it is not there)."""
-    fs, path = resolve(uri)
-    if fs.get_file_info(path).type == pafs.FileType.File:
-        fs.delete_file(path)
 
 
 def check_writable(uri: str, what: str = "location") -> None:

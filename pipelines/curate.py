@@ -1,6 +1,6 @@
 """d4d-curate: the curation job, from an asset source to shards, on Ray (docs/pipeline.md).
 
-    d4d-curate --source SOURCE --out DIR [--address ADDR] [--frames 24] [--resolution 256]
+    d4d-curate --source SOURCE --out DIR|URI [--work-dir DIR] [--address ADDR] [--frames 24] [--resolution 256]
                [--engine cycles] [--workers N] [--limit N] [--max-attempts 2] ... (--help lists all)
 
 SOURCE: ``local:PATH``, ``builtin``, ``objaverse[:CACHE_DIR]`` or ``objaverse-xl[:CACHE_DIR]``
@@ -28,7 +28,9 @@ from d4d.curation.decision import FAILURES
 from d4d.curation.sources import PROBLEMS
 from d4d.options import add_options, apply_overrides, overrides_from_args
 from d4d.pipelines.config import PipelineConfig
+from d4d.pipelines.output import local_folder
 from d4d.pipelines.work import PIPELINE_FAILURES
+from d4d.storage import location_arg
 
 
 def default_workers() -> int:
@@ -48,7 +50,12 @@ CURATE_ALIASES = {"decision.render.timeout_s": ["--timeout"], "decision.prepass_
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="d4d-curate", description=__doc__.split("\n\n")[0])
     p.add_argument("--source", required=True, help="local:PATH | builtin | objaverse[:CACHE_DIR] | objaverse-xl[:CACHE_DIR]")
-    p.add_argument("--out", required=True, type=Path, help="output directory (created; rerun with the same one to resume)")
+    p.add_argument("--out", required=True, type=location_arg,
+                   help="output directory (created; rerun with the same one to resume), or a URI (s3://BUCKET/PREFIX, gs://...): "
+                        "shards and tables go there, the journal, logs and renders to --work-dir (docs/pipeline.md, \"Object storage\")")
+    p.add_argument("--work-dir", type=Path,
+                   help="with an --out URI: the local folder for the journal, logs, scratch and renders "
+                        "(default ~/.cache/d4d/curate/SCHEME/BUCKET/PREFIX; shared by every node on a cluster)")
     p.add_argument("--address", help="join this Ray cluster (e.g. 10.0.0.1:6379 or auto); default: RAY_ADDRESS or an embedded local Ray")
     p.add_argument("--limit", type=int, help="only the first N assets of the source")
     p.add_argument("--config", help="JSON file of CurationConfig fields to override (docs/curation.md)")
@@ -90,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         config = config_from_args(args)
-        spec = parse_source(args.source, args.out, online=args.online, id_list=args.id_list, limits=config.download,
+        spec = parse_source(args.source, local_folder(args.out, args.work_dir), online=args.online, id_list=args.id_list, limits=config.download,
                             max_file_mb=config.limits.max_file_mb)
     except ValueError as exc:
         parser.error(str(exc))
@@ -100,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         retry = frozenset(args.retry_failed) if args.retry_failed is not None else None
-        run_curation(spec, config, args.out, limit=args.limit, address=args.address, captions_csv=args.captions, retry_failed=retry)
+        run_curation(spec, config, args.out, limit=args.limit, address=args.address, captions_csv=args.captions, retry_failed=retry,
+                     work_dir=args.work_dir)
     except (SourceError, RunLocked, OutputRefused) as exc:
         print(f"d4d-curate: {exc}", file=sys.stderr)
         return 2

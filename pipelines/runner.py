@@ -20,10 +20,12 @@ from pathlib import Path
 
 import ray
 
+from d4d import storage
 from d4d.curation.sources import FetchError
 from d4d.curation.sources.base import invalid_record
 from d4d.pipelines.config import PipelineConfig
 from d4d.pipelines.manifest import Manifest
+from d4d.pipelines.output import publish_tables, run_folders
 from d4d.pipelines.rates import RecentRate, duration
 from d4d.pipelines.ray_adapter import BatchStepActor, init_ray, placeable_workers, shutdown_ray, start_actor, start_steps_actor, submit_asset, submit_batch
 from d4d.pipelines.session import end_session, reap_session, record_session
@@ -40,17 +42,25 @@ SUMMARY_EVERY_S = 30.0
 
 @dataclass
 class Layout:
-    """Where a run writes, under its output directory."""
+    """Where a run writes, under its output directory (``root``); with an OUT URI (``remote``),
+    shards and tables go there and the rest stays in ``root``, the local work folder
+    (pipelines.output)."""
 
     root: Path
+    remote: str | None = None
 
     @property
     def renders(self) -> Path:
         return self.root / "renders"
 
     @property
-    def shards(self) -> Path:
-        return self.root / "shards"
+    def shards(self) -> Path | str:
+        return storage.join(self.remote, "shards") if self.remote else self.root / "shards"
+
+    @property
+    def shards_staging(self) -> Path:
+        """Where shards are built before their upload to ``remote``."""
+        return self.root / "shards-staging"
 
     @property
     def logs(self) -> Path:
@@ -69,7 +79,7 @@ class Layout:
     def check(self) -> None:
         """Refuse (SourceError) an output directory whose parts are links that lead out of it:
         d4d writes and deletes only inside OUT."""
-        for path in (self.renders, self.previews, self.shards, self.logs, self.scratch):
+        for path in (self.renders, self.previews, self.shards if self.remote is None else self.shards_staging, self.logs, self.scratch):
             if (path.exists() or path.is_symlink()) and not inside(self.root, path):
                 raise OutputRefused(f"{path}: a link out of the output directory {self.root}; d4d writes only inside it")
 
@@ -367,7 +377,7 @@ class Run:
     def _start_writer(self) -> None:
         """The shard writer actor (started before the workers, so that it has its CPU)."""
         if self.writer is None:
-            step = WriteShards(self.layout.shards, self.config.codec, self.config.max_shard_mb, self.space)
+            step = WriteShards(self.layout.shards, self.config.codec, self.config.max_shard_mb, self.space, self.layout.shards_staging)
             self.writer = start_actor(BatchStepActor, step.resources, step)
 
     def _shards_written(self) -> None:
@@ -411,6 +421,8 @@ class Run:
         stats["recent"] = self.progress.recent.snapshot(self.progress.total - self.progress.done, time.time())
         try:
             write_tables(self.layout.root, self.manifest.state, stats)
+            if self.layout.remote is not None:
+                publish_tables(self.layout.root, self.layout.remote)
         except OSError as exc:
             line = self.space.stop_line(exc)
             if line is None:
@@ -567,8 +579,8 @@ def _run_locked(spec: SourceSpec, config: PipelineConfig, layout: Layout, manife
 
 
 def run_curation(
-    spec: SourceSpec, config: PipelineConfig, out_dir: Path, limit: int | None = None, address: str | None = None, captions_csv: str | Path | None = None,
-    retry_failed: frozenset[str] | None = None,
+    spec: SourceSpec, config: PipelineConfig, out_dir: Path | str, limit: int | None = None, address: str | None = None, captions_csv: str | Path | None = None,
+    retry_failed: frozenset[str] | None = None, work_dir: Path | None = None,
 ) -> dict:
     """Run (or resume) the curation job from ``spec`` into ``out_dir``; returns stats.json's content.
 
@@ -578,21 +590,27 @@ def run_curation(
 
     Writes ``out_dir``/manifest.jsonl, renders/<uid> (kept assets' quality renders),
     shards/ (Parquet, docs/shards.md), decisions.parquet, failures.parquet, stats.json, logs/.
+    ``out_dir`` may be a URI (s3://, gs://): shards and tables go there, the rest to ``work_dir``
+    (pipelines.output; OutputRefused when either cannot be used).
 
     Raises ``Stopped`` on SIGTERM / SIGINT (workers, Blender and the embedded Ray stopped, the
     journal intact), ``OutOfSpace`` when OUT cannot be written.
     """
     handlers = catch_stop_signals()
     try:
-        return _run_curation(spec, config, out_dir, limit, address, captions_csv, retry_failed)
+        return _run_curation(spec, config, out_dir, limit, address, captions_csv, retry_failed, work_dir)
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
 
 
-def _run_curation(spec: SourceSpec, config: PipelineConfig, out_dir: Path, limit: int | None, address: str | None, captions_csv: str | Path | None,
-                  retry_failed: frozenset[str] | None) -> dict:
-    layout = Layout(Path(out_dir).resolve())
+def _run_curation(spec: SourceSpec, config: PipelineConfig, out_dir: Path | str, limit: int | None, address: str | None, captions_csv: str | Path | None,
+                  retry_failed: frozenset[str] | None, work_dir: Path | None = None) -> dict:
+    try:
+        root, remote = run_folders(out_dir, work_dir)
+    except ValueError as exc:
+        raise OutputRefused(str(exc)) from None
+    layout = Layout(root.resolve(), remote)
     layout.root.mkdir(parents=True, exist_ok=True)
     layout.check()
     space = SpaceGuard(layout.root, config.min_free_gb * 1e9)
@@ -616,7 +634,7 @@ def _run_curation(spec: SourceSpec, config: PipelineConfig, out_dir: Path, limit
         f"done: {stats['finished']}/{stats['total_assets']} assets, {stats['clips']['judged']} clips ({decided}), "
         f"{stats['assets']['failed_whole']} assets failed whole, {stats['in_shards']} clips in shards; "
         + (f"entries not curated: {not_curated}; " if not_curated else "") +
-        f"{this_run}; tables in {layout.root}",
+        f"{this_run}; tables in {layout.remote or layout.root}",
         flush=True,
     )
     return stats

@@ -19,6 +19,7 @@ from pathlib import Path
 from d4d.curation.sources.download import DownloadLimits
 from d4d.curation.sources.objaverse_xl import XLEndpoints
 from d4d.rendering.api import Limits
+from d4d.storage import FOLDED_URI, is_uri
 
 KINDS = ("local", "builtin", "objaverse", "objaverse-xl")
 
@@ -57,6 +58,9 @@ def parse_source(text: str, out_dir: Path, online: bool = False, id_list: str | 
         raise ValueError(f"--source {text!r}: unknown kind {kind!r}; use local:PATH, builtin, objaverse[:DIR] or objaverse-xl[:DIR]")
     if (online or id_list) and kind not in ("objaverse", "objaverse-xl"):
         raise ValueError(f"--online / --id-list apply to objaverse sources, not {kind}")
+    if is_uri(rest) or FOLDED_URI.match(rest):
+        raise ValueError(f"--source {text!r}: sources read local folders and caches, not URIs; copy the assets "
+                         "(or the objaverse cache) to a local or shared folder first. Only --out may be a URI")
     if kind == "local":
         if not rest:
             raise ValueError(f"--source {text!r}: local needs a folder, e.g. local:/data/assets")

@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from d4d import storage
 from d4d.curation.procedure import StagedDecision
 from d4d.curation.rules import failure_reason
 from d4d.curation.sources import FetchError
@@ -151,17 +152,21 @@ class WriteShards:
     name = "shards"
     resources = Resources(num_cpus=1.0)
 
-    def __init__(self, shard_dir: Path, codec: str, max_shard_mb: float, space: SpaceGuard | None = None):
-        self.shard_dir, self.codec, self.max_shard_mb, self.space = Path(shard_dir), codec, max_shard_mb, space
+    def __init__(self, shard_dir: Path | str, codec: str, max_shard_mb: float, space: SpaceGuard | None = None, staging: Path | None = None):
+        """``shard_dir`` a folder, or a URI whose shards are built in the local ``staging`` folder and uploaded (shards.remote)."""
+        self.shard_dir = shard_dir if storage.is_uri(shard_dir) else Path(shard_dir)
+        self.codec, self.max_shard_mb, self.space, self.staging = codec, max_shard_mb, space, staging
 
     def setup(self, context: WorkerContext | None = None) -> None:
-        self.shard_dir.mkdir(parents=True, exist_ok=True)
+        (self.staging if storage.is_uri(self.shard_dir) else self.shard_dir).mkdir(parents=True, exist_ok=True)
 
     def process(self, render_dirs: list[str]) -> dict:
         try:
-            report = write_shards(render_dirs, self.shard_dir, ShardWriteConfig(codec=self.codec, max_shard_mb=self.max_shard_mb))
-        except OSError as exc:
-            stop = self.space.stop_line(exc) if self.space is not None else None
+            report = write_shards(render_dirs, self.shard_dir, ShardWriteConfig(codec=self.codec, max_shard_mb=self.max_shard_mb), staging=self.staging)
+        except (OSError, ValueError) as exc:  # ValueError: the URI (its bucket) went away
+            stop = self.space.stop_line(exc) if self.space is not None and isinstance(exc, OSError) else None
+            if stop is None and storage.is_uri(self.shard_dir):
+                stop = f"OUT cannot be written: uploading shards to {self.shard_dir} failed ({str(exc).splitlines()[0][:200]}); fix that and rerun the same command to finish"
             if stop is None:
                 raise
             return {"written": [], "skipped": [], "failed": {}, "shards": [], "stop": stop}

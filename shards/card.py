@@ -25,6 +25,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from d4d import storage
 from d4d.files import write_bytes_atomic
 from d4d.shards.files import list_shards
 from d4d.shards.schema import SCHEMA_VERSION, TENSOR_COLUMNS, schema_version
@@ -116,8 +117,7 @@ def _cell(text) -> str:
 
 
 def card_text(shard_dir: str | Path) -> str:
-    """The card of the shards in ``shard_dir`` (ValueError when there are none)."""
-    shard_dir = Path(shard_dir)
+    """The card of the shards in ``shard_dir``, a directory or a URI (ValueError when there are none)."""
     paths = list_shards(shard_dir)
     if not paths:
         raise ValueError(f"{shard_dir}: no shards to describe")
@@ -142,7 +142,7 @@ def card_text(shard_dir: str | Path) -> str:
         motions += [m for m in data["motion_magnitude"] if m is not None]
         if "dynamic2_times" in names:
             second_orbit += table.num_rows - pq.read_table(path, columns=["dynamic2_times"]).column(0).null_count
-    size_mb = sum(p.stat().st_size for p in paths) / 1e6
+    size_mb = sum(storage.size(p) for p in paths) / 1e6
     only = next(iter(licences)).lower() if len(licences) == 1 else "other"
     licence = only if re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", only) and only != "unknown" else "other"  # a YAML-safe identifier
     motion = f"{min(motions):.1f} .. {max(motions):.1f} (mean {sum(motions) / len(motions):.1f})" if motions else "not measured"

@@ -139,48 +139,62 @@ def write_shards(
     out_dir: str | Path,
     config: ShardWriteConfig = ShardWriteConfig(),
     captions: dict[str, str] | None = None,
+    staging: str | Path | None = None,
 ) -> WriteReport:
     """Encode render directories into the shards of ``out_dir``.
 
     A render directory that breaks the render contract is recorded in ``report.failed`` and the
     others are still written. Two directories with the same uid in one call: the second fails.
     Progress (with the time left) is logged per directory.
+
+    ``out_dir`` may be a URI (``s3://bucket/prefix``, d4d.storage): the shards are built in the
+    local folder ``staging`` (a temporary one when None) and each is uploaded whole as one
+    object (shards.remote); ``report.shards`` then holds their URIs.
     """
     if storage.is_uri(out_dir):
-        raise ValueError(f"{out_dir}: d4d-shards write writes a local directory; copy it to the URI (or let d4d-curate --out write there)")
+        from d4d.shards.remote import write_shards_to_uri
+
+        return write_shards_to_uri(render_dirs, out_dir, config, captions, staging)
     out_dir = Path(out_dir)
-    report = WriteReport()
     with writer_lock(out_dir):
-        done = existing_uids(out_dir)
-        this_run: dict[str, str] = {}
-        sink = ShardSink(out_dir, int(config.max_shard_mb * 1e6), config.rows_per_group)
-        progress = Progress(len(render_dirs))
-        try:
-            for number, render_dir in enumerate(map(Path, render_dirs), start=1):
-                key = str(render_dir)
-                where = f"[{number}/{len(render_dirs)}{progress.left(number - 1)}] {render_dir}"
-                try:
-                    uid = render_uid(render_dir, read_asset(render_dir))
-                    if uid in this_run:
-                        raise ValueError(f"duplicate uid {uid}, already written from {this_run[uid]} in this run")
-                    if uid in done:
-                        report.skipped.append(key)
-                        log.info("%s: uid %s already in %s, skipped", where, uid, out_dir)
-                        continue
-                    row = row_from_render(render_dir, config.codec, config.crf, captions)
-                except (RenderContractError, ValueError, OSError) as exc:
-                    report.failed[key] = str(exc)
-                    log.error("%s: failed: %s", where, exc)
-                    continue
-                sink.add(row)
-                this_run[uid] = key
-                report.written.append(key)
-                log.info("%s: uid %s encoded", where, uid)
-            sink.close()
-        except BaseException:
-            sink.discard()
-            raise
-        report.shards = sink.published
+        report = encode_shards(render_dirs, out_dir, existing_uids(out_dir), config, captions)
         if report.shards or (list_shards(out_dir) and not (out_dir / CARD_NAME).exists()):
             write_card(out_dir)
+    return report
+
+
+def encode_shards(render_dirs: list[str | Path], out_dir: Path, done: set[str], config: ShardWriteConfig,
+                  captions: dict[str, str] | None) -> WriteReport:
+    """The body of ``write_shards`` under the writer lock of ``out_dir``: encode the render
+    directories whose uid is not in ``done`` into new shards of ``out_dir``."""
+    report = WriteReport()
+    this_run: dict[str, str] = {}
+    sink = ShardSink(out_dir, int(config.max_shard_mb * 1e6), config.rows_per_group)
+    progress = Progress(len(render_dirs))
+    try:
+        for number, render_dir in enumerate(map(Path, render_dirs), start=1):
+            key = str(render_dir)
+            where = f"[{number}/{len(render_dirs)}{progress.left(number - 1)}] {render_dir}"
+            try:
+                uid = render_uid(render_dir, read_asset(render_dir))
+                if uid in this_run:
+                    raise ValueError(f"duplicate uid {uid}, already written from {this_run[uid]} in this run")
+                if uid in done:
+                    report.skipped.append(key)
+                    log.info("%s: uid %s already in %s, skipped", where, uid, out_dir)
+                    continue
+                row = row_from_render(render_dir, config.codec, config.crf, captions)
+            except (RenderContractError, ValueError, OSError) as exc:
+                report.failed[key] = str(exc)
+                log.error("%s: failed: %s", where, exc)
+                continue
+            sink.add(row)
+            this_run[uid] = key
+            report.written.append(key)
+            log.info("%s: uid %s encoded", where, uid)
+        sink.close()
+    except BaseException:
+        sink.discard()
+        raise
+    report.shards = sink.published
     return report
