@@ -8,8 +8,8 @@ binary glTF (.glb), the format real data comes in, with a caption each in Cap3D'
 
 ``procedural_specs(count, seed)`` draws the specs (pure Python, no bpy): motions in turn, so
 every motion appears, shapes and colour pairs shuffled. ``split_specs`` holds out the last
-assets (consecutive, so they span the motions, each with its own shape and colour draw). ``python -m d4d.rendering.procedural_assets --out DIR --count N
---heldout K --seed S`` writes ``DIR/train/`` and ``DIR/heldout/`` (each a local source for
+assets (consecutive, so they span the motions, each with its own shape and colour draw).
+``python -m d4d.rendering.procedural_assets --out DIR --count N --heldout K --seed S`` writes ``DIR/train/`` and ``DIR/heldout/`` (each a local source for
 ``d4d-curate``, with its ``captions.csv``) and ``DIR/specs.json``; ``ensure_procedural_assets``
 does so in a subprocess (bpy stays out of the caller), only when the specs differ.
 """
