@@ -23,6 +23,7 @@ from pathlib import Path
 
 from d4d import storage
 from d4d.files import write_bytes_atomic
+from d4d.pipelines.space import OutOfSpace
 
 #: The tables a run rewrites in its folder, uploaded after each rewrite.
 TABLES = ("decisions.parquet", "failures.parquet", "stats.json")
@@ -65,7 +66,12 @@ def run_folders(out: str | Path, work_dir: str | Path | None) -> tuple[Path, str
 
 
 def publish_tables(root: Path, uri: str) -> None:
-    """Upload the tables of the run folder ``root`` to ``uri`` (each appears whole)."""
+    """Upload the tables of the run folder ``root`` to ``uri`` (each appears whole). OutOfSpace
+    (the run stops, exit 3: OUT cannot be written) when an upload fails."""
     for name in TABLES:
         if (root / name).is_file():
-            storage.upload(root / name, storage.join(uri, name))
+            try:
+                storage.upload(root / name, storage.join(uri, name))
+            except OSError as exc:
+                reason = str(exc).strip().splitlines()[0][:200]
+                raise OutOfSpace(f"OUT cannot be written: uploading {name} to {uri} failed ({reason}); fix that and rerun the same command to finish") from None

@@ -16,6 +16,7 @@ from conftest import requires_bpy
 
 from d4d import storage
 from d4d.pipelines.output import BINDING, default_work_dir, publish_tables, run_folders
+from d4d.pipelines.space import OutOfSpace
 from d4d.pipelines.steps import WriteShards
 from d4d.shards.files import list_shards
 from d4d.shards.verify import verify_shards
@@ -77,6 +78,8 @@ def test_work_folder_is_bound_to_its_uri_and_tables_are_published(s3, tmp_path):
     publish_tables(root, remote)
     fs, path = storage.resolve("s3://d4d/runs/one/stats.json")
     assert json.loads(fs.open_input_stream(path).read()) == {"finished": 1}
+    with pytest.raises(OutOfSpace, match="OUT cannot be written: uploading stats.json to s3://no-such-bucket/x failed .*rerun"):
+        publish_tables(root, "s3://no-such-bucket/x")  # the run stops in one line (exit 3), not with a traceback
 
 
 @pytest.mark.parametrize("out, reason", [
