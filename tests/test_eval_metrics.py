@@ -10,7 +10,7 @@ import torch
 
 from d4d.curation.ssim import ssim_map
 from d4d.evaluation.clip_score import ClipScorer, cosine_rows
-from d4d.evaluation.evaluate import front_mask
+from d4d.evaluation.evaluate import front_mask, motion_rank, spearman
 from d4d.evaluation.i3d import InceptionI3d, frechet_distance, load_i3d
 from d4d.evaluation.image_metrics import K1, psnr, ssim
 from d4d.lpips import CHANNELS, SCALE, SHIFT, alexnet_features, load_lpips
@@ -119,3 +119,15 @@ def test_clip_similarity_and_front_views(tmp_path):
     assert front_mask(np.array([0.0, 45.0, 90.0, 180.0, 315.0, 330.0]), 45.0).tolist() == [True, True, False, False, True, True]
     with pytest.raises(ValueError, match="no config.json"):
         ClipScorer(tmp_path)
+
+
+def test_spearman_rank_correlation_by_hand():
+    # ranks 1..5 against 1, 2, 3, 5, 4: d^2 = 2, rho = 1 - 6 * 2 / (5 * 24) = 0.9
+    assert spearman([0.5, 1.0, 2.0, 3.0, 7.0], [10.0, 20.0, 30.0, 50.0, 40.0]) == pytest.approx(0.9)
+    assert spearman([1.0, 2.0, 3.0], [9.0, 5.0, 1.0]) == pytest.approx(-1.0)
+    # ties share their mean rank: x ranks 1, 2.5, 2.5, 4; Pearson of the ranks against 1..4
+    assert spearman([1.0, 2.0, 2.0, 3.0], [1.0, 2.0, 3.0, 4.0]) == pytest.approx(4.5 / math.sqrt(4.5 * 5.0))
+    assert spearman([1.0, 2.0], [1.0, 2.0]) is None and spearman([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]) is None
+    rows = [{"m_requested": r, "m_generated": g} for r, g in ((1.0, 3.0), (2.0, 2.0), (3.0, 1.0))] + [{"m_requested": None, "m_generated": 5.0}]
+    assert motion_rank(rows) == {"value": pytest.approx(-1.0), "n": 3, "reason": None}
+    assert motion_rank(rows[:2])["value"] is None and "3 clips" in motion_rank(rows[:2])["reason"]
