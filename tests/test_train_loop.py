@@ -73,6 +73,25 @@ def test_min_snr_weighting_caps_each_clips_weight_at_gamma(prediction_type):
         assert torch.allclose(ldm_loss(prediction, target, alpha_bar, schedule, snr_gamma=1e9), plain)
 
 
+def test_a_shifted_schedule_divides_every_steps_snr_and_survives_the_model_folder(tmp_path):
+    """noise_shift s: SNR'_t = SNR_t / s^2 at every step; the shift lives in the scheduler's config
+    (trained_betas), so the exported folder samples and fine-tunes on the same schedule."""
+    from d4d.training.schedules import load_scheduler, shifted_scheduler, stock_scheduler
+
+    stock = stock_scheduler("modelscope")
+    shifted = build_components("text", "tiny-modelscope", seed=0, prediction_type="v_prediction", noise_shift=4.0).scheduler
+    snr = lambda s: (s.alphas_cumprod.double() / (1 - s.alphas_cumprod.double()))  # noqa: E731
+    torch.testing.assert_close(snr(shifted) * 16, snr(stock), rtol=1e-4, atol=0)
+    assert shifted.config.prediction_type == "v_prediction"
+    shifted.save_pretrained(tmp_path / "scheduler")
+    torch.testing.assert_close(load_scheduler(tmp_path).alphas_cumprod, shifted.alphas_cumprod)
+    assert shifted_scheduler(stock, 1.0) is stock
+    with pytest.raises(ValueError, match="noise_shift"):
+        shifted_scheduler(stock_scheduler("svd"), 2.0)
+    with pytest.raises(ValueError, match="noise_shift"):
+        preset("tiny-text", noise_shift=0.0)
+
+
 def test_min_snr_weighting_is_refused_on_edm_schedules():
     parts = build_components("image", "tiny-svd", seed=0)
     schedule = training_schedule(parts.scheduler, 0.7, 1.6)

@@ -23,7 +23,7 @@ from transformers import CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjec
 from . import architectures as arch_lib
 from .backbone import StaticOrbitInput, assert_materialised, widen_conv_in
 from .motion import MotionEmbedding
-from .schedules import load_scheduler, stock_scheduler, with_prediction_type
+from .schedules import load_scheduler, shifted_scheduler, stock_scheduler, with_prediction_type
 from .unets import ADAPTERS, SVDAdapter, UNetAdapter, adapter_for, adapter_for_class_name, check_task, svd_conv_in_channels
 
 logger = logging.getLogger(__name__)
@@ -68,9 +68,10 @@ def _task_additions(unet: torch.nn.Module, adapter: UNetAdapter, task: str, stat
 
 
 def build_components(task: str, architecture: str, seed: int = 0, prediction_type: str | None = None,
-                     target: str = "dynamic") -> Components:
+                     target: str = "dynamic", noise_shift: float = 1.0) -> Components:
     """Random-weight components of a named architecture (training.architectures), seeded, with
-    the backbone's stock scheduler (``prediction_type`` None keeps its own)."""
+    the backbone's stock scheduler (``prediction_type`` None keeps its own), its SNR divided by
+    ``noise_shift``^2 (schedules.shifted_scheduler)."""
     _check_target(target)
     arch = arch_lib.get_architecture(architecture)
     adapter = ADAPTERS[arch.backbone]
@@ -81,7 +82,8 @@ def build_components(task: str, architecture: str, seed: int = 0, prediction_typ
     if target == "dynamic":
         motion = MotionEmbedding(time_embed_dim=unet.time_embedding.linear_2.out_features, hidden_dim=arch.motion_hidden_dim)
     parts = Components(task=task, unet=unet, motion_embedding=motion, vae=arch_lib.build_vae(arch),
-                       scheduler=with_prediction_type(stock_scheduler(arch.backbone), prediction_type), static_input=static_input)
+                       scheduler=with_prediction_type(shifted_scheduler(stock_scheduler(arch.backbone), noise_shift), prediction_type),
+                       static_input=static_input)
     if adapter.uses_text:
         parts.tokenizer = arch_lib.char_tokenizer(arch.tokenizer_max_length)
         parts.text_encoder = arch_lib.build_text_encoder(arch, parts.tokenizer)

@@ -120,6 +120,13 @@ class TrainConfig:
     """Override of the target of L_ldm. None (default) keeps the backbone's own (its scheduler
     config: epsilon for ModelScope, v for I2VGen-XL and SVD); changing it re-purposes the
     pretrained output layer."""
+    noise_shift: float = 1.0
+    """A model built from a preset (no --pretrained) trains and samples with its backbone's
+    schedule shifted toward noise: SNR_t divided by noise_shift^2 (training.schedules.
+    shifted_scheduler; Hoogeboom et al. 2023, Stable Diffusion 3). 1 keeps the stock schedule. The
+    shifted schedule is written into the model's scheduler/ folder, so a run fine-tuned from it
+    (--pretrained) inherits it; such a run ignores this setting. d4d's choice for its small
+    from-scratch presets (the paper fine-tunes stock schedules)."""
     snr_gamma: float | None = None
     """Min-SNR-gamma loss weighting (Hang et al., 2023) of L_ldm on discrete schedules: each clip's
     MSE is weighted by min(SNR_t, gamma) / SNR_t (epsilon target) or min(SNR_t, gamma) / (SNR_t + 1)
@@ -184,6 +191,8 @@ class TrainConfig:
             allowed += [None] if type(None) in choices else []
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}: got {getattr(self, name)!r}, expected one of {allowed}")
+        if self.noise_shift <= 0:
+            raise ValueError(f"noise_shift: got {self.noise_shift}, expected > 0")
         if self.snr_gamma is not None and self.snr_gamma <= 0:
             raise ValueError(f"snr_gamma: got {self.snr_gamma}, expected > 0 or None")
         if self.edm_p_std <= 0:
@@ -231,7 +240,8 @@ PRESETS: dict[str, TrainConfig] = {
     "tiny-static": TrainConfig(task="static", architecture="tiny-i2vgen-xl", **_TINY),
     "tiny-image-svd": TrainConfig(task="image", architecture="tiny-svd", **_TINY),
     "tiny-static-svd": TrainConfig(task="static", architecture="tiny-svd", **_TINY),
-    "small-text": TrainConfig(task="text", architecture="small-modelscope", resolution=32, max_steps=800, learning_rate=5e-4,
+    "small-text": TrainConfig(task="text", architecture="small-modelscope", resolution=32, max_steps=600, learning_rate=1e-3,
+                              train_batch_size=4, prediction_type="v_prediction", noise_shift=8.0,
                               lr_schedule="constant_with_warmup", lr_warmup_steps=50, ema_decay=0.995, checkpointing_steps=200,
                               validation_steps=0, validation_inference_steps=25, log_every=50,
                               autoencoder=AutoencoderConfig(steps=600, batch_frames=16, learning_rate=2e-3, checkpointing_steps=200)),

@@ -72,6 +72,26 @@ def load_scheduler(folder: Path):
     return SCHEDULER_CLASSES[name].from_pretrained(folder, subfolder="scheduler")
 
 
+def shifted_scheduler(scheduler, shift: float):
+    """``scheduler`` (discrete VP) with every step's signal-to-noise ratio divided by ``shift``^2:
+    abar'_t / (1 - abar'_t) = abar_t / (1 - abar_t) / shift^2, written as its ``trained_betas``
+    so the folder's scheduler config carries the shifted schedule. ``shift`` 1 returns it unchanged.
+
+    Hoogeboom et al. (2023, "simple diffusion") and Stable Diffusion 3 shift the schedule toward
+    noise for inputs with more elements (higher resolution; here 24 frames of latents), where the
+    unshifted schedule leaves the clean sample recognisable in x_t up to the last steps.
+    """
+    if shift == 1.0:
+        return scheduler
+    if is_edm(scheduler):
+        raise ValueError(f"noise_shift {shift}: EDM schedulers (SVD) sample their own noise levels; shift applies to discrete VP schedules")
+    alpha_bar = scheduler.alphas_cumprod.double()
+    snr = alpha_bar / (1.0 - alpha_bar).clamp_min(1e-12) / shift**2
+    shifted = snr / (1.0 + snr)
+    betas = 1.0 - shifted / torch.cat([torch.ones(1, dtype=torch.float64), shifted[:-1]])
+    return type(scheduler).from_config(scheduler.config, trained_betas=betas.tolist())
+
+
 def is_edm(scheduler) -> bool:
     """Whether a scheduler uses SVD's continuous EDM parameterisation (an EulerDiscreteScheduler
     with timestep_type "continuous" and v-prediction, whose UNet timesteps are 0.25 ln sigma)."""

@@ -113,7 +113,7 @@ def make_components(config: TrainConfig, pretrained: Path | None = None) -> Comp
     needed) or, without it, ``config.architecture`` built from the seed."""
     if pretrained is not None:
         return load_components(pretrained, config.task, config.prediction_type, config.target)
-    return build_components(config.task, config.architecture, config.seed, config.prediction_type, config.target)
+    return build_components(config.task, config.architecture, config.seed, config.prediction_type, config.target, config.noise_shift)
 
 
 def train(config: TrainConfig, source, output: Path, parts: Components | None = None, resume: str | None = None,
