@@ -13,7 +13,7 @@ from d4d.demo import main
 pytestmark = [requires_bpy, pytest.mark.blender, pytest.mark.slow]
 
 SMALL = ["--frames", "8", "--resolution", "32", "--engine", "workbench", "--workers", "1",
-         "--train-steps", "2", "--autoencoder-steps", "4", "--sample-steps", "2", "--reconstruct-preset", "fast"]
+         "--static-steps", "1", "--train-steps", "2", "--autoencoder-steps", "4", "--sample-steps", "2", "--reconstruct-preset", "fast"]
 
 
 def test_demo_runs_every_step_and_a_rerun_resumes(tmp_path, capsys):
