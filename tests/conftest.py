@@ -77,6 +77,48 @@ def exported_formats(builtin_assets, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory):
+    """One local ``ray start --head`` for the session's curation runs that join a cluster (a Ray
+    start costs about 15 CPU seconds; a join about 3), on free ports with its own temp dir and
+    Ray's default token authentication (the token in ``$HOME/.ray/auth_token`` of a home of its
+    own, as on a real head); stopped (by pid) after. Yields ``address``, ``dashboard`` and
+    ``runs`` (tests/test_pipeline_run.py's Runs whose environment reaches the cluster); a test's
+    own runs join with ``join_cluster``."""
+    if not HAS_BPY:
+        pytest.skip("bpy is not installed")
+    from test_pipeline_run import Runs, free_port
+
+    from d4d.pipelines.ray_adapter import dashboard_available
+
+    runs = Runs()
+    runs.env["HOME"] = str(tmp_path_factory.mktemp("home"))
+    runs.env.pop("RAY_AUTH_MODE", None)
+    port, dashboard = free_port(), free_port()
+    command = [
+        str(Path(sys.executable).with_name("ray")), "start", "--head", "--port", str(port), "--num-cpus", "2",
+        "--temp-dir", runs.ray_tmp, "--node-ip-address", "127.0.0.1", "--disable-usage-stats", "--ray-client-server-port", str(free_port()),
+        "--include-dashboard", "true" if dashboard_available() else "false", "--dashboard-port", str(dashboard),
+    ]  # fmt: skip
+    try:
+        # The head's token, where Ray keeps it (a machine that ran any local Ray already has one);
+        # with it, ray start --head enables token authentication.
+        token = subprocess.run([command[0], "get-auth-token", "--generate"], env=runs.env, capture_output=True, text=True, timeout=60)
+        assert token.returncode == 0 and (Path(runs.env["HOME"]) / ".ray" / "auth_token").is_file(), token.stderr[-2000:]
+        started = subprocess.run(command, env=runs.env, capture_output=True, text=True, timeout=120)
+        assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
+        yield {"address": f"127.0.0.1:{port}", "dashboard": f"http://127.0.0.1:{dashboard}", "runs": runs}
+    finally:
+        runs.close()
+
+
+def join_cluster(runs, cluster: dict) -> list[str]:
+    """The d4d-curate flags that make ``runs``' curation runs join the session's ``ray_cluster``
+    (its home, with the token, goes into their environment) instead of starting a Ray each."""
+    runs.env["HOME"] = cluster["runs"].env["HOME"]
+    return ["--address", cluster["address"]]
+
+
+@pytest.fixture(scope="session")
 def wild_assets(tmp_path_factory) -> dict[str, Path]:
     """name -> path of the wild-shaped assets (d4d/testing/wild_assets.py), generated with Blender."""
     if not HAS_BPY:

@@ -4,11 +4,13 @@ exists and a rerun resumes instead of redoing the work."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from conftest import requires_bpy
 
 from d4d.demo import main
+from d4d.reconstruction import config as reconstruct_config
 
 pytestmark = [requires_bpy, pytest.mark.blender, pytest.mark.slow]
 
@@ -16,7 +18,12 @@ SMALL = ["--frames", "8", "--resolution", "32", "--engine", "workbench", "--work
          "--static-steps", "1", "--train-steps", "2", "--autoencoder-steps", "4", "--sample-steps", "2", "--reconstruct-preset", "fast"]
 
 
-def test_demo_runs_every_step_and_a_rerun_resumes(tmp_path, capsys):
+def test_demo_runs_every_step_and_a_rerun_resumes(tmp_path, capsys, monkeypatch):
+    # The fast preset at 50 + 100 steps (densification at step 100 included) instead of 300 + 700:
+    # this test checks what every step makes and that a rerun resumes; the preset's quality has
+    # tests of its own (tests/test_reconstruct_pipeline.py).
+    fast = reconstruct_config.PRESETS["fast"]
+    monkeypatch.setitem(reconstruct_config.PRESETS, "fast", lambda: replace(fast(), coarse_iterations=50, iterations=100))
     out = tmp_path / "demo"
     assert main(["--out", str(out), *SMALL]) == 0
     printed = capsys.readouterr().out

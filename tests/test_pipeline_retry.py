@@ -7,19 +7,19 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from conftest import requires_bpy
+from conftest import join_cluster, requires_bpy
 from test_pipeline_run import SMALL, decisions, manifest_events, runs, shard_uids  # noqa: F401 (runs: a fixture)
 
 pytestmark = [requires_bpy, pytest.mark.blender, pytest.mark.slow]
 
 
-def test_retry_failed_redoes_only_the_failed_rows_of_the_reason_given(builtin_assets, runs, tmp_path):  # noqa: F811
+def test_retry_failed_redoes_only_the_failed_rows_of_the_reason_given(builtin_assets, runs, ray_cluster, tmp_path):  # noqa: F811
     assets = tmp_path / "assets"
     assets.mkdir()
     for name in ("rigid", "skinned", "static"):  # 7 KB, 226 KB, 71 KB
         (assets / f"{name}.glb").write_bytes(builtin_assets[name].read_bytes())
     out = tmp_path / "out"
-    args = ["--source", f"local:{assets}", "--out", str(out), *SMALL]
+    args = ["--source", f"local:{assets}", "--out", str(out), *join_cluster(runs, ray_cluster), *SMALL]  # three runs: one Ray start saved each
     runs.run([*args, "--max-faces", "100"], tmp_path / "first.log")  # rigid.glb has 48 faces, static.glb 968, skinned.glb 5820
     first = decisions(out)
     failed = sorted(n for n, r in first.items() if r["decision"] == "failed")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import SHARED_ASSETS, requires_bpy
+from conftest import SHARED_ASSETS, join_cluster, requires_bpy
 
 from d4d.curation.sources import LocalFolderSource
 
@@ -129,7 +129,7 @@ def truncated_alembic(path: Path) -> None:
 
 
 @pytest.mark.skipif(not SHARED_ASSETS.exists(), reason="../shared/assets is not present")
-def test_crash_and_hang_are_recorded_as_failed_while_the_rest_finish(builtin_assets, exported_formats, runs, tmp_path):
+def test_crash_and_hang_are_recorded_as_failed_while_the_rest_finish(builtin_assets, exported_formats, runs, ray_cluster, tmp_path):
     assets = tmp_path / "assets"
     assets.mkdir()
     for name, path in builtin_assets.items():
@@ -137,7 +137,8 @@ def test_crash_and_hang_are_recorded_as_failed_while_the_rest_finish(builtin_ass
     truncated_alembic(assets / "crash.abc")
     shutil.copy(exported_formats / "heavy.blend", assets / "hang.blend")  # a SUBSURF level-10 cube
     out = tmp_path / "out"
-    log = runs.run(["--source", f"local:{assets}", "--out", str(out), *SMALL, "--max-attempts", "2", "--prepass-timeout", "6", "--shard-batch", "2"], tmp_path / "run.log")
+    log = runs.run(["--source", f"local:{assets}", "--out", str(out), *join_cluster(runs, ray_cluster), *SMALL, "--max-attempts", "2", "--prepass-timeout", "6",
+                    "--shard-batch", "2"], tmp_path / "run.log")
 
     rows = decisions(out)
     assert sorted(rows) == sorted([f"{n}.glb" for n in builtin_assets] + ["crash.abc", "hang.blend"])
@@ -235,34 +236,6 @@ def free_port() -> int:
             port = s.getsockname()[1]
         if port not in RAY_DEFAULT_PORTS:
             return port
-
-
-@pytest.fixture(scope="module")
-def ray_cluster(tmp_path_factory):
-    """A local ``ray start --head`` on free ports with its own temp dir, with Ray's default token
-    authentication (the token goes to ``$HOME/.ray/auth_token`` of a home of its own, as on a
-    real head); stopped (by pid) after."""
-    runs = Runs()
-    runs.env["HOME"] = str(tmp_path_factory.mktemp("home"))
-    runs.env.pop("RAY_AUTH_MODE", None)
-    port, dashboard = free_port(), free_port()
-    from d4d.pipelines.ray_adapter import dashboard_available
-
-    command = [
-        str(Path(sys.executable).with_name("ray")), "start", "--head", "--port", str(port), "--num-cpus", "2",
-        "--temp-dir", runs.ray_tmp, "--node-ip-address", "127.0.0.1", "--disable-usage-stats", "--ray-client-server-port", str(free_port()),
-        "--include-dashboard", "true" if dashboard_available() else "false", "--dashboard-port", str(dashboard),
-    ]  # fmt: skip
-    try:
-        # The head's token, where Ray keeps it (a machine that ran any local Ray already has one);
-        # with it, ray start --head enables token authentication.
-        token = subprocess.run([command[0], "get-auth-token", "--generate"], env=runs.env, capture_output=True, text=True, timeout=60)
-        assert token.returncode == 0 and (Path(runs.env["HOME"]) / ".ray" / "auth_token").is_file(), token.stderr[-2000:]
-        started = subprocess.run(command, env=runs.env, capture_output=True, text=True, timeout=120)
-        assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
-        yield {"address": f"127.0.0.1:{port}", "dashboard": f"http://127.0.0.1:{dashboard}", "runs": runs}
-    finally:
-        runs.close()
 
 
 @pytest.mark.parametrize("how", ["flag", "env"])
@@ -374,7 +347,7 @@ def test_a_killed_driver_leaves_no_listening_process_once_the_next_run_starts(bu
     assert not (out / SESSION_RECORD).exists() and len(decisions(out)) == 4
 
 
-def test_every_entry_gets_one_row_and_an_output_that_links_out_is_refused(builtin_assets, runs, tmp_path):
+def test_every_entry_gets_one_row_and_an_output_that_links_out_is_refused(builtin_assets, runs, ray_cluster, tmp_path):
     """Broken links, a directory with an asset's name and a duplicate each get a row saying why,
     counted on the console; an OUT whose renders folder links elsewhere is refused before anything is written."""
     assets = tmp_path / "assets"
@@ -385,7 +358,7 @@ def test_every_entry_gets_one_row_and_an_output_that_links_out_is_refused(builti
     (assets / "dangling.fbx").symlink_to(tmp_path / "nowhere.fbx")
     (assets / "loop.glb").symlink_to(assets / "loop.glb")
     out = tmp_path / "out"
-    log = runs.run(["--source", f"local:{assets}", "--out", str(out), *SMALL], tmp_path / "run.log")
+    log = runs.run(["--source", f"local:{assets}", "--out", str(out), *join_cluster(runs, ray_cluster), *SMALL], tmp_path / "run.log")
     rows = {r["name"]: r for r in pq.read_table(out / "decisions.parquet").to_pylist()}
     assert sorted(rows) == ["dangling.fbx", "folder.glb", "loop.glb", "rigid.glb", "rigid_copy.glb"]
     assert (rows["dangling.fbx"]["decision"], rows["dangling.fbx"]["reason"]) == ("failed", "dangling_link")

@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import requires_bpy
+from conftest import join_cluster, requires_bpy
 from test_pipeline_run import SMALL, decisions, manifest_events, runs, shard_uids  # noqa: F401 (runs: a fixture)
 
 from d4d.pipelines.manifest import Manifest
@@ -72,7 +72,7 @@ def test_a_full_journal_keeps_whole_events_and_the_guard_names_the_space(small_f
 @requires_bpy
 @pytest.mark.blender
 @pytest.mark.slow
-def test_a_run_on_a_full_disk_stops_in_one_line_and_the_rerun_finishes_every_asset(builtin_assets, small_fs, runs, tmp_path):  # noqa: F811
+def test_a_run_on_a_full_disk_stops_in_one_line_and_the_rerun_finishes_every_asset(builtin_assets, small_fs, runs, ray_cluster, tmp_path):  # noqa: F811
     assets = tmp_path / "assets"
     assets.mkdir()
     for name in ("rigid", "skinned", "shapekeys", "static"):
@@ -81,7 +81,7 @@ def test_a_run_on_a_full_disk_stops_in_one_line_and_the_rerun_finishes_every_ass
     out = fs / "out"
     # A run of these four needs about 800 KB of OUT (renders, previews, Blender logs, shards, tables).
     filler = fill(fs, 350_000)
-    args = ["--source", f"local:{assets}", "--out", str(out), *SMALL, "--min-free-gb", "0.0001"]
+    args = ["--source", f"local:{assets}", "--out", str(out), *join_cluster(runs, ray_cluster), *SMALL, "--min-free-gb", "0.0001"]
     first = runs.start(args, tmp_path / "first.log")
     rc = first.wait(timeout=240)
     runs.kill_all()

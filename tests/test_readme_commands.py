@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import requires_bpy
+from conftest import join_cluster, requires_bpy
 from test_pipeline_run import SMALL, Runs
 
 pytestmark = [requires_bpy, pytest.mark.blender, pytest.mark.slow]
@@ -42,13 +42,13 @@ def readme_smoke_run() -> list[list[str]]:
     return commands
 
 
-def test_the_readme_smoke_run_works_on_curated_shards(builtin_assets, tmp_path):
+def test_the_readme_smoke_run_works_on_curated_shards(builtin_assets, ray_cluster, tmp_path):
     source = tmp_path / "assets"
     source.mkdir()
     shutil.copy(builtin_assets["rigid"], source)
     runs = Runs()
     try:
-        runs.run(["--source", f"local:{source}", "--out", str(tmp_path / "cur_out"), *SMALL], tmp_path / "curate.log")
+        runs.run(["--source", f"local:{source}", "--out", str(tmp_path / "cur_out"), *join_cluster(runs, ray_cluster), *SMALL], tmp_path / "curate.log")
     finally:
         runs.close()
     shards = tmp_path / "cur_out" / "shards"
