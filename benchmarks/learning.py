@@ -12,7 +12,7 @@
    VAE of the benchmark, the autoencoder stage), the static-3D-to-4D static base fine-tuned from
    it, and per task the 4D model fine-tuned from its base with L_mr (motion_loss_weight 1) and
    without (0).
-3. **Samples** of every held-out clip (d4d-sample as a function): image-to-4D from the clip's
+3. **Samples** of the held-out clips (all; 3 at the smoke scale; d4d-sample as a function): image-to-4D from the clip's
    first dynamic frame, static-3D-to-4D from its static orbit, requested m the clip's own; with
    3D-aware guidance (w2 0.5, the static base as ebar), without it (w2 0), with the m = 0
    shortcut as ebar; plus each reference's own sample (the static base's, and the 4D model at
@@ -78,12 +78,14 @@ class Scale:
     """UNet steps of each 4D model (four: two tasks, with and without L_mr)."""
     sample_steps: int
     """DDIM steps per sample (the paper: 50)."""
+    sample_clips: int | None = None
+    """Held-out clips sampled, evenly spaced in uid order (None: all of them)."""
 
 
 SCALES = {
     # The whole path at a tiny size (8 frames): checks that it runs, says little about learning.
     "smoke": Scale(assets=8, heldout=3, frames=8, render_resolution=64, autoencoder_steps=10, base_steps=4, static_base_steps=2,
-                   train_steps=4, sample_steps=2),
+                   train_steps=4, sample_steps=2, sample_clips=3),
     # About an hour on 2 CPU cores (benchmarks/LEARNING_RESULTS.md gives the measured time).
     "full": Scale(assets=24, heldout=6, frames=24, render_resolution=64, autoencoder_steps=600, base_steps=300, static_base_steps=150,
                   train_steps=300, sample_steps=25),
@@ -179,7 +181,7 @@ def train(out: Path, scale: Scale, shards: Path) -> dict[str, Path]:
     done = {}
     for name, config, start in plan:
         run = runs / name
-        if not (run / "model" / "model_index.json").exists() or _resume(run):
+        if not (run / "model" / "model_index.json").exists():  # exported at the end: a finished run
             pretrained = None if start is None else done[start] / "model"
             train_on_shards(config, shards, run, pretrained=pretrained, resume=_resume(run), cache_latents=True)
         done[name] = run
@@ -373,6 +375,8 @@ def run(out: Path, scale_name: str, scale: Scale, workers: int, lpips: str | Non
     folders = stage("curate", curate, out, scale, workers)
     models = stage("train", train, out, scale, folders["train"] / "shards")
     clips = heldout_clips(folders["heldout"])
+    if scale.sample_clips is not None:
+        clips = clips[::max(1, len(clips) // scale.sample_clips)][:scale.sample_clips]
     samples = stage("sample", sample_runs, out, scale, models, clips)
     eval_json = stage("evaluate", evaluate, out, samples, folders["heldout"] / "shards", lpips)
     autoencoder = json.loads((models["base-image"] / "autoencoder" / "metrics.json").read_text())
