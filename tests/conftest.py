@@ -101,10 +101,11 @@ def ray_cluster(tmp_path_factory):
     ]  # fmt: skip
     try:
         # The head's token, where Ray keeps it (a machine that ran any local Ray already has one);
-        # with it, ray start --head enables token authentication.
-        token = subprocess.run([command[0], "get-auth-token", "--generate"], env=runs.env, capture_output=True, text=True, timeout=60)
+        # with it, ray start --head enables token authentication. Timeouts generous: a failure
+        # here fails every test that joins, and a loaded machine needs minutes where CI takes seconds.
+        token = subprocess.run([command[0], "get-auth-token", "--generate"], env=runs.env, capture_output=True, text=True, timeout=300)
         assert token.returncode == 0 and (Path(runs.env["HOME"]) / ".ray" / "auth_token").is_file(), token.stderr[-2000:]
-        started = subprocess.run(command, env=runs.env, capture_output=True, text=True, timeout=120)
+        started = subprocess.run(command, env=runs.env, capture_output=True, text=True, timeout=300)
         assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
         yield {"address": f"127.0.0.1:{port}", "dashboard": f"http://127.0.0.1:{dashboard}", "runs": runs}
     finally:
