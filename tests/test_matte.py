@@ -37,6 +37,19 @@ def test_edges_get_their_coverage_and_enclosed_background_coloured_pixels_stay_o
     assert alpha_matte(np.full((1, 8, 8, 3), 255, np.uint8), 1.0).max() == 0.0
 
 
+def test_a_hazy_generated_background_is_measured_and_left_out_of_the_matte():
+    """A small model's background is a faint haze, not the flat training grey: the threshold is
+    measured on the frames' border, so the haze stays background and the asset keeps its shape;
+    the fixed floor alone would make the haze opaque."""
+    rng = np.random.default_rng(0)
+    truth = disc_frame(32, 0.5, 0.3, 0.0)[None].repeat(4, axis=0)
+    rgb = composite(truth, 1.0).astype(np.float32)
+    haze = rng.uniform(0, 0.06, size=rgb.shape[:3] + (1,)) * 255  # up to 0.06 darker than white
+    hazy = np.clip(rgb - haze * (truth[..., 3:] < 128), 0, 255).astype(np.uint8)
+    assert iou(alpha_matte(hazy, 1.0), truth[..., 3]) >= 0.95
+    assert iou(alpha_matte(hazy, 1.0, low=0.03), truth[..., 3]) < 0.5
+
+
 @requires_bpy
 @pytest.mark.blender
 @pytest.mark.slow

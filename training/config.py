@@ -161,7 +161,10 @@ class TrainConfig:
     """Per-clip weight of L_mr (d4d's choice): "alpha_bar_squared" multiplies it by alpha_bar_t^2.
     z0_hat's error is the prediction's error times sqrt((1 - alpha_bar_t) / alpha_bar_t), and L_mr
     is the square of a squared norm, so unweighted it grows like alpha_bar_t^-2 at large t and
-    swamps L_ldm; the weight keeps it bounded. "none" is the paper's plain form."""
+    swamps L_ldm; the weight keeps it bounded. "none" is the paper's plain form, and the one for
+    v-prediction, whose z0_hat error is sqrt(1 - alpha_bar_t) times the v error, bounded at every t
+    (small-text uses it: on its noise-shifted schedule alpha_bar_t^2 is below 1e-4 for half the
+    steps, which would switch L_mr off)."""
 
     use_ema: bool = True
     """Keep an exponential moving average of the trainable weights; the exported model uses it."""
@@ -241,7 +244,7 @@ PRESETS: dict[str, TrainConfig] = {
     "tiny-image-svd": TrainConfig(task="image", architecture="tiny-svd", **_TINY),
     "tiny-static-svd": TrainConfig(task="static", architecture="tiny-svd", **_TINY),
     "small-text": TrainConfig(task="text", architecture="small-modelscope", resolution=32, max_steps=600, learning_rate=1e-3,
-                              train_batch_size=4, prediction_type="v_prediction", noise_shift=8.0,
+                              train_batch_size=4, prediction_type="v_prediction", noise_shift=8.0, motion_loss_weighting="none",
                               lr_schedule="constant_with_warmup", lr_warmup_steps=50, ema_decay=0.995, checkpointing_steps=200,
                               validation_steps=0, validation_inference_steps=25, log_every=50,
                               autoencoder=AutoencoderConfig(steps=600, batch_frames=16, learning_rate=2e-3, checkpointing_steps=200)),

@@ -5,8 +5,12 @@ default), so a generated frame is the asset over that colour. The matte (docs/tr
 "Alpha of generated frames"):
 
 1. **distance**: per pixel, the largest absolute difference of its RGB from the background,
-   in 0..1; a pixel under ``low`` is background (colour noise of a generated video stays
-   under it);
+   in 0..1; a pixel under ``low`` is background. ``low`` is measured on the video itself
+   (``background_noise``): twice the 90th percentile of the distance on the frames' outermost
+   pixel ring, where the asset rarely is, clamped to [LOW, HIGH]; a small model's generated
+   background is a faint haze (measured 0.035-0.075 at that percentile on the demo's 32-pixel
+   samples, where LOW alone made half the background opaque: matte IoU 0.03-0.67 against the
+   renders, 0.80-0.98 with the measured threshold);
 2. **edges**: a pixel next to background is partly covered: a composite a * colour + (1 - a) *
    background is a times as far from the background as the colour, so its alpha is its
    distance over the largest distance within ``EDGE_RADIUS`` pixels (the asset's colour there);
@@ -22,8 +26,9 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Colour distance (0..1) below which a pixel is background.
+#: Bounds of the colour distance (0..1) below which a pixel is background.
 LOW = 0.03
+HIGH = 0.25
 #: Pixels around an edge pixel that tell the asset's colour there.
 EDGE_RADIUS = 2
 
@@ -51,11 +56,20 @@ def _max_filter(image: np.ndarray, radius: int) -> np.ndarray:
     return np.max([padded[dy : dy + height, dx : dx + width] for dy in range(2 * radius + 1) for dx in range(2 * radius + 1)], axis=0)
 
 
-def alpha_matte(rgb: np.ndarray, background: float, low: float = LOW) -> np.ndarray:
-    """Alpha float32 [T, H, W] in [0, 1] of frames ``rgb`` uint8 [T, H, W, 3] painted over the grey ``background`` in [0, 1]."""
+def background_noise(distance: np.ndarray) -> float:
+    """The background threshold of a video from its colour distances ``distance`` float [T, H, W]:
+    2 x the 90th percentile on the outermost pixel ring of every frame, clamped to [LOW, HIGH]."""
+    ring = np.concatenate([distance[:, 0, :], distance[:, -1, :], distance[:, 1:-1, 0], distance[:, 1:-1, -1]], axis=1)
+    return float(np.clip(2.0 * np.quantile(ring, 0.9), LOW, HIGH))
+
+
+def alpha_matte(rgb: np.ndarray, background: float, low: float | None = None) -> np.ndarray:
+    """Alpha float32 [T, H, W] in [0, 1] of frames ``rgb`` uint8 [T, H, W, 3] painted over the grey
+    ``background`` in [0, 1]; ``low`` None measures the background threshold on the frames (``background_noise``)."""
+    distance = np.abs(rgb.astype(np.float32) / 255.0 - background).max(axis=-1)
+    low = background_noise(distance) if low is None else low
     if not 0.0 < low < 1.0:
         raise ValueError(f"low must be in (0, 1), got {low}")
-    distance = np.abs(rgb.astype(np.float32) / 255.0 - background).max(axis=-1)
     alpha = np.zeros_like(distance)
     for t, d in enumerate(distance):
         background_pixels = d < low
