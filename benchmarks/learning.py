@@ -86,7 +86,10 @@ SCALES = {
     # The whole path at a tiny size (8 frames): checks that it runs, says little about learning.
     "smoke": Scale(assets=8, heldout=3, frames=8, render_resolution=64, autoencoder_steps=10, base_steps=4, static_base_steps=2,
                    train_steps=4, sample_steps=2, sample_clips=3),
-    # About an hour on 2 CPU cores (benchmarks/LEARNING_RESULTS.md gives the measured time).
+    # The measured run that fits a session shared with the test suite: 24 frames, fewer steps (LEARNING_RESULTS.md).
+    "short": Scale(assets=16, heldout=4, frames=24, render_resolution=64, autoencoder_steps=300, base_steps=150,
+                   static_base_steps=75, train_steps=100, sample_steps=20),
+    # More than an hour on 2 CPU cores at batch 4 (not measured yet).
     "full": Scale(assets=24, heldout=6, frames=24, render_resolution=64, autoencoder_steps=600, base_steps=300, static_base_steps=150,
                   train_steps=300, sample_steps=25),
 }
@@ -396,7 +399,7 @@ def _cpus() -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.learning", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, type=Path, help="working folder (data, runs, samples, eval); rerunning resumes")
-    parser.add_argument("--scale", choices=sorted(SCALES), default="smoke", help="smoke (minutes) or full (about an hour on 2 cores)")
+    parser.add_argument("--scale", choices=sorted(SCALES), default="smoke", help="smoke (minutes), short (about half an hour on 2 cores) or full (more than an hour)")
     parser.add_argument("--results", type=Path, default=REPO / "benchmarks",
                         help="where LEARNING_RESULTS.md and results/learning.json go (default: benchmarks/)")
     parser.add_argument("--workers", type=int, default=1, help="Blender workers of the curation (default 1)")
