@@ -132,7 +132,7 @@ def curate(out: Path, scale: Scale, workers: int) -> dict[str, Path]:
     assets = out / "assets"
     ensure_procedural_assets(assets, scale.assets, scale.heldout)
     render = RenderOptions(frames=scale.frames, resolution=scale.render_resolution, engine="workbench")
-    config = PipelineConfig(decision=DecisionConfig(render=render), workers=workers, shard_batch=8)
+    config = PipelineConfig(decision=DecisionConfig(render=render), workers=workers, shard_batch=8, keep_renders=True)  # sampled against below
     folders = {}
     for split in SPLITS:
         folder = out / "curation" / split
