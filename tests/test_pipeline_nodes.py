@@ -6,6 +6,7 @@ place never hang."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
@@ -15,6 +16,9 @@ from pathlib import Path
 import pytest
 from conftest import requires_bpy
 from test_pipeline_run import REPO, SMALL, decisions, manifest_events, runs, shard_uids  # noqa: F401 (runs: a fixture)
+
+from d4d.pipelines.ray_adapter import task_name
+from d4d.pipelines.steps import WriteShards
 
 pytestmark = [requires_bpy, pytest.mark.blender, pytest.mark.slow]
 
@@ -29,9 +33,19 @@ def node_of(pid: int) -> int:
     return int(stat[stat.rindex(")") + 2:].split()[1])
 
 
-def writer_pid(marked) -> int:
-    """The shard writer's process among the test's (``marked``: the runs fixture)."""
-    return next(p for p in marked.pids() if b"ray::BatchStepActor" in Path(f"/proc/{p}/cmdline").read_bytes())
+def writer_pid(marked, timeout: float = 30.0) -> int:
+    """The shard writer's process among the test's (``marked``: the runs fixture). Ray titles an
+    idle actor's process by its class and a busy one by its task's name (``task_name``: the
+    step's name first), so either title is the writer's."""
+    titles = (b"ray::BatchStepActor", f"ray::{task_name(WriteShards.name, '')}".encode())
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for pid in marked.pids():
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(titles):
+                    return pid
+        time.sleep(0.1)
+    raise AssertionError(f"no shard writer process (titled {titles}) within {timeout:.0f} s")
 
 
 def test_a_node_lost_mid_run_costs_only_its_attempts_and_extra_workers_never_hang(builtin_assets, runs, tmp_path, monkeypatch):  # noqa: F811
