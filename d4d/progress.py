@@ -6,7 +6,7 @@ the time left. The time left is the remaining count times the mean time per item
 redrawn in place; when the output is not a terminal (a log file, a pipe) it becomes plain
 lines, one at most every ``PLAIN_EVERY_S`` seconds and one at the end, with no carriage
 returns. ``StageProgress`` turns ``{"stage", "done", "total"}`` reports (the renderer's) into
-one bar per stage.
+one bar per stage. ``say(line)`` prints a console line above the running bars.
 
 ``setup_logging(verbose)`` is the console of every command: d4d's own INFO lines on stderr
 (written above a running bar), while the libraries (transformers, diffusers, accelerate,
@@ -19,6 +19,7 @@ import logging
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from typing import TextIO
 
 #: Seconds between two plain progress lines when the output is not a terminal.
@@ -63,12 +64,36 @@ def tqdm_options(stage: str, unit: str = "steps", stream: TextIO | None = None) 
                 smoothing=0.0, dynamic_ncols=terminal, ascii=not terminal, leave=True)
 
 
-def bar(total: int | None, stage: str, unit: str = "steps", initial: int = 0, stream: TextIO | None = None, disable: bool = False):
+def bar(total: int | None, stage: str, unit: str = "steps", initial: int = 0, stream: TextIO | None = None, disable: bool = False,
+        rate: Callable[[], float | None] | None = None):
     """A tqdm bar of ``total`` items (``initial`` already done) for ``stage``; use ``update(n)``,
-    ``set_postfix_str(text)`` and ``close()`` (or ``with``); ``disable`` shows nothing."""
+    ``set_postfix_str(text)`` and ``close()`` (or ``with``); ``disable`` shows nothing.
+
+    ``rate`` (items per second, or None while unknown) replaces the mean rate since the start in
+    the time left: a long run whose pace changes (a cluster gaining or losing nodes) passes
+    its recent rate."""
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, disable=disable, **tqdm_options(stage, unit, stream))
+    if rate is None:
+        return tqdm(total=total, initial=initial, disable=disable, **tqdm_options(stage, unit, stream))
+
+    class _RatedBar(tqdm):
+        @property
+        def format_dict(self):
+            values = super().format_dict
+            values["rate"] = rate() or values["rate"]
+            return values
+
+    return _RatedBar(total=total, initial=initial, disable=disable, **tqdm_options(stage, unit, stream))
+
+
+def say(line: str, stream: TextIO | None = None) -> None:
+    """Print ``line`` on ``stream`` (stdout) above any running bar, which is redrawn below it."""
+    from tqdm import tqdm
+
+    stream = sys.stdout if stream is None else stream
+    tqdm.write(line, file=stream)
+    stream.flush()
 
 
 class StageProgress:
@@ -118,9 +143,21 @@ def quiet_libraries(verbose: bool = False) -> None:
         os.environ.setdefault(variable, value)
 
 
+_library_level = logging.WARNING
+
+
+def library_level() -> int:
+    """The level the libraries log at: ERROR after ``setup_logging``, INFO with ``verbose``
+    (WARNING when no command set up the console). For libraries that reset their logger when
+    they start (Ray's ``ray.init(logging_level=...)``)."""
+    return _library_level
+
+
 def setup_logging(verbose: bool = False, stream: TextIO | None = None) -> None:
     """The console of a d4d command: d4d's INFO lines (``HH:MM:SS name message``) on ``stream``
     (stderr); libraries and Python warnings at ERROR unless ``verbose``."""
+    global _library_level
+    _library_level = logging.INFO if verbose else logging.ERROR
     quiet_libraries(verbose)
     handler = _AboveBars(sys.stderr if stream is None else stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s" if verbose else "%(asctime)s %(message)s",

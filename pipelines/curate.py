@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from dataclasses import replace
@@ -30,6 +29,7 @@ from d4d.options import add_options, apply_overrides, overrides_from_args
 from d4d.pipelines.config import PipelineConfig
 from d4d.pipelines.output import local_folder
 from d4d.pipelines.work import PIPELINE_FAILURES
+from d4d.progress import setup_logging
 from d4d.storage import location_arg
 
 
@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--captions", help="Cap3D caption CSV (no header: identifier, caption); kept clips' captions go into the shards")
     p.add_argument("--online", action="store_true", help="objaverse sources: download what the cache lacks")
     p.add_argument("--id-list", help="objaverse sources: keep only the ids listed in this .txt/.csv")
+    p.add_argument("--verbose", action="store_true", help="show Ray's and the libraries' own log lines (errors only by default)")
     p.add_argument("--retry-failed", nargs="*", metavar="REASON",
                    help="redo the failed rows of earlier runs (of these reasons, e.g. render_failed worker_lost; all when none is given), "
                         "keeping their assets' decided clips; each gets --max-attempts tries again")
@@ -92,7 +93,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    setup_logging(args.verbose)
     from d4d.pipelines.sources import parse_source
 
     try:

@@ -22,6 +22,7 @@ from d4d.pipelines.chain import StepChain
 from d4d.pipelines.session import record_session
 from d4d.pipelines.space import SpaceGuard
 from d4d.pipelines.steps import Resources, WorkerContext, chain_resources
+from d4d.progress import library_level
 from d4d.rendering.api import Limits
 from d4d.untrusted import printable
 
@@ -161,8 +162,10 @@ def init_ray(address: str | None, num_cpus: float, num_gpus: float, out: Path) -
     start an embedded local Ray with ``num_cpus`` / ``num_gpus`` logical resources, listening on
     127.0.0.1 only (``loopback_only``; the dashboard too, when installed), and record its session
     under ``out`` (``pipelines.session``). Returns a line describing where it runs and the
-    embedded session's directory (None on a cluster). ``shutdown_ray`` ends it."""
+    embedded session's directory (None on a cluster). ``shutdown_ray`` ends it. Ray's own
+    console lines show at ``d4d.progress.library_level`` (errors only unless ``--verbose``)."""
     address = address or os.environ.get("RAY_ADDRESS")
+    level = library_level()
     session_dir = None
     _AUTH_MODE_BEFORE[:] = [os.environ.get(AUTH_MODE_ENV_VAR)]
     if address:
@@ -171,11 +174,12 @@ def init_ray(address: str | None, num_cpus: float, num_gpus: float, out: Path) -
         # use it when RAY_AUTH_MODE is unset and the token is here, as Ray's own CLI does.
         if maybe_enable_token_auth_if_token_available(warn_if_disabled=False):
             where += " (token authentication)"
-        context = ray.init(address=address)
+        context = ray.init(address=address, logging_level=level)
     else:
         dashboard = dashboard_available()
         with loopback_only():
-            context = ray.init(num_cpus=max(1, math.ceil(num_cpus)), num_gpus=num_gpus, include_dashboard=dashboard, dashboard_host="127.0.0.1")
+            context = ray.init(num_cpus=max(1, math.ceil(num_cpus)), num_gpus=num_gpus, include_dashboard=dashboard, dashboard_host="127.0.0.1",
+                               logging_level=level)
         session_dir = ray._private.worker._global_node.get_session_dir_path()
         record_session(out, session_dir)
         where = "embedded local Ray on 127.0.0.1" + ("" if dashboard else " (no dashboard: it needs ray[default])")

@@ -24,9 +24,9 @@ from d4d import storage
 from d4d.curation.sources import FetchError
 from d4d.curation.sources.base import invalid_record
 from d4d.pipelines.config import PipelineConfig
+from d4d.pipelines.console import RunProgress
 from d4d.pipelines.manifest import Manifest
 from d4d.pipelines.output import publish_tables, run_folders
-from d4d.pipelines.rates import RecentRate, duration
 from d4d.pipelines.ray_adapter import BatchStepActor, init_ray, placeable_workers, shutdown_ray, start_actor, start_steps_actor, submit_asset, submit_batch
 from d4d.pipelines.session import end_session, reap_session, record_session
 from d4d.pipelines.sources import SourceSpec, open_source, prepare_source
@@ -34,10 +34,8 @@ from d4d.pipelines.space import OutOfSpace, SpaceGuard
 from d4d.pipelines.steps import WriteShards, chain_resources, default_steps
 from d4d.pipelines.tables import DecisionRows, clip_event, failure_event, problem_event, run_stats, write_tables
 from d4d.pipelines.work import WorkItem
+from d4d.progress import say
 from d4d.untrusted import BadIdentifier, check_identifier, inside
-
-#: Seconds between summary lines and table refreshes while the run goes on.
-SUMMARY_EVERY_S = 30.0
 
 
 @dataclass
@@ -104,60 +102,6 @@ class Slot:
     item: WorkItem | None = None
     attempt: int = 0
     started: float = 0.0
-
-
-class Progress:
-    """One console line per finished asset (with its clips), a summary line every ``every_s``
-    seconds, both with the recent rate and the time left at it (``pipelines.rates``); the
-    summary adds each node's rate and the seconds per asset in each stage."""
-
-    def __init__(self, total: int, done: int, started: float, every_s: float = SUMMARY_EVERY_S):
-        self.total, self.done, self.started, self.every_s = total, done, started, every_s
-        self.counts: collections.Counter = collections.Counter()
-        self.finished_here = 0
-        self.last_summary = started
-        self.recent = RecentRate(started)
-
-    def rate(self) -> float:
-        return self.recent.per_hour(time.time())
-
-    def eta(self) -> str:
-        return f"ETA {duration(self.recent.eta_s(self.total - self.done, time.time()))}"
-
-    def asset(self, item: WorkItem, events: list, judged: bool = True, node: str = "?") -> None:
-        """Report a finished asset from its results (``Outcome``: one per clip, or its failure),
-        finished on ``node``; ``judged`` False for an entry the source could not hand over (not
-        counted in the rate)."""
-        self.done += 1
-        self.finished_here += judged
-        if judged:
-            stages: collections.Counter = collections.Counter()
-            for e in events:
-                stages.update(e.timings)
-            self.recent.add(time.time(), node, dict(stages))
-        self.counts.update(e.decision for e in events)
-        seconds = sum(sum(e.timings.values()) for e in events)
-        verdicts = collections.Counter(e.decision + (f" {e.reason}" if e.reason else "") for e in events)
-        what = ", ".join(f"{n} {v}" if n > 1 else v for v, n in sorted(verdicts.items()))
-        failed = [e for e in events if e.decision == "failed"]
-        detail = f" ({(failed[0].detail or '')[:100]})" if failed else ""
-        clips = f"{len(events)} clips: " if len(events) > 1 else ""
-        print(f"[{self.done}/{self.total}] {item.name[:40]} {clips}{what} in {seconds:.1f}s{detail} | {self.summary()}", flush=True)
-
-    def summary(self) -> str:
-        c = self.counts
-        return f"clips keep {c['keep']} reject {c['reject']} failed {c['failed']} | {self.rate():.0f} assets/h, {self.eta()}"
-
-    def tick(self) -> bool:
-        """Print a summary line if it is time; True when it did."""
-        if time.time() - self.last_summary < self.every_s:
-            return False
-        now = self.last_summary = time.time()
-        nodes = ", ".join(f"{node} {rate:.0f}/h" for node, rate in self.recent.by_node(now).items()) or "none yet"
-        stages = " ".join(f"{stage} {seconds:.2f}" for stage, seconds in self.recent.by_stage(now).items())
-        print(f"[{self.done}/{self.total} assets] {self.summary()} (this run: {self.finished_here} in {now - self.started:.0f}s) | "
-              f"last {duration(min(self.recent.window_s, now - self.started))} by node: {nodes}" + (f" | s/asset: {stages}" if stages else ""), flush=True)
-        return True
 
 
 class OutputRefused(Exception):
@@ -245,11 +189,11 @@ def list_records(spec: SourceSpec, limit: int | None) -> list:
     except (FetchError, OSError, ValueError) as exc:
         raise SourceError(f"source {spec.kind}{':' + spec.path if spec.path else ''}: {exc}") from None
     for line in getattr(source, "missing", []):
-        print(f"missing: {line}", flush=True)
+        say(f"missing: {line}")
     problems = collections.Counter(r.problem.reason for r in records if r.problem is not None)
     if problems:
-        print(f"{sum(problems.values())} of {len(records)} entries cannot be curated and get a row saying why: "
-              + ", ".join(f"{n} {reason}" for reason, n in sorted(problems.items())), flush=True)
+        say(f"{sum(problems.values())} of {len(records)} entries cannot be curated and get a row saying why: "
+              + ", ".join(f"{n} {reason}" for reason, n in sorted(problems.items())))
     return records
 
 
@@ -266,7 +210,7 @@ class Run:
         self.started = time.time()
         state = manifest.state
         self.queue = collections.deque((r, state.failed_attempts[r.uid] + 1) for r in records if r.uid not in state.assets_done and r.problem is None)
-        self.progress = Progress(len(records), sum(r.uid in state.assets_done for r in records), self.started)
+        self.progress = RunProgress(len(records), sum(r.uid in state.assets_done for r in records), self.started)
         self.pending_shards: list[str] = [r["render_dir"] for r in state.unsharded_keeps()]
         self.shard_ref = None
         self.slots: list[Slot] = []
@@ -297,7 +241,7 @@ class Run:
             line = str(exc).splitlines()[0][:160]
             if self.failed_starts >= MAX_FAILED_STARTS:
                 raise ClusterError(f"{self.failed_starts} workers in a row could not start; the last: {line}") from None
-            print(f"worker could not start: {line}; asking for another", flush=True)
+            say(f"worker could not start: {line}; asking for another")
             self._drop([slot], wait_s=0.0)
             return
         slot.ready_ref, self.failed_starts = None, 0
@@ -328,7 +272,7 @@ class Run:
     # -- outcomes ------------------------------------------------------------------------------
     def _retry(self, item: WorkItem, attempt: int, stage: str, reason: str, kind: str, detail: str) -> None:
         self.manifest.append({"event": "attempt_failed", "uid": item.uid, "attempt": attempt, "stage": stage, "reason": reason, "error_kind": kind, "detail": detail})
-        print(f"retry {item.name[:40]}: attempt {attempt}/{self.config.max_attempts} failed at {stage}: {detail[:120]}", flush=True)
+        say(f"retry {item.name[:40]}: attempt {attempt}/{self.config.max_attempts} failed at {stage}: {detail[:120]}")
         self.queue.append((item.record, attempt + 1))
 
     def _finish(self, item: WorkItem, attempt: int, worker: str) -> None:
@@ -384,7 +328,7 @@ class Run:
         try:
             report = ray.get(self.shard_ref)
         except ray.exceptions.RayActorError as exc:  # its node went away: a new writer takes the batch again
-            print(f"shard writer lost ({str(exc).splitlines()[0][:120]}); writing its {len(self.batch)} renders again with a new one", flush=True)
+            say(f"shard writer lost ({str(exc).splitlines()[0][:120]}); writing its {len(self.batch)} renders again with a new one")
             ray.kill(self.writer, no_restart=True)
             self.writer, self.shard_ref = None, None
             self.pending_shards = self.batch + self.pending_shards
@@ -399,8 +343,8 @@ class Run:
         for uid, reason in report["failed"].items():
             event = {**self.manifest.state.unsharded[uid], "decision": "failed", "reason": "shard_failed", "stage": "shards", "error_kind": "shard_failed", "detail": reason}
             self.manifest.append(event)
-            print(f"shard failed {uid[:16]}: {reason[:160]}", flush=True)
-        print(f"shards: {len(report['written'])} rows written, {len(report['skipped'])} already present, {len(report['shards'])} new shard files", flush=True)
+            say(f"shard failed {uid[:16]}: {reason[:160]}")
+        say(f"shards: {len(report['written'])} rows written, {len(report['skipped'])} already present, {len(report['shards'])} new shard files")
 
     def _remove_sharded_renders(self, uids: set[str]) -> None:
         """Unless --keep-renders: remove the quality renders of ``uids`` (journaled as sharded)."""
@@ -445,14 +389,14 @@ class Run:
         room = placeable_workers(chain_resources(self.steps), WriteShards.resources)
         self.target = max(1, min(wanted, room)) if wanted else 0
         if self.target < wanted:
-            print(f"--workers {self.config.workers}: the cluster has room for {room} workers of {chain_resources(self.steps)} beside the shard writer; "
-                  f"using {self.target}", flush=True)
+            say(f"--workers {self.config.workers}: the cluster has room for {room} workers of {chain_resources(self.steps)} beside the shard writer; "
+                  f"using {self.target}")
 
     def _waiting_line(self) -> None:
         """Say so when workers have waited long for the cluster to place them (a lost node, a busy cluster)."""
         waiting = [s for s in self.slots if s.ready_ref is not None and time.time() - s.created > self.progress.every_s]
         if waiting:
-            print(f"{len(waiting)} of {len(self.slots)} workers are waiting for the cluster to place them; the others go on", flush=True)
+            say(f"{len(waiting)} of {len(self.slots)} workers are waiting for the cluster to place them; the others go on")
 
     def run(self) -> dict:
         self._record_problems()
@@ -466,7 +410,9 @@ class Run:
                 ray.wait(starting, num_returns=len(starting), timeout=60.0)
             if self.session_dir is not None:
                 record_session(self.layout.root, self.session_dir)
-            print(f"{len(self.records)} assets: {self.progress.done} already finished, {len(self.queue)} to do on {self.target} workers", flush=True)
+            say(f"{len(self.records)} assets: {self.progress.done} already finished, {len(self.queue)} to do on {self.target} workers")
+            if self.queue:
+                self.progress.open()
             while self.queue or any(s.ref is not None for s in self.slots) or self.pending_shards or self.shard_ref is not None:
                 check_stop()
                 self._top_up()
@@ -507,6 +453,7 @@ class Run:
                     self._waiting_line()
                     self._refresh_tables()
         except BaseException as exc:
+            self.progress.close()
             if isinstance(exc, Stopped):
                 exc.progress = f"{self.progress.done} of {len(self.records)} assets finished"
             self._stop_workers(wait_s=0.0)
@@ -515,6 +462,7 @@ class Run:
             except OutOfSpace:
                 pass
             raise
+        self.progress.close()
         self._stop_workers()
         shutil.rmtree(self.layout.scratch, ignore_errors=True)  # what workers killed on the way left there
         self._refresh_tables()
@@ -544,7 +492,7 @@ def retry_failed_assets(manifest: Manifest, records: list, reasons: frozenset[st
     uids = [uid for uid in manifest.state.failed_assets(reasons) if uid in curatable]
     if uids:
         manifest.append({"event": "retry", "uids": uids, "reasons": sorted(reasons)})
-    print(f"--retry-failed {' '.join(sorted(reasons)) or '(any reason)'}: {len(uids)} assets with failed rows redone", flush=True)
+    say(f"--retry-failed {' '.join(sorted(reasons)) or '(any reason)'}: {len(uids)} assets with failed rows redone")
 
 
 def _run_locked(spec: SourceSpec, config: PipelineConfig, layout: Layout, manifest: Manifest, records: list, captions: dict, address: str | None,
@@ -552,11 +500,11 @@ def _run_locked(spec: SourceSpec, config: PipelineConfig, layout: Layout, manife
     """The run itself, holding OUT's lock: reap what a killed run left, start Ray, run, stop Ray."""
     first = manifest.state.runs[0] if manifest.state.runs else None
     if first is not None and first.get("config") != config.to_json():
-        print("note: settings differ from the first run in this directory; finished assets keep their earlier results", flush=True)
+        say("note: settings differ from the first run in this directory; finished assets keep their earlier results")
     shutil.rmtree(layout.scratch, ignore_errors=True)  # left by killed workers; no other run holds OUT
     reaped = reap_session(layout.root)
     if reaped:
-        print(f"stopped {len(reaped)} processes the embedded Ray of a killed earlier run left running", flush=True)
+        say(f"stopped {len(reaped)} processes the embedded Ray of a killed earlier run left running")
     manifest.append({"event": "run", "source": vars(spec), "config": config.to_json(), "assets": len(records)})
     if retry_failed is not None:
         retry_failed_assets(manifest, records, retry_failed)
@@ -566,7 +514,7 @@ def _run_locked(spec: SourceSpec, config: PipelineConfig, layout: Layout, manife
         where, session_dir = init_ray(address, config.workers * worker_needs.num_cpus + WriteShards.resources.num_cpus,
                                       config.workers * worker_needs.num_gpus, layout.root)
         catch_stop_signals()
-        print(f"d4d-curate: {where}", flush=True)
+        say(f"d4d-curate: {where}")
         stats = Run(spec, config, layout, manifest, records, captions, session_dir).run()
     finally:
         if threading.current_thread() is threading.main_thread():
@@ -630,11 +578,10 @@ def _run_curation(spec: SourceSpec, config: PipelineConfig, out_dir: Path | str,
     decided = ", ".join(f"{n} {decision}" for decision, n in sorted(stats["clips"]["by_decision"].items())) or "none decided"
     this_run = (f"{stats['finished_this_run']} assets this run at {stats['assets_per_hour'] or 0:.0f} assets/h" if stats["finished_this_run"]
                 else "nothing left to do this run")
-    print(
+    say(
         f"done: {stats['finished']}/{stats['total_assets']} assets, {stats['clips']['judged']} clips ({decided}), "
         f"{stats['assets']['failed_whole']} assets failed whole, {stats['in_shards']} clips in shards; "
         + (f"entries not curated: {not_curated}; " if not_curated else "") +
         f"{this_run}; tables in {layout.remote or layout.root}",
-        flush=True,
     )
     return stats
