@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
 from d4d.inspection.curation_data import InspectError
 from d4d.inspection.report import ReportConfig, write_report
 from d4d.options import add_options, apply_overrides, overrides_from_args
+from d4d.progress import setup_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                                   "d4d-eval output (eval.json), reconstruction output or d4d-sample output")
     p.add_argument("--out", required=True, type=Path, help="page to write (*.html; previews go to <stem>_files/ beside it) or a folder for index.html")
     p.add_argument("--config", help="JSON file of CurationConfig fields, used when render directories are decided here")
+    p.add_argument("--verbose", action="store_true", help="show the libraries' own log lines (errors only by default)")
     add_options(p.add_argument_group("report (ReportConfig)"), ReportConfig)
     return p
 
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         report_config = apply_overrides(ReportConfig(), overrides_from_args(args, ReportConfig))
     except ValueError as exc:
         parser.error(str(exc))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    setup_logging(args.verbose)
     config = None
     if args.config:
         try:

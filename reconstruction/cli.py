@@ -28,12 +28,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from d4d.options import add_options, apply_overrides, overrides_from_args
+from d4d.progress import setup_logging
 from d4d.reconstruction.config import AUTO, BACKENDS, CHECKPOINT_NAME, PRESETS, ReconstructConfig, preset, resolve_preset
 
 if TYPE_CHECKING:
     import torch
 
-log = logging.getLogger("d4d-reconstruct")
+log = logging.getLogger("d4d.reconstruct")
 #: Flags of earlier versions that still set their field.
 ALIASES = {"holdout_every": ["--holdout"]}
 
@@ -85,6 +86,7 @@ def build_parser(shown: str = "paper") -> argparse.ArgumentParser:
     parser.add_argument("--backend", choices=BACKENDS, default="auto", help="rasterizer: gsplat (CUDA), torch (any device) or auto (default)")
     parser.add_argument("--device", default="auto", help="torch device: auto (cuda when available), cpu, cuda, cuda:1 ...")
     parser.add_argument("--restart", action="store_true", help=f"discard OUT/{CHECKPOINT_NAME} instead of resuming from it")
+    parser.add_argument("--verbose", action="store_true", help="show the libraries' own log lines (errors only by default)")
     add_options(parser.add_argument_group(f"settings (override the preset; the defaults shown are preset {shown}'s, the one this run uses)"),
                 ReconstructConfig, aliases=ALIASES, defaults=preset(shown))
     return parser
@@ -102,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from d4d.reconstruction.run import pick_device, reconstruct_input  # torch: after --help and the arguments
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    setup_logging(args.verbose)
     try:
         device = pick_device(args.device)
         preset_name, config = config_from_args(args, device)
