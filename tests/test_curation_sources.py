@@ -2,6 +2,7 @@
 read through the real objaverse package, with the network blocked."""
 
 import hashlib
+import os
 import socket
 from pathlib import Path
 
@@ -314,6 +315,27 @@ def test_local_folder_on_objaverse_xl_test_files(tmp_path):
     [(_, error)] = list(LocalFolderSource(tmp_path).fetch_many(LocalFolderSource(tmp_path).records()))
     assert isinstance(error, InvalidAsset)
 
+
+
+def test_a_local_file_with_another_mtime_is_the_same_asset_when_its_bytes_are(tmp_path):
+    """A node's own copy of the folder (same bytes, other modification times) fetches what the
+    driver listed; other bytes of the same size, or another size, are changes."""
+    glb = animated_triangle_glb()
+    (tmp_path / "copied.glb").write_bytes(glb)
+    (tmp_path / "edited.glb").write_bytes(glb)
+    (tmp_path / "grown.glb").write_bytes(glb)
+    source = LocalFolderSource(tmp_path)
+    records = list(source.records())
+    for name in ("copied.glb", "edited.glb", "grown.glb"):
+        os.utime(tmp_path / name, ns=(0, 10**18))  # a copy: another modification time
+    edited = bytearray(glb)
+    edited[-1] ^= 0xFF  # same size, other bytes (the last byte of the binary chunk)
+    (tmp_path / "edited.glb").write_bytes(bytes(edited))
+    (tmp_path / "grown.glb").write_bytes(glb + b"\0" * 4)
+    errors = {Path(r.local_path).name: e for r, e in source.fetch_many(records)}
+    assert errors["copied.glb"] is None
+    assert isinstance(errors["edited.glb"], ChecksumMismatch) and "sha256 differs" in str(errors["edited.glb"])
+    assert isinstance(errors["grown.glb"], ChecksumMismatch) and "bytes, listed" in str(errors["grown.glb"])
 
 
 def test_every_entry_of_a_local_folder_gets_exactly_one_record(tmp_path):

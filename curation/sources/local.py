@@ -158,14 +158,18 @@ class LocalFolderSource(AssetSource):
             pool.shutdown(wait=True, cancel_futures=True)
 
     def fetch_many(self, records: Iterable[SourceRecord]) -> Iterator[tuple[SourceRecord, FetchError | None]]:
-        """Check each file is still what was listed (same size and modification time: the sha256
-        computed when listing stands, it is not computed again) and, for .glb, complete."""
+        """Check each file is still what was listed and, for .glb, complete. Same size and
+        modification time: the sha256 computed when listing stands. Another modification time
+        (a node's own copy of the folder, a touched file): the file is hashed again, and only
+        other bytes fail."""
         for record in records:
             path = Path(record.local_path)
             try:
                 stat = path.stat()
-                if (stat.st_size, stat.st_mtime_ns) != (record.metadata["size_bytes"], record.metadata["mtime_ns"]):
-                    raise ChecksumMismatch(f"{path}: changed since the folder was listed")
+                if stat.st_size != record.metadata["size_bytes"]:
+                    raise ChecksumMismatch(f"{path}: changed since the folder was listed ({stat.st_size} bytes, listed {record.metadata['size_bytes']})")
+                if stat.st_mtime_ns != record.metadata["mtime_ns"] and sha256_file(path) != record.sha256:
+                    raise ChecksumMismatch(f"{path}: changed since the folder was listed (other bytes: sha256 differs)")
                 if stat.st_size == 0:
                     raise InvalidAsset(f"{path}: file is empty")
                 if path.suffix.lower() == ".glb":
