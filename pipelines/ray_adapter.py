@@ -8,6 +8,7 @@ resources its steps declare. Nothing else in ``pipelines`` calls ``ray.remote``.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import socket
@@ -19,9 +20,10 @@ from ray._private.authentication.authentication_token_setup import AUTH_MODE_ENV
 from ray._raylet import Config
 
 from d4d.pipelines.chain import StepChain
+from d4d.pipelines.node_check import NodeProbe, check_node
 from d4d.pipelines.session import record_session
 from d4d.pipelines.space import SpaceGuard
-from d4d.pipelines.steps import Resources, WorkerContext, chain_resources
+from d4d.pipelines.steps import Fetch, Resources, WorkerContext, chain_resources
 from d4d.progress import library_level
 from d4d.rendering.api import Limits
 from d4d.untrusted import printable
@@ -30,19 +32,24 @@ from d4d.untrusted import printable
 class StepsActor:
     """Runs the per-asset steps; one warm Blender process per actor (isolated by Renderer)."""
 
-    def __init__(self, steps: list, log_dir: str, scratch_dir: str, limits: Limits, space: SpaceGuard | None):
+    def __init__(self, steps: list, log_dir: str, scratch_dir: str, limits: Limits, space: SpaceGuard | None, probe: NodeProbe | None = None):
         self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.node_id = ray.get_runtime_context().get_node_id()
+        self.probe = probe
         Path(scratch_dir).mkdir(parents=True, exist_ok=True)
         # Named by node and process: nodes of a cluster share OUT, and their pids may be equal.
-        node = ray.get_runtime_context().get_node_id()[:12]
-        self.chain = StepChain(steps, WorkerContext(Path(log_dir) / f"node-{node}-worker-{os.getpid()}", Path(scratch_dir), limits, space))
+        self.chain = StepChain(steps, WorkerContext(Path(log_dir) / f"node-{self.node_id[:12]}-worker-{os.getpid()}", Path(scratch_dir), limits, space))
         self.chain.setup()
 
     def __repr__(self) -> str:  # the prefix of its log lines on the driver's console and in the dashboard
         return f"d4d-worker {self.name}"
 
-    def ready(self) -> str:
-        return self.name
+    def ready(self) -> dict:
+        """Started: its ``name``, its ``node`` (Ray's node id) and the ``problem`` its node has
+        (``pipelines.node_check``; None when it may take work)."""
+        fetch = next((step.source.fetch for step in self.chain.steps if isinstance(step, Fetch)), None)
+        problem = None if self.probe is None else check_node(self.probe, fetch)
+        return {"name": self.name, "node": self.node_id, "problem": problem}
 
     def process(self, item):
         return self.chain.process(item)
@@ -83,13 +90,14 @@ def submit_batch(actor, step, batch: list):
     return actor.process.options(name=task_name(step.name, f"{len(batch)} renders")).remote(batch)
 
 
-def placeable_workers(worker: Resources, reserved: Resources) -> int:
-    """How many workers needing ``worker`` the cluster's nodes (alive now) can hold beside
-    ``reserved`` (the shard writer), counted node by node: a worker cannot span two nodes."""
+def placeable_workers(worker: Resources, reserved: Resources, avoid: frozenset[str] = frozenset()) -> int:
+    """How many workers needing ``worker`` the cluster's nodes (alive now, none of ``avoid``)
+    can hold beside ``reserved`` (the shard writer), counted node by node: a worker cannot
+    span two nodes."""
     room = 0
     left = {"CPU": reserved.num_cpus, "GPU": reserved.num_gpus}
     for node in ray.nodes():
-        if not node.get("Alive"):
+        if not node.get("Alive") or node.get("NodeID") in avoid:
             continue
         have = {k: float(node.get("Resources", {}).get(k, 0.0)) for k in ("CPU", "GPU")}
         for k in have:  # the writer takes its share from the first node that has it
@@ -100,14 +108,20 @@ def placeable_workers(worker: Resources, reserved: Resources) -> int:
     return room
 
 
-def start_actor(cls, resources: Resources, *args):
-    """A new actor of ``cls`` reserving ``resources``; never restarted by Ray (the runner
-    notices a dead actor, records the lost asset and starts a fresh one)."""
-    return ray.remote(cls).options(num_cpus=resources.num_cpus, num_gpus=resources.num_gpus, max_restarts=0, max_task_retries=0).remote(*args)
+def start_actor(cls, resources: Resources, *args, avoid: frozenset[str] = frozenset()):
+    """A new actor of ``cls`` reserving ``resources``, on none of the nodes ``avoid`` (Ray node
+    ids: nodes that failed their check); never restarted by Ray (the runner notices a dead
+    actor, records the lost asset and starts a fresh one)."""
+    options = dict(num_cpus=resources.num_cpus, num_gpus=resources.num_gpus, max_restarts=0, max_task_retries=0)
+    if avoid:
+        options["label_selector"] = {"ray.io/node-id": f"!in({','.join(sorted(avoid))})"}
+    return ray.remote(cls).options(**options).remote(*args)
 
 
-def start_steps_actor(steps: list, log_dir: Path, scratch_dir: Path, limits: Limits, space: SpaceGuard | None = None):
-    return start_actor(StepsActor, chain_resources(steps), steps, str(log_dir), str(scratch_dir), limits, space)
+def start_steps_actor(steps: list, log_dir: Path, scratch_dir: Path, limits: Limits, space: SpaceGuard | None = None, probe: NodeProbe | None = None,
+                      avoid: frozenset[str] = frozenset()):
+    """A worker for ``steps`` that checks its node against ``probe`` when it starts (``ready``)."""
+    return start_actor(StepsActor, chain_resources(steps), steps, str(log_dir), str(scratch_dir), limits, space, probe, avoid=avoid)
 
 
 def dashboard_available() -> bool:
@@ -166,6 +180,7 @@ def init_ray(address: str | None, num_cpus: float, num_gpus: float, out: Path) -
     console lines show at ``d4d.progress.library_level`` (errors only unless ``--verbose``)."""
     address = address or os.environ.get("RAY_ADDRESS")
     level = library_level()
+    logging.getLogger("ray").setLevel(level)  # Ray set its logger up when imported; its token lines come before ray.init
     session_dir = None
     _AUTH_MODE_BEFORE[:] = [os.environ.get(AUTH_MODE_ENV_VAR)]
     if address:

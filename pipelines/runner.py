@@ -26,6 +26,7 @@ from d4d.curation.sources.base import invalid_record
 from d4d.pipelines.config import PipelineConfig
 from d4d.pipelines.console import RunProgress
 from d4d.pipelines.manifest import Manifest
+from d4d.pipelines.node_check import NodeProbe, make_probe
 from d4d.pipelines.output import publish_tables, run_folders
 from d4d.pipelines.ray_adapter import BatchStepActor, init_ray, placeable_workers, shutdown_ray, start_actor, start_steps_actor, submit_asset, submit_batch
 from d4d.pipelines.session import end_session, reap_session, record_session
@@ -166,11 +167,12 @@ class SourceError(Exception):
     """The source cannot list its assets (missing folder or annotations, duplicate uids)."""
 
 
-def list_records(spec: SourceSpec, limit: int | None) -> list:
-    """The source's records in its order, the first ``limit`` of them. A uid that is not a safe
-    name, or that the source yields twice, makes that record a ``bad_identifier`` one (its
-    row says why); nothing about one record stops the listing. Raises SourceError naming the
-    source when it cannot be listed at all."""
+def list_records(spec: SourceSpec, limit: int | None) -> tuple[list, object]:
+    """The source's records in its order, the first ``limit`` of them, and the source (its
+    ``fetch`` chooses the node check's probe). A uid that is not a safe name, or that the
+    source yields twice, makes that record a ``bad_identifier`` one (its row says why); nothing
+    about one record stops the listing. Raises SourceError naming the source when it cannot be
+    listed at all."""
     records = []
     seen = set()
     try:
@@ -194,15 +196,17 @@ def list_records(spec: SourceSpec, limit: int | None) -> list:
     if problems:
         say(f"{sum(problems.values())} of {len(records)} entries cannot be curated and get a row saying why: "
               + ", ".join(f"{n} {reason}" for reason, n in sorted(problems.items())))
-    return records
+    return records, source
 
 
 class Run:
     """One invocation of the job over ``records`` (the dispatch loop; see ``run_curation``)."""
 
     def __init__(self, spec: SourceSpec, config: PipelineConfig, layout: Layout, manifest: Manifest, records: list, captions: dict[str, str],
-                 session_dir: str | None = None):
+                 session_dir: str | None = None, probe: NodeProbe | None = None):
         self.spec, self.config, self.layout, self.manifest = spec, config, layout, manifest
+        self.probe = probe
+        self.failed_nodes: dict[str, str] = {}  # Ray node id -> why it gets no work
         self.session_dir = session_dir
         self.records, self.captions = records, captions
         self.steps = default_steps(spec, config, layout.renders)
@@ -222,7 +226,8 @@ class Run:
     # -- actors --------------------------------------------------------------------------------
     def _new_slot(self) -> Slot:
         """Ask the cluster for a worker; it joins the pool once placed and started (``_started``)."""
-        actor = start_steps_actor(self.steps, self.layout.logs, self.layout.scratch, self.config.limits, self.space)
+        actor = start_steps_actor(self.steps, self.layout.logs, self.layout.scratch, self.config.limits, self.space, self.probe,
+                                  avoid=frozenset(self.failed_nodes))
         return Slot(actor, ready_ref=actor.ready.remote(), created=time.time())
 
     def _top_up(self) -> None:
@@ -235,7 +240,7 @@ class Run:
     def _started(self, slot: Slot) -> None:
         """``slot``'s actor answered ``ready`` (or died before it could: then it is dropped)."""
         try:
-            slot.name = ray.get(slot.ready_ref)
+            started = ray.get(slot.ready_ref)
         except ray.exceptions.RayActorError as exc:  # placed on a node that was going away, or cannot start at all
             self.failed_starts += 1
             line = str(exc).splitlines()[0][:160]
@@ -244,7 +249,22 @@ class Run:
             say(f"worker could not start: {line}; asking for another")
             self._drop([slot], wait_s=0.0)
             return
-        slot.ready_ref, self.failed_starts = None, 0
+        slot.name, slot.ready_ref, self.failed_starts = started["name"], None, 0
+        if started["problem"] is not None:
+            self._node_failed(slot, started["node"], started["problem"])
+
+    def _node_failed(self, slot: Slot, node: str, problem: str) -> None:
+        """``slot``'s worker found its node unlike the driver's: it takes no work, and neither
+        does any later worker there; the run goes on with the other nodes."""
+        if node not in self.failed_nodes:  # its other workers, started before, say the same
+            say(f"node {slot.name.rsplit(':', 1)[0]} ({node[:12]}) failed its check and gets no work: {problem}")
+        self.failed_nodes[node] = problem
+        self._drop([s for s in self.slots if s is slot], wait_s=0.0)
+        room = placeable_workers(chain_resources(self.steps), WriteShards.resources, avoid=frozenset(self.failed_nodes))
+        if room < 1:
+            reasons = "; ".join(f"{n[:12]}: {why}" for n, why in self.failed_nodes.items())
+            raise ClusterError(f"no node left that passes the node check ({reasons})")
+        self.target = min(self.target, room)
 
     def _drop(self, slots: list[Slot], wait_s: float) -> None:
         """Stop ``slots``' workers (each stops its Blender process within ``wait_s`` seconds, then
@@ -496,8 +516,9 @@ def retry_failed_assets(manifest: Manifest, records: list, reasons: frozenset[st
 
 
 def _run_locked(spec: SourceSpec, config: PipelineConfig, layout: Layout, manifest: Manifest, records: list, captions: dict, address: str | None,
-                retry_failed: frozenset[str] | None = None) -> dict:
-    """The run itself, holding OUT's lock: reap what a killed run left, start Ray, run, stop Ray."""
+                retry_failed: frozenset[str] | None = None, probe: NodeProbe | None = None) -> dict:
+    """The run itself, holding OUT's lock: reap what a killed run left, start Ray, run (every
+    worker checking its node against ``probe`` first), stop Ray."""
     first = manifest.state.runs[0] if manifest.state.runs else None
     if first is not None and first.get("config") != config.to_json():
         say("note: settings differ from the first run in this directory; finished assets keep their earlier results")
@@ -515,7 +536,7 @@ def _run_locked(spec: SourceSpec, config: PipelineConfig, layout: Layout, manife
                                       config.workers * worker_needs.num_gpus, layout.root)
         catch_stop_signals()
         say(f"d4d-curate: {where}")
-        stats = Run(spec, config, layout, manifest, records, captions, session_dir).run()
+        stats = Run(spec, config, layout, manifest, records, captions, session_dir, probe).run()
     finally:
         if threading.current_thread() is threading.main_thread():
             for sig in STOP_SIGNALS:  # stopping Ray is not to be cut short
@@ -564,11 +585,12 @@ def _run_curation(spec: SourceSpec, config: PipelineConfig, out_dir: Path | str,
     space = SpaceGuard(layout.root, config.min_free_gb * 1e9)
     space.check()
     prepare_source(spec)
-    records = list_records(spec, limit)
+    records, source = list_records(spec, limit)
     captions = record_captions(records, captions_csv)
     try:
         with Manifest(layout.root, rows=DecisionRows) as manifest:
-            stats = _run_locked(spec, config, layout, manifest, records, captions, address, retry_failed)
+            probe = make_probe(layout.root, records, None if spec.online else source.fetch)
+            stats = _run_locked(spec, config, layout, manifest, records, captions, address, retry_failed, probe)
     except OSError as exc:  # the journal, the session record: OUT cannot be written
         line = space.stop_line(exc)
         if line is None:

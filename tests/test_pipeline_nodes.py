@@ -7,6 +7,7 @@ place never hang."""
 from __future__ import annotations
 
 import contextlib
+import shutil
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import requires_bpy
+from conftest import join_cluster, requires_bpy
 from test_pipeline_run import REPO, SMALL, decisions, manifest_events, runs, shard_uids  # noqa: F401 (runs: a fixture)
 
 from d4d.pipelines.ray_adapter import task_name
@@ -100,3 +101,43 @@ def test_a_node_lost_mid_run_costs_only_its_attempts_and_extra_workers_never_han
     kept = sorted(r["uid"] for r in rows.values() if r["decision"] == "keep")
     assert kept and sorted(shard_uids(out)) == kept
     assert Path(out / "stats.json").exists()
+
+
+def can_hide_folders() -> bool:
+    """Whether this machine lets a process see a folder of its own in place of another (a mount
+    namespace: root, or a user namespace)."""
+    return shutil.which("unshare") is not None and subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode == 0
+
+
+def test_a_node_that_does_not_see_the_assets_gets_no_work_and_the_run_says_why(builtin_assets, runs, ray_cluster, tmp_path):  # noqa: F811
+    """A second node joins the session's cluster (token authentication, as a worker machine
+    does) in a mount namespace where the asset folder is an empty one, as on a machine without
+    the shared disk. Its worker fails the node check; no asset is tried there."""
+    if not can_hide_folders():
+        pytest.skip("unshare -m is not permitted here: no way to give one node its own view of a folder")
+    assets, empty = tmp_path / "assets", tmp_path / "empty"
+    assets.mkdir()
+    empty.mkdir()
+    for name, path in builtin_assets.items():
+        (assets / f"{name}.glb").write_bytes(path.read_bytes())
+    flags = join_cluster(runs, ray_cluster)
+    ray_bin = Path(sys.executable).with_name("ray")
+    node_env = {**runs.env, "RAY_AUTH_MODE": "token"}  # a worker machine joining a token head
+    subprocess.Popen(["unshare", "-m", "sh", "-c", f'mount --bind "{empty}" "{assets}" && exec "{ray_bin}" start --address {ray_cluster["address"]} '
+                      f"--num-cpus 2 --node-ip-address 127.0.0.1 --disable-usage-stats --block"], env=node_env,
+                     stdout=open(tmp_path / "node.log", "w"), stderr=subprocess.STDOUT)  # fmt: skip
+    deadline = time.time() + 180
+    while time.time() < deadline and "Ray runtime started" not in (tmp_path / "node.log").read_text():
+        time.sleep(0.5)
+    assert "Ray runtime started" in (tmp_path / "node.log").read_text(), (tmp_path / "node.log").read_text()[-2000:]
+    out = tmp_path / "out"
+    # 4 CPUs: the shard writer and 3 workers, so at least one worker starts on the hidden node.
+    text = runs.run(["--source", f"local:{assets}", "--out", str(out), *flags, *SMALL, "--workers", "3", "--max-attempts", "2"], tmp_path / "run.log")
+    assert "failed its check and gets no work: the source differs from the driver's" in text, text[-3000:]
+    events = manifest_events(out)
+    assert not [e for e in events if e["event"] == "attempt_failed"], "an asset was tried on the node that failed its check"
+    results = Counter(e["uid"] for e in events if e["event"] == "result")
+    assert set(results.values()) == {1}
+    rows = decisions(out)
+    assert sorted(rows) == sorted(f"{n}.glb" for n in builtin_assets)
+    assert not [r for r in rows.values() if r["decision"] == "failed"]
