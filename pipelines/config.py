@@ -35,6 +35,12 @@ class PipelineConfig:
     shard_batch: int = 8
     """Kept renders collected before one shard write (a larger batch makes fewer, larger row
     groups; the last batch is written at the end of the run)."""
+    shard_writers: int = 1
+    """Shard writer actors (1 Ray CPU each), each encoding a batch at a time, batches going to
+    whichever is free. Lossy encoding takes about 2.2 s per 256 px clip on one CPU, so one
+    writer keeps up with about 1,600 kept clips an hour; add one per 1,600 kept clips/h the
+    workers make (docs/pipeline.md, "Shard writers"). Fewer are started when the cluster cannot
+    place them beside one worker (the run says so)."""
     codec: Literal["lossy", "lossless"] = "lossy"
     """Shard video codec: "lossy" (VP9 with alpha) or "lossless" (FFV1), docs/shards.md."""
     max_shard_mb: float = 512.0
@@ -58,6 +64,8 @@ class PipelineConfig:
             raise ValueError(f"cpus/gpus per worker must be >= 0, got {self.cpus_per_worker} / {self.gpus_per_worker}")
         if not self.min_free_gb >= 0:
             raise ValueError(f"min_free_gb must be >= 0, got {self.min_free_gb}")
+        if self.shard_writers < 1:
+            raise ValueError(f"shard_writers must be >= 1, got {self.shard_writers}")
         if self.shard_batch < 1:
             raise ValueError(f"shard_batch must be >= 1, got {self.shard_batch}")
         if self.render_timeout_s <= 0:

@@ -5,7 +5,7 @@ retries what may succeed next time, batches kept renders into shards, and report
 
 Resumable: the manifest (``pipelines.manifest``) is the source of truth. A rerun skips every
 asset that has a result, redoes the others, and shards the kept renders not yet in shards; the
-shard writer skips uids already written, so no run writes a duplicate row.
+shard writers (``pipelines.writers``) skip uids already written, so no run writes a duplicate row.
 """
 
 from __future__ import annotations
@@ -28,14 +28,17 @@ from d4d.pipelines.console import RunProgress
 from d4d.pipelines.manifest import Manifest
 from d4d.pipelines.node_check import NodeProbe, make_probe
 from d4d.pipelines.output import publish_tables, run_folders
-from d4d.pipelines.ray_adapter import BatchStepActor, init_ray, placeable_workers, shutdown_ray, start_actor, start_steps_actor, submit_asset, submit_batch
+from d4d.pipelines.ray_adapter import init_ray, placeable_workers, shutdown_ray, start_steps_actor, submit_asset
 from d4d.pipelines.session import end_session, reap_session, record_session
 from d4d.pipelines.sources import SourceSpec, open_source, prepare_source
 from d4d.pipelines.space import OutOfSpace, SpaceGuard
 from d4d.pipelines.steps import WriteShards, chain_resources, default_steps
 from d4d.pipelines.tables import DecisionRows, clip_event, failure_event, problem_event, run_stats, write_tables
 from d4d.pipelines.work import WorkItem
+from d4d.pipelines.writers import ShardWriters, WriterLost
 from d4d.progress import say
+from d4d.shards.card import publish_card
+from d4d.shards.files import ShardNames
 from d4d.untrusted import BadIdentifier, check_identifier, inside
 
 
@@ -216,12 +219,10 @@ class Run:
         self.queue = collections.deque((r, state.failed_attempts[r.uid] + 1) for r in records if r.uid not in state.assets_done and r.problem is None)
         self.progress = RunProgress(len(records), sum(r.uid in state.assets_done for r in records), self.started)
         self.pending_shards: list[str] = [r["render_dir"] for r in state.unsharded_keeps()]
-        self.shard_ref = None
+        self.writers = ShardWriters(config.shard_writers, self._writer_step)
         self.slots: list[Slot] = []
         self.target = 0
         self.failed_starts = 0
-        self.writer = None
-        self.batch: list[str] = []
 
     # -- actors --------------------------------------------------------------------------------
     def _new_slot(self) -> Slot:
@@ -260,7 +261,7 @@ class Run:
             say(f"node {slot.name.rsplit(':', 1)[0]} ({node[:12]}) failed its check and gets no work: {problem}")
         self.failed_nodes[node] = problem
         self._drop([s for s in self.slots if s is slot], wait_s=0.0)
-        room = placeable_workers(chain_resources(self.steps), WriteShards.resources, avoid=frozenset(self.failed_nodes))
+        room = placeable_workers(chain_resources(self.steps), WriteShards.resources.times(self.writers.count), avoid=frozenset(self.failed_nodes))
         if room < 1:
             reasons = "; ".join(f"{n[:12]}: {why}" for n, why in self.failed_nodes.items())
             raise ClusterError(f"no node left that passes the node check ({reasons})")
@@ -329,51 +330,53 @@ class Run:
         self._finish(item, slot.attempt, slot.name)
 
     # -- shards --------------------------------------------------------------------------------
+    def _writer_step(self, k: int, count: int) -> WriteShards:
+        """Shard writer k of ``count`` (pipelines.writers): shard names and a staging folder of its own."""
+        return WriteShards(self.layout.shards, self.config.codec, self.config.max_shard_mb, self.space, self.layout.shards_staging / f"writer-{k}",
+                           ShardNames(k, count))
+
     def _maybe_write_shards(self, final: bool) -> None:
-        if self.shard_ref is not None or not self.pending_shards:
-            return
-        if not final and len(self.pending_shards) < self.config.shard_batch:
-            return
-        self._start_writer()
-        self.batch, self.pending_shards = self.pending_shards, []
-        self.shard_ref = submit_batch(self.writer, WriteShards, self.batch)
+        self.pending_shards = self.writers.submit(self.pending_shards, self.config.shard_batch, final)
 
-    def _start_writer(self) -> None:
-        """The shard writer actor (started before the workers, so that it has its CPU)."""
-        if self.writer is None:
-            step = WriteShards(self.layout.shards, self.config.codec, self.config.max_shard_mb, self.space, self.layout.shards_staging)
-            self.writer = start_actor(BatchStepActor, step.resources, step)
-
-    def _shards_written(self) -> None:
+    def _shards_written(self, ref) -> None:
         try:
-            report = ray.get(self.shard_ref)
-        except ray.exceptions.RayActorError as exc:  # its node went away: a new writer takes the batch again
-            say(f"shard writer lost ({str(exc).splitlines()[0][:120]}); writing its {len(self.batch)} renders again with a new one")
-            ray.kill(self.writer, no_restart=True)
-            self.writer, self.shard_ref = None, None
-            self.pending_shards = self.batch + self.pending_shards
+            k, batch, report = self.writers.result(ref)
+        except WriterLost as lost:  # its node went away: a new writer takes the batch again
+            say(f"shard writer lost ({lost.line}); writing its {len(lost.batch)} renders again with a new one")
+            self.pending_shards = lost.batch + self.pending_shards
             return  # write_shards skips what the lost writer published: no row twice
-        self.shard_ref = None
         done = report["written"] + report["skipped"]
         if done:
             self.manifest.append({"event": "sharded", "uids": done, "shards": report["shards"]})
-            self._remove_sharded_renders(set(done))
+            self._remove_sharded_renders(batch, set(done))
         if report["stop"]:
             raise OutOfSpace(report["stop"])
         for uid, reason in report["failed"].items():
             event = {**self.manifest.state.unsharded[uid], "decision": "failed", "reason": "shard_failed", "stage": "shards", "error_kind": "shard_failed", "detail": reason}
             self.manifest.append(event)
             say(f"shard failed {uid[:16]}: {reason[:160]}")
-        say(f"shards: {len(report['written'])} rows written, {len(report['skipped'])} already present, {len(report['shards'])} new shard files")
+        writer = f" (writer {k + 1} of {self.writers.count})" if self.writers.count > 1 else ""
+        say(f"shards{writer}: {len(report['written'])} rows written, {len(report['skipped'])} already present, {len(report['shards'])} new shard files")
 
-    def _remove_sharded_renders(self, uids: set[str]) -> None:
-        """Unless --keep-renders: remove the quality renders of ``uids`` (journaled as sharded)."""
+    def _remove_sharded_renders(self, batch: list[str], uids: set[str]) -> None:
+        """Unless --keep-renders: remove the quality renders of ``batch`` whose ``uids`` are journaled as sharded."""
         if self.config.keep_renders:
             return
-        for render_dir in self.batch:
+        for render_dir in batch:
             path = Path(render_dir)
             if path.name in uids and path.parent == self.layout.renders and inside(self.layout.renders, path):
                 shutil.rmtree(path, ignore_errors=True)
+
+    def _rewrite_card(self) -> None:
+        """With several shard writers, the dataset card once they are all done: each rewrote it
+        after its own shards and may have missed another's (OutOfSpace when OUT cannot take it)."""
+        if self.writers.count == 1 or not self.manifest.state.sharded:
+            return
+        try:
+            publish_card(self.layout.shards, self.layout.shards_staging)
+        except (OSError, ValueError) as exc:  # ValueError: the URI (its bucket) went away
+            raise OutOfSpace(f"OUT cannot be written: the dataset card of {self.layout.shards} ({str(exc).splitlines()[0][:200]}); "
+                             "rerun the same command to finish") from None
 
     # -- the loop --------------------------------------------------------------------------
     def _refresh_tables(self) -> None:
@@ -403,14 +406,21 @@ class Run:
                 self.progress.asset(item, [self.manifest.state.results[record.uid]], judged=False)
 
     def _plan_workers(self) -> None:
-        """``target``: --workers, as many as there are assets to do, and as many as the cluster
-        can place beside the shard writer (asking for more would leave actors pending for ever)."""
+        """The shard writers: --shard-writers, as many as the cluster can place beside one worker;
+        ``target``: --workers, as many as there are assets to do, and as many as the cluster can
+        place beside the shard writers (asking for more would leave actors pending for ever)."""
+        worker, count = chain_resources(self.steps), self.config.shard_writers
+        while count > 1 and placeable_workers(worker, WriteShards.resources.times(count)) < 1:
+            count -= 1
+        if count < self.config.shard_writers:
+            say(f"--shard-writers {self.config.shard_writers}: the cluster has room for {count} beside a worker; using {count}")
+            self.writers = ShardWriters(count, self._writer_step)
         wanted = min(self.config.workers, len(self.queue))
-        room = placeable_workers(chain_resources(self.steps), WriteShards.resources)
+        room = placeable_workers(worker, WriteShards.resources.times(count))
         self.target = max(1, min(wanted, room)) if wanted else 0
         if self.target < wanted:
-            say(f"--workers {self.config.workers}: the cluster has room for {room} workers of {chain_resources(self.steps)} beside the shard writer; "
-                  f"using {self.target}")
+            beside = "the shard writer" if count == 1 else f"the {count} shard writers"
+            say(f"--workers {self.config.workers}: the cluster has room for {room} workers of {worker} beside {beside}; using {self.target}")
 
     def _waiting_line(self) -> None:
         """Say so when workers have waited long for the cluster to place them (a lost node, a busy cluster)."""
@@ -423,7 +433,7 @@ class Run:
         self._plan_workers()
         try:
             if self.queue or self.pending_shards:
-                self._start_writer()
+                self.writers.start()
             self._top_up()
             starting = [s.ready_ref for s in self.slots]
             if starting:
@@ -433,7 +443,7 @@ class Run:
             say(f"{len(self.records)} assets: {self.progress.done} already finished, {len(self.queue)} to do on {self.target} workers")
             if self.queue:
                 self.progress.open()
-            while self.queue or any(s.ref is not None for s in self.slots) or self.pending_shards or self.shard_ref is not None:
+            while self.queue or any(s.ref is not None for s in self.slots) or self.pending_shards or self.writers.busy():
                 check_stop()
                 self._top_up()
                 self._retire_idle()
@@ -445,12 +455,12 @@ class Run:
                         slot.item, slot.started = WorkItem(record, caption=self.captions.get(record.uid), done_clips=done), time.time()
                         slot.ref = submit_asset(slot.actor, self.steps, slot.item)
                 self._maybe_write_shards(final=not self.queue and not any(s.ref is not None for s in self.slots))
-                refs = ([s.ref for s in self.slots if s.ref is not None] + [s.ready_ref for s in self.slots if s.ready_ref is not None]
-                        + ([self.shard_ref] if self.shard_ref is not None else []))
+                writing = self.writers.refs()
+                refs = [s.ref for s in self.slots if s.ref is not None] + [s.ready_ref for s in self.slots if s.ready_ref is not None] + writing
                 ready, _ = ray.wait(refs, num_returns=1, timeout=1.0) if refs else ([], [])
                 for ref in ready:
-                    if ref == self.shard_ref:
-                        self._shards_written()
+                    if ref in writing:
+                        self._shards_written(ref)
                         continue
                     starting = next((s for s in self.slots if s.ready_ref == ref), None)
                     if starting is not None:
@@ -472,6 +482,7 @@ class Run:
                 if self.progress.tick():
                     self._waiting_line()
                     self._refresh_tables()
+            self._rewrite_card()
         except BaseException as exc:
             self.progress.close()
             if isinstance(exc, Stopped):
@@ -532,7 +543,7 @@ def _run_locked(spec: SourceSpec, config: PipelineConfig, layout: Layout, manife
     worker_needs = chain_resources(default_steps(spec, config, layout.renders))
     session_dir = None
     try:
-        where, session_dir = init_ray(address, config.workers * worker_needs.num_cpus + WriteShards.resources.num_cpus,
+        where, session_dir = init_ray(address, config.workers * worker_needs.num_cpus + WriteShards.resources.times(config.shard_writers).num_cpus,
                                       config.workers * worker_needs.num_gpus, layout.root)
         catch_stop_signals()
         say(f"d4d-curate: {where}")

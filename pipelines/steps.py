@@ -25,6 +25,7 @@ from d4d.pipelines.work import WorkItem
 from d4d.rendering.api import Limits, Renderer
 from d4d.rendering.contract import AssetInfo
 from d4d.rendering.errors import AssetError
+from d4d.shards.files import ShardNames
 from d4d.shards.writer import ShardWriteConfig, write_shards
 
 
@@ -34,6 +35,10 @@ class Resources:
 
     num_cpus: float = 1.0
     num_gpus: float = 0.0
+
+    def times(self, n: int) -> Resources:
+        """What ``n`` workers of these needs reserve together."""
+        return Resources(self.num_cpus * n, self.num_gpus * n)
 
 
 class WorkerContext:
@@ -140,7 +145,8 @@ class Curate:
 class WriteShards:
     """Write a batch of quality render directories into the run's shards (shards.write_shards).
 
-    One writer per shard directory (shards holds a lock), so the runner keeps exactly one.
+    Several writers of one shard directory each take shard names of their own (``names``:
+    writer k of n, shards.files.ShardNames) and, with a URI, a staging folder of their own.
     A uid already in a shard is skipped by write_shards, so a batch written again after an
     interruption adds no duplicate rows. ``process`` returns ``{"written": [uid],
     "skipped": [uid], "failed": {uid: reason}, "shards": [path], "stop": line or None}`` (the
@@ -152,17 +158,19 @@ class WriteShards:
     name = "shards"
     resources = Resources(num_cpus=1.0)
 
-    def __init__(self, shard_dir: Path | str, codec: str, max_shard_mb: float, space: SpaceGuard | None = None, staging: Path | None = None):
+    def __init__(self, shard_dir: Path | str, codec: str, max_shard_mb: float, space: SpaceGuard | None = None, staging: Path | None = None,
+                 names: ShardNames = ShardNames()):
         """``shard_dir`` a folder, or a URI whose shards are built in the local ``staging`` folder and uploaded (shards.remote)."""
         self.shard_dir = shard_dir if storage.is_uri(shard_dir) else Path(shard_dir)
-        self.codec, self.max_shard_mb, self.space, self.staging = codec, max_shard_mb, space, staging
+        self.codec, self.max_shard_mb, self.space, self.staging, self.names = codec, max_shard_mb, space, staging, names
 
     def setup(self, context: WorkerContext | None = None) -> None:
         (self.staging if storage.is_uri(self.shard_dir) else self.shard_dir).mkdir(parents=True, exist_ok=True)
 
     def process(self, render_dirs: list[str]) -> dict:
         try:
-            report = write_shards(render_dirs, self.shard_dir, ShardWriteConfig(codec=self.codec, max_shard_mb=self.max_shard_mb), staging=self.staging)
+            report = write_shards(render_dirs, self.shard_dir, ShardWriteConfig(codec=self.codec, max_shard_mb=self.max_shard_mb), staging=self.staging,
+                                  names=self.names)
         except (OSError, ValueError) as exc:  # ValueError: the URI (its bucket) went away
             stop = self.space.stop_line(exc) if self.space is not None and isinstance(exc, OSError) else None
             if stop is None and storage.is_uri(self.shard_dir):

@@ -198,3 +198,12 @@ def card_text(shard_dir: str | Path) -> str:
 def write_card(shard_dir: str | Path) -> Path:
     """Write (atomically) the card of ``shard_dir``'s shards to ``shard_dir/_README.md``."""
     return write_bytes_atomic(Path(shard_dir) / CARD_NAME, card_text(shard_dir).encode())
+
+
+def publish_card(shard_dir: str | Path, staging: str | Path) -> None:
+    """``write_card`` for a folder or a URI: a URI's card is built in the local folder ``staging``
+    and uploaded whole."""
+    if not storage.is_uri(shard_dir):
+        write_card(shard_dir)
+        return
+    storage.upload(write_bytes_atomic(Path(staging) / CARD_NAME, card_text(shard_dir).encode()), storage.join(shard_dir, CARD_NAME))

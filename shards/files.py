@@ -3,7 +3,8 @@
 A shard directory holds ``part-NNNNN.parquet`` files. Writers build each file under a hidden
 temporary name in the same directory and ``os.replace`` it into place when complete, so a
 reader never sees a partial shard. One writer per directory at a time, enforced by an
-exclusive ``flock`` on ``.d4d-shards.lock``.
+exclusive ``flock`` on ``.d4d-shards.lock``; or several at once that share that lock, each
+taking shard names of its own (``ShardNames``: writer k of n takes the indices equal to k mod n).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import fcntl
 import os
 import re
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -25,6 +28,8 @@ from d4d.shards.schema import HASH_COLUMN, TENSOR_COLUMNS, VIDEO_COLUMNS
 SHARD_PATTERN = re.compile(r"^part-(\d{5,})\.parquet$")
 LOCK_NAME = ".d4d-shards.lock"
 TEMP_PREFIX = ".tmp-"
+#: A shard being written (``AtomicParquetFile``): the temporary name and the index it will take.
+TEMP_PATTERN = re.compile(r"^\.tmp-[0-9a-f]{8}-part-(\d{5,})\.parquet$")
 #: Upper estimate of the Parquet footer's growth per row group and column (about 5 KiB was
 #: measured for the version-1 schema's 31 columns with statistics, ~170 B a column), used to
 #: keep shards under their size bound.
@@ -51,22 +56,51 @@ def list_shards(shard_dir: str | Path) -> list[Path | str]:
     return sorted(p for p in shard_dir.iterdir() if SHARD_PATTERN.match(p.name))
 
 
-def next_shard_index(shard_dir: Path) -> int:
-    indices = [int(SHARD_PATTERN.match(p.name).group(1)) for p in list_shards(shard_dir)]
-    return max(indices, default=-1) + 1
+@dataclass(frozen=True)
+class ShardNames:
+    """The shard names one of ``n`` writers of a directory takes (writer ``k``, 0-based): the
+    indices equal to k mod n, each time the first such above every shard already there, so two
+    writers writing at the same time never pick the same name (names may skip numbers). One
+    writer (0 of 1) takes the next index."""
+
+    k: int = 0
+    n: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.k < self.n:
+            raise ValueError(f"writer {self.k} of {self.n}: need 0 <= k < n")
+
+    def owns(self, index: int) -> bool:
+        return index % self.n == self.k
+
+    def after(self, index: int) -> int:
+        """This writer's first index above ``index``."""
+        return index + 1 + (self.k - index - 1) % self.n
+
+    def next_index(self, names: Iterable[str]) -> int:
+        """This writer's next index in a directory holding files ``names``."""
+        return self.after(max((int(m.group(1)) for m in map(SHARD_PATTERN.match, names) if m), default=-1))
+
+
+def next_shard_index(shard_dir: Path, names: ShardNames = ShardNames()) -> int:
+    return names.next_index(p.name for p in list_shards(shard_dir))
 
 
 @contextlib.contextmanager
-def writer_lock(shard_dir: Path):
-    """Hold the directory's writer lock; removes temporary files a crashed writer left behind."""
+def writer_lock(shard_dir: Path, names: ShardNames = ShardNames()):
+    """Hold the directory's writer lock (shared by the writers of ``names`` when there are
+    several, else exclusive); removes the temporary files a crashed writer left behind (with
+    several writers, those of this writer's indices only: the others' may be in use)."""
     shard_dir.mkdir(parents=True, exist_ok=True)
     with open(shard_dir / LOCK_NAME, "w") as handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, (fcntl.LOCK_EX if names.n == 1 else fcntl.LOCK_SH) | fcntl.LOCK_NB)
         except BlockingIOError:
             raise RuntimeError(f"{shard_dir}: another d4d-shards writer holds {LOCK_NAME}") from None
         for stale in shard_dir.glob(f"{TEMP_PREFIX}*"):
-            stale.unlink()
+            match = TEMP_PATTERN.match(stale.name)
+            if names.n == 1 or (match is not None and names.owns(int(match.group(1)))):
+                stale.unlink()
         yield
 
 

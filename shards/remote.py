@@ -9,8 +9,9 @@ under the next free ``part-NNNNN.parquet`` of the URI and removed from staging; 
 card follows. A reader of the URI sees whole shards only. uids already under the URI are
 skipped (read from its shards' uid columns), so a batch written again after an interruption
 adds no duplicate rows; a shard built but not uploaded before a crash is dropped from staging
-at the next call, and its rows are written again. One writer per URI at a time: two would
-race for the same part name (each checks the name is free just before its upload).
+at the next call, and its rows are written again. Several writers of one URI at a time each
+need a staging folder and shard names of their own (shards.files.ShardNames): writers of the
+same names would race for a part name (each checks the name is free just before its upload).
 """
 
 from __future__ import annotations
@@ -22,20 +23,19 @@ from pathlib import Path
 from pyarrow.fs import FileType
 
 from d4d import storage
-from d4d.files import write_bytes_atomic
-from d4d.shards.card import CARD_NAME, card_text
-from d4d.shards.files import SHARD_PATTERN, list_shards, shard_name, writer_lock
+from d4d.shards.card import publish_card
+from d4d.shards.files import ShardNames, list_shards, shard_name, writer_lock
 from d4d.shards.writer import ShardWriteConfig, WriteReport, encode_shards, existing_uids
 
 log = logging.getLogger(__name__)
 
 
 def write_shards_to_uri(render_dirs: list[str | Path], uri: str, config: ShardWriteConfig, captions: dict[str, str] | None,
-                        staging: str | Path | None) -> WriteReport:
+                        staging: str | Path | None, names: ShardNames = ShardNames()) -> WriteReport:
     """``write_shards`` for a URI (see the module doc); ``report.shards`` holds the new objects' URIs."""
     if staging is None:
         with tempfile.TemporaryDirectory(prefix="d4d-shards-") as temporary:
-            return write_shards_to_uri(render_dirs, uri, config, captions, temporary)
+            return write_shards_to_uri(render_dirs, uri, config, captions, temporary, names)
     staging = Path(staging)
     with writer_lock(staging):
         for stale in list_shards(staging):  # built, never uploaded: their rows are not under the URI
@@ -44,21 +44,19 @@ def write_shards_to_uri(render_dirs: list[str | Path], uri: str, config: ShardWr
         report = encode_shards(render_dirs, staging, done, config, captions)
         uploaded = []
         for built in report.shards:
-            uploaded.append(upload_shard(built, uri))
+            uploaded.append(upload_shard(built, uri, names))
             built.unlink()
         report.shards = uploaded
         if uploaded:
-            card = write_bytes_atomic(staging / CARD_NAME, card_text(uri).encode())
-            storage.upload(card, storage.join(uri, CARD_NAME))
+            publish_card(uri, staging)
     return report
 
 
-def upload_shard(built: Path, uri: str) -> str:
-    """Upload the complete shard ``built`` as the next free part name under ``uri``; its URI."""
-    names = storage.list_names(uri) if storage.file_type(uri) == FileType.Directory else []
-    index = max((int(m.group(1)) for m in map(SHARD_PATTERN.match, names) if m), default=-1) + 1
+def upload_shard(built: Path, uri: str, names: ShardNames = ShardNames()) -> str:
+    """Upload the complete shard ``built`` as this writer's next free part name under ``uri``; its URI."""
+    index = names.next_index(storage.list_names(uri) if storage.file_type(uri) == FileType.Directory else [])
     while storage.file_type(target := storage.join(uri, shard_name(index))) != FileType.NotFound:
-        index += 1
+        index = names.after(index)
     storage.upload(built, target)
     log.info("uploaded %s (%.2f MB)", target, built.stat().st_size / 1e6)
     return target

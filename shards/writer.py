@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from d4d import storage
 from d4d.rendering.contract import RenderContractError, read_asset
 from d4d.shards.card import CARD_NAME, write_card
-from d4d.shards.files import FOOTER_BYTES_PER_GROUP_COLUMN, AtomicParquetFile, list_shards, next_shard_index, shard_name, writer_lock
+from d4d.shards.files import FOOTER_BYTES_PER_GROUP_COLUMN, AtomicParquetFile, ShardNames, list_shards, next_shard_index, shard_name, writer_lock
 from d4d.shards.from_render import render_uid, row_from_render
 from d4d.shards.schema import shard_schema
 from d4d.shards.video import CODECS, DEFAULT_CRF
@@ -50,7 +50,7 @@ def existing_uids(shard_dir: Path) -> set[str]:
 class ShardSink:
     """Accumulates rows into row groups and row groups into size-bounded, atomically published shards."""
 
-    def __init__(self, shard_dir: Path, max_shard_bytes: int, rows_per_group: int):
+    def __init__(self, shard_dir: Path, max_shard_bytes: int, rows_per_group: int, names: ShardNames = ShardNames()):
         if rows_per_group < 1:
             raise ValueError(f"rows_per_group must be >= 1, got {rows_per_group}")
         if max_shard_bytes < 1:
@@ -58,6 +58,7 @@ class ShardSink:
         self.shard_dir = shard_dir
         self.max_shard_bytes = max_shard_bytes
         self.rows_per_group = rows_per_group
+        self.names = names
         self.schema = shard_schema()
         self.pending: list[dict] = []
         self.current: AtomicParquetFile | None = None
@@ -76,7 +77,7 @@ class ShardSink:
         if self.current is not None and self.current.size() + table.nbytes + FOOTER_BYTES_PER_GROUP_COLUMN * len(self.schema) > self.max_shard_bytes:
             self._publish()
         if self.current is None:
-            self.current = AtomicParquetFile(self.shard_dir / shard_name(next_shard_index(self.shard_dir)), self.schema)
+            self.current = AtomicParquetFile(self.shard_dir / shard_name(next_shard_index(self.shard_dir, self.names)), self.schema)
         self.current.write(table)
 
     def _publish(self) -> None:
@@ -140,6 +141,7 @@ def write_shards(
     config: ShardWriteConfig = ShardWriteConfig(),
     captions: dict[str, str] | None = None,
     staging: str | Path | None = None,
+    names: ShardNames = ShardNames(),
 ) -> WriteReport:
     """Encode render directories into the shards of ``out_dir``.
 
@@ -150,26 +152,29 @@ def write_shards(
     ``out_dir`` may be a URI (``s3://bucket/prefix``, d4d.storage): the shards are built in the
     local folder ``staging`` (a temporary one when None) and each is uploaded whole as one
     object (shards.remote); ``report.shards`` then holds their URIs.
+
+    ``names``: this writer's share of the shard names when several write ``out_dir`` at the same
+    time (each with its own ``staging``), see shards.files.ShardNames.
     """
     if storage.is_uri(out_dir):
         from d4d.shards.remote import write_shards_to_uri
 
-        return write_shards_to_uri(render_dirs, out_dir, config, captions, staging)
+        return write_shards_to_uri(render_dirs, out_dir, config, captions, staging, names)
     out_dir = Path(out_dir)
-    with writer_lock(out_dir):
-        report = encode_shards(render_dirs, out_dir, existing_uids(out_dir), config, captions)
+    with writer_lock(out_dir, names):
+        report = encode_shards(render_dirs, out_dir, existing_uids(out_dir), config, captions, names)
         if report.shards or (list_shards(out_dir) and not (out_dir / CARD_NAME).exists()):
             write_card(out_dir)
     return report
 
 
 def encode_shards(render_dirs: list[str | Path], out_dir: Path, done: set[str], config: ShardWriteConfig,
-                  captions: dict[str, str] | None) -> WriteReport:
+                  captions: dict[str, str] | None, names: ShardNames = ShardNames()) -> WriteReport:
     """The body of ``write_shards`` under the writer lock of ``out_dir``: encode the render
-    directories whose uid is not in ``done`` into new shards of ``out_dir``."""
+    directories whose uid is not in ``done`` into new shards of ``out_dir``, named by ``names``."""
     report = WriteReport()
     this_run: dict[str, str] = {}
-    sink = ShardSink(out_dir, int(config.max_shard_mb * 1e6), config.rows_per_group)
+    sink = ShardSink(out_dir, int(config.max_shard_mb * 1e6), config.rows_per_group, names)
     progress = Progress(len(render_dirs))
     try:
         for number, render_dir in enumerate(map(Path, render_dirs), start=1):

@@ -138,7 +138,8 @@ def test_crash_and_hang_are_recorded_as_failed_while_the_rest_finish(builtin_ass
     shutil.copy(exported_formats / "heavy.blend", assets / "hang.blend")  # a SUBSURF level-10 cube
     out = tmp_path / "out"
     log = runs.run(["--source", f"local:{assets}", "--out", str(out), *join_cluster(runs, ray_cluster), *SMALL, "--max-attempts", "2", "--prepass-timeout", "6",
-                    "--shard-batch", "2"], tmp_path / "run.log")
+                    "--shard-batch", "2", "--shard-writers", "3"], tmp_path / "run.log")
+    assert "--shard-writers 3: the cluster has room for 1 beside a worker; using 1" in log  # 2 CPUs: one worker, one writer
 
     rows = decisions(out)
     assert sorted(rows) == sorted([f"{n}.glb" for n in builtin_assets] + ["crash.abc", "hang.blend"])
@@ -180,7 +181,7 @@ def test_kill_of_worker_and_driver_then_rerun_gives_each_asset_exactly_once(buil
         shutil.copy(path, assets / path.name)
     expected = {r.uid for r in LocalFolderSource(assets).records()}
     out = tmp_path / "out"
-    args = ["--source", f"local:{assets}", "--out", str(out), *SMALL, "--shard-batch", "1", "--max-attempts", "2"]
+    args = ["--source", f"local:{assets}", "--out", str(out), *SMALL, "--shard-batch", "1", "--max-attempts", "2", "--shard-writers", "2"]
 
     driver = runs.start(args, tmp_path / "first.log")
     worker_killed = False
@@ -220,6 +221,15 @@ def test_kill_of_worker_and_driver_then_rerun_gives_each_asset_exactly_once(buil
     kept = {r["uid"] for r in rows.values() if r["decision"] == "keep"}
     uids = shard_uids(out)
     assert len(uids) == len(set(uids)) and set(uids) == kept and kept
+    # Two shard writers, across the kill: each shard file published once (no name taken twice),
+    # holding rows journaled with it, and the dataset card counts them all.
+    sharded = [e for e in events if e["event"] == "sharded"]
+    files = [Path(path) for e in sharded for path in e["shards"]]
+    assert len(files) == len(set(files)) and sorted(files) == sorted((out / "shards").glob("part-*.parquet"))
+    for e in sharded:
+        assert {u for path in e["shards"] for u in pq.read_table(path, columns=["uid"]).column("uid").to_pylist()} <= set(e["uids"])
+    assert "shards (writer " in (tmp_path / "first.log").read_text() + log
+    assert f"| clips (rows) | {len(kept)} |" in (out / "shards" / "_README.md").read_text()
     assert all(r["decision"] == "reject" and r["reason"] == "no_animation" for r in rows.values() if r["name"].startswith("example"))
 
 

@@ -2,15 +2,17 @@
 
 import hashlib
 import json
+import threading
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
 from d4d.measures import motion_magnitude_per_frame
-from d4d.rendering.contract import load_render
+from d4d.rendering.contract import load_render, read_asset
 from d4d.shards.cli import main
-from d4d.shards.files import TEMP_PREFIX
+from d4d.shards.files import SHARD_PATTERN, TEMP_PREFIX, ShardNames
+from d4d.shards.from_render import render_uid
 from d4d.shards.schema import META_VERSION, SCHEMA_VERSION
 from d4d.shards.video import decode_rgba
 from d4d.shards.writer import ShardWriteConfig, write_shards
@@ -112,6 +114,65 @@ def test_interrupted_write_leaves_only_complete_shards_and_resumes(renders, tmp_
     report = write_shards(renders, tmp_path, ShardWriteConfig(codec="lossless", rows_per_group=1, max_shard_mb=0.04))
     assert len(report.skipped) == len(partial) and len(report.written) == len(renders) - len(partial)
     assert len(read_rows(tmp_path)) == len(renders)
+
+
+class MeetingCaptions(dict):
+    """A caption table whose ``meet_at``-th lookup waits at ``barrier`` (each render looks up 4 keys)."""
+
+    def __init__(self, barrier, meet_at):
+        super().__init__({"unrelated": "caption"})
+        self.barrier, self.lookups, self.meet_at = barrier, 0, meet_at
+
+    def __contains__(self, key):
+        self.lookups += 1
+        if self.lookups == self.meet_at:
+            self.barrier.wait()
+        return False
+
+
+def test_shard_names_of_several_writers_never_meet():
+    assert [ShardNames(1, 3).after(i) for i in (-1, 0, 1, 3, 4)] == [1, 1, 4, 4, 7]
+    assert ShardNames().next_index(["part-00007.parquet", "_README.md"]) == 8
+    assert ShardNames(0, 2).next_index(["part-00007.parquet", "part-00003.parquet"]) == 8
+    taken = [sorted(ShardNames(k, 3).after(i) for i in range(12)) for k in range(3)]
+    assert not set(taken[0]) & set(taken[1]) | set(taken[1]) & set(taken[2]) | set(taken[0]) & set(taken[2])
+    with pytest.raises(ValueError, match="writer 2 of 2"):
+        ShardNames(2, 2)
+
+
+def test_two_writers_write_one_directory_at_once_under_names_of_their_own(renders, tmp_path):
+    # Small shards (rows_per_group=1, a bound of a few rows): both writers meet while each has a
+    # shard open (at the lookups of their second render), and a lone writer is refused meanwhile.
+    refused = []
+
+    def lone_writer():
+        try:
+            write_shards(renders[:1], tmp_path, ShardWriteConfig(codec="lossless"))
+        except RuntimeError as exc:
+            refused.append(str(exc))
+
+    barrier = threading.Barrier(2, action=lone_writer, timeout=60)
+    config = ShardWriteConfig(codec="lossless", rows_per_group=1, max_shard_mb=0.04)
+    shares = {0: renders[:3], 1: renders[3:]}
+    reports = {}
+
+    def write(k):
+        reports[k] = write_shards(shares[k], tmp_path, config, captions=MeetingCaptions(barrier, 4 + 1), names=ShardNames(k, 2))
+
+    threads = [threading.Thread(target=write, args=(k,)) for k in shares]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert refused and "another d4d-shards writer holds" in refused[0]
+    for k, report in reports.items():
+        assert len(report.written) == len(shares[k]) and report.shards and not report.failed
+        for shard in report.shards:  # writer k's shards carry its rows and an index of its own
+            assert int(SHARD_PATTERN.match(shard.name).group(1)) % 2 == k
+            assert set(pq.read_table(shard, columns=["uid"]).column("uid").to_pylist()) <= {render_uid(r, read_asset(r)) for r in shares[k]}
+    rows = [uid for path in sorted(tmp_path.glob("part-*.parquet")) for uid in pq.read_table(path, columns=["uid"]).column("uid").to_pylist()]
+    assert len(rows) == len(renders) == len(set(rows)) and not list(tmp_path.glob(f"{TEMP_PREFIX}*"))
+    assert (tmp_path / "_README.md").is_file()
 
 
 def test_captions_csv_uid_fallbacks_and_computed_motion(tmp_path):

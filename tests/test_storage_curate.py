@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -18,7 +19,7 @@ from d4d import storage
 from d4d.pipelines.output import BINDING, default_work_dir, publish_tables, run_folders
 from d4d.pipelines.space import OutOfSpace
 from d4d.pipelines.steps import WriteShards
-from d4d.shards.files import list_shards
+from d4d.shards.files import ShardNames, list_shards
 from d4d.shards.verify import verify_shards
 from d4d.testing.shards_helpers import make_shard_render
 
@@ -33,6 +34,11 @@ REPO = Path(__file__).resolve().parents[1]
 def s3():
     with s3_server(buckets=("d4d",)) as endpoint:
         yield endpoint
+
+
+def storage_text(uri: str) -> str:
+    fs, path = storage.resolve(uri)
+    return fs.open_input_stream(path).read().decode()
 
 
 def uids_at(uri: str) -> list[str]:
@@ -56,6 +62,28 @@ def test_the_shard_writer_step_uploads_whole_shards_once(s3, tmp_path):
     gone = WriteShards("s3://no-such-bucket/shards", "lossless", 0.02, staging=tmp_path / "staging2")
     stop = gone.process([str(renders[0])])["stop"]
     assert stop and "no such bucket 'no-such-bucket'" in stop and "rerun" in stop
+
+
+def test_two_shard_writer_steps_upload_to_one_uri_at_once_under_names_of_their_own(s3, tmp_path):
+    renders = [str(make_shard_render(tmp_path / "renders", f"clip{i}", frames=4, size=16)) for i in range(6)]
+    uri = "s3://d4d/two/shards"
+    steps = [WriteShards(uri, "lossless", 0.02, staging=tmp_path / f"staging-{k}", names=ShardNames(k, 2)) for k in range(2)]
+    reports = {}
+
+    def write(k):  # each in two batches, so that each lists the other's shards before naming its next
+        steps[k].setup()
+        reports[k] = [steps[k].process(renders[k::2][:2]), steps[k].process(renders[k::2][2:])]
+
+    threads = [threading.Thread(target=write, args=(k,)) for k in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    for k in range(2):
+        shards = [s for report in reports[k] for s in report["shards"]]
+        assert len(shards) >= 2 and all(int(s.rsplit("part-", 1)[1][:5]) % 2 == k for s in shards)
+    assert sorted(uid for k in range(2) for report in reports[k] for uid in report["written"]) == [f"clip{i}" for i in range(6)]
+    assert len(uids_at(uri)) == 6 == len(set(uids_at(uri))) and verify_shards(uri) == (6, [])
 
 
 def test_work_folder_is_bound_to_its_uri_and_tables_are_published(s3, tmp_path):
@@ -109,7 +137,8 @@ def test_curation_into_a_uri_end_to_end(s3, builtin_assets, tmp_path):
     runs = Runs()  # its environment holds the S3 server's endpoint and credentials
     try:
         for attempt in range(2):  # the second run resumes from the work folder's journal: nothing to do, no row twice
-            log = runs.run(["--source", f"local:{assets}", "--out", out, "--work-dir", str(work), *SMALL], tmp_path / f"run{attempt}.log", timeout=400)
+            log = runs.run(["--source", f"local:{assets}", "--out", out, "--work-dir", str(work), *SMALL, "--shard-writers", "2"], tmp_path / f"run{attempt}.log",
+                           timeout=400)
     finally:
         runs.close()
     assert "nothing left to do this run" in log and f"tables in {out}" in log
@@ -119,7 +148,8 @@ def test_curation_into_a_uri_end_to_end(s3, builtin_assets, tmp_path):
     rows = pq.read_table(fs.open_input_file(path)).to_pylist()
     assert sorted(r["uid"] for r in rows if r["decision"] == "keep") == sorted(kept)
     assert (work / "manifest.jsonl").is_file() and not (work / "shards").exists()
-    assert not list((work / "shards-staging").glob("part-*.parquet"))
+    assert not list((work / "shards-staging").glob("*/part-*.parquet"))  # each writer's own staging folder
+    assert "| clips (rows) | 1 |" in storage_text(f"{out}/shards/_README.md")  # the card, rewritten once both writers are done
 
 
 @pytest.mark.parametrize("source", ["local:s3://d4d/assets", "objaverse-xl:gs://bucket/cache", "objaverse:s3:/d4d/cache"])
