@@ -41,10 +41,10 @@ from d4d.rendering.builtin_assets import CAPTIONS_FILE, ensure_builtin_assets
 from d4d.rendering.contract import load_render
 from d4d.rendering.options import ENGINES, RenderOptions
 from d4d.training.config import preset
-from d4d.training.outputs import write_mp4
 from d4d.training.sample import SampleConfig
 from d4d.training.sample import sample as sample_video
 from d4d.training.train import train_on_shards
+from d4d.video import write_mp4
 
 #: The training preset of the demo's models (training.config), and the demo's shorter schedule
 #: (the preset's own is 600 autoencoder steps and 600 UNet steps per model; README, "What make

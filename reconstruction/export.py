@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from d4d.files import replace_with, write_bytes_atomic
+from d4d.files import write_bytes_atomic
 
 #: Higher-order SH coefficients written per Gaussian: INRIA's degree-3 layout (3 channels x 15,
 #: channel-major: f_rest_{c * 15 + k - 1} is band k of channel c). Bands above the fitted degree
@@ -89,21 +89,6 @@ def read_ply(path: str | Path) -> dict[str, np.ndarray]:
         raise ValueError(f"{path}: no 'element vertex' line")
     body = np.frombuffer(raw, dtype="<f4", offset=end + len(b"end_header\n"), count=count * len(names)).reshape(count, len(names))
     return {name: body[:, i].copy() for i, name in enumerate(names)}
-
-
-def write_video(path: Path, frames: np.ndarray, fps: int = 12) -> None:
-    """H.264 MP4 of uint8 frames [T, H, W, 3] (imageio-ffmpeg), written atomically."""
-    import imageio.v2 as imageio
-
-    even = frames.shape[1] % 2 == 0 and frames.shape[2] % 2 == 0
-
-    def write(tmp: Path) -> None:
-        with imageio.get_writer(tmp, format="FFMPEG", fps=fps, codec="libx264", quality=8, macro_block_size=1, ffmpeg_log_level="error",
-                                pixelformat="yuv420p" if even else "yuv444p") as writer:
-            for frame in frames:
-                writer.append_data(frame)
-
-    replace_with(Path(path), write)
 
 
 def save_deformation(path: Path, state_dict: dict[str, torch.Tensor], config: dict) -> None:

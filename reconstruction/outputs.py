@@ -28,11 +28,12 @@ import torch
 from d4d.files import write_bytes_atomic, write_json_atomic
 from d4d.reconstruction.config import ReconstructConfig
 from d4d.reconstruction.deformation import DeformationField
-from d4d.reconstruction.export import PLY_FIELDS, load_deformation, ply_bytes, read_ply, save_deformation, sh_rest_from_columns, write_video
+from d4d.reconstruction.export import PLY_FIELDS, load_deformation, ply_bytes, read_ply, save_deformation, sh_rest_from_columns
 from d4d.reconstruction.losses import NO_LPIPS_WEIGHTS
 from d4d.reconstruction.trainer import Reconstruction, composite, gaussians_at
 from d4d.reconstruction.views import viewmats_from_c2w
 from d4d.rendering.cameras import orbit_c2w
+from d4d.video import write_mp4
 
 TRAINING_VIEWS_NOTE = ("nothing was held out (holdout_every 0): these are the dynamic orbit's training views, "
                        "so they measure the fit, not novel-view quality")
@@ -79,13 +80,13 @@ def write_outputs(result: Reconstruction, frame_times: np.ndarray, K: np.ndarray
     viewmats, times = turntable_cameras(config, camera_distance, len(frame_times))
     Ks = torch.from_numpy(np.asarray(K)).float()[None].repeat(len(times), 1, 1)
     frames = result.render(viewmats, Ks, times, width, height, config.eval_background)
-    write_video(out / "turntable.mp4", (frames.cpu().numpy() * 255).round().astype(np.uint8))
+    write_mp4((frames.cpu().numpy() * 255).round().astype(np.uint8), out / "turntable.mp4", fps=12)
     evaluation = result.evaluate()
     if result.eval_split == "heldout":
         views = result.eval_views
         renders = result.render(views.viewmats, views.Ks, views.times, width, height, config.eval_background)
         inputs = composite(views.rgba, torch.tensor(config.eval_background, dtype=torch.float32))
-        write_video(out / "heldout.mp4", side_by_side(inputs, renders, HELDOUT_FPS), fps=HELDOUT_FPS)
+        write_mp4(side_by_side(inputs, renders, HELDOUT_FPS), out / "heldout.mp4", fps=HELDOUT_FPS)
     result.timings["export"] = time.perf_counter() - start
     scores = {
         "psnr": evaluation["psnr"],

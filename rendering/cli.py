@@ -3,7 +3,8 @@
     d4d-render ASSET --out DIR [--preset paper|preview|default] [--frames 24] [--resolution 256]
                [--engine cycles|workbench|eevee] [--action NAME] [--window K] ... (--help lists all)
 
-Every option is a field of ``RenderOptions``, ``AssetPolicy`` or ``Limits`` (their docs are the
+Writes the render directory (docs/conventions.md) and ``preview.mp4`` in it: every orbit side by
+side over white (rendering.preview). Every option is a field of ``RenderOptions``, ``AssetPolicy`` or ``Limits`` (their docs are the
 help). Exit status: 0 on success, 1 when the asset cannot be rendered (one line on stderr,
 ``<input>: <reason>: <detail>``, the reason one of ``FAILURE_KINDS`` or ``output_exists``,
 ``write_failed``, ``internal_error``; no traceback), 130 when stopped by SIGINT or SIGTERM
@@ -23,6 +24,7 @@ from d4d.rendering.api import AssetPolicy, Limits, Renderer
 from d4d.rendering.contract import AssetInfo
 from d4d.rendering.errors import AssetError
 from d4d.rendering.options import PRESETS, RenderOptions
+from d4d.rendering.preview import write_preview
 from d4d.untrusted import printable
 
 #: Flags of d4d-render 0.1 kept working: field -> old spellings.
@@ -82,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(stop, _interrupt)
         with Renderer(on_progress=None if args.quiet else StageProgress("images", prefix="rendering "), limits=limits) as renderer:
             asset = renderer.render(args.asset, args.out, options, overwrite=args.overwrite, policy=policy)
+        preview = write_preview(args.out)
     except KeyboardInterrupt:
         return _fail(args.asset, "interrupted", "stopped by a signal; Blender stopped, nothing written at --out", 130)
     except AssetError as exc:
@@ -93,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: still one line for the user, the type names it
         return _fail(args.asset, "internal_error", f"{type(exc).__name__}: {exc}")
     if not args.quiet:
-        print(summary(args.asset, args.out, asset))
+        print(summary(args.asset, args.out, asset) + f"; preview {preview}")
     return 0
 
 

@@ -2,7 +2,7 @@
 output held against a training render (comparison.json, beside_render.mp4).
 
 Samples are written by d4d-sample's own writer (``training.outputs.write_sample``), the training
-render by the render contract's writer, the side-by-side video by ``training.outputs.write_mp4``.
+render by the render contract's writer, the side-by-side video by ``d4d.video.write_mp4``.
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def _sample(out: Path, prompt: str = "a fox wagging its tail", seed: int = 0) ->
 
 def _compare(sample: Path, render: Path, psnr: float, iou: float) -> None:
     """What the demo writes beside a sample: comparison.json, and the render | sample video."""
-    from d4d.training.outputs import write_mp4
+    from d4d.video import write_mp4
 
     (sample / "comparison.json").write_text(json.dumps({"render": str(render), "psnr": psnr, "matte_iou": iou, "resolution": SIZE}))
     beside = np.random.default_rng(1).integers(0, 256, (FRAMES, SIZE, 2 * SIZE, 3), dtype=np.uint8)

@@ -11,7 +11,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 #: The ground floor: modules directly in d4d/ that every package may use.
-GROUND = {"files", "lpips", "measures", "options", "progress", "storage", "untrusted", "weights"}
+GROUND = {"files", "lpips", "measures", "options", "progress", "storage", "untrusted", "video", "weights"}
 #: Package -> the d4d packages it may import (besides itself and the ground floor).
 MAY_IMPORT = {
     "rendering": set(),

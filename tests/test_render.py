@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from conftest import ASSIMP_MODELS, SHARED_ASSETS, requires_bpy
@@ -334,8 +335,12 @@ def test_cli_renders_and_refuses_to_overwrite(builtin_assets, tmp_path):
     args = [str(builtin_assets["shapekeys"]), "--out", str(out), "--engine", "workbench", "--resolution", "32", "--frames", "3", "--videos", "dynamic", "static"]
     done = _cli(*args)
     assert done.returncode == 0, done.stderr
-    assert "motion magnitude" in done.stdout
-    assert sorted(p.name for p in out.iterdir()) == ["asset.json", "dynamic", "static", "transforms.json"]
+    assert "motion magnitude" in done.stdout and f"preview {out / 'preview.mp4'}" in done.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["asset.json", "dynamic", "preview.mp4", "static", "transforms.json"]
+    with av.open(str(out / "preview.mp4")) as video:  # the dynamic and static orbits side by side, frame by frame
+        frames = [f.to_ndarray(format="rgb24") for f in video.decode(video=0)]
+    assert len(frames) == 3 and frames[0].shape == (32, 64, 3)
+    assert frames[0][0, 0].min() > 240  # the background composited over white
     again = _cli(*args)
     assert again.returncode == 1 and "exists" in again.stderr
     assert _cli(*args, "--overwrite").returncode == 0

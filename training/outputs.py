@@ -13,17 +13,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import imageio.v2 as imageio
 import numpy as np
 from PIL import Image
 
-from d4d.files import publish_dir, replace_with, staging_dir
+from d4d.files import publish_dir, staging_dir
 from d4d.rendering.contract import AnimationInfo, AssetInfo, SourceInfo, VideoFrames, write_render
 from d4d.rendering.orbits import OrbitLayout, layout_sample
+from d4d.video import write_mp4
 
 from .matte import matte_rgba
-
-MP4_FPS = 8
 
 
 def to_uint8(frames: np.ndarray) -> np.ndarray:
@@ -32,18 +30,6 @@ def to_uint8(frames: np.ndarray) -> np.ndarray:
     if frames.ndim != 4 or frames.shape[1] != 3:
         raise ValueError(f"frames must be [T, 3, H, W], got {frames.shape}")
     return (np.clip(frames, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1)
-
-
-def write_mp4(frames_uint8: np.ndarray, path: str | Path, fps: int = MP4_FPS) -> Path:
-    """uint8 [T, H, W, 3] -> H.264 MP4 (yuv420p; sides padded to even by ffmpeg's macro-block rule), atomically."""
-
-    def write(tmp: Path) -> None:
-        with imageio.get_writer(tmp, format="FFMPEG", mode="I", fps=fps, codec="libx264", pixelformat="yuv420p",
-                                macro_block_size=2, output_params=["-crf", "18"]) as writer:
-            for frame in frames_uint8:
-                writer.append_data(frame)
-
-    return replace_with(path, write)
 
 
 def _resized(rgba: np.ndarray, size: int) -> np.ndarray:

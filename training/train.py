@@ -31,6 +31,7 @@ from d4d.files import publish_dir, staging_dir
 from d4d.progress import bar
 from d4d.rendering.orbits import OrbitLayout
 from d4d.shards.layout import shard_orbit_layout, shards_have_second_orbit
+from d4d.video import write_mp4
 
 from .backbone import Denoiser
 from .checkpoints import TrainState, checkpoint_dir, list_checkpoints, load_checkpoint, prune_checkpoints, resolve_resume, save_checkpoint
@@ -41,7 +42,7 @@ from .data import ShardBatches, collate
 from .latent_cache import cache_latents as write_latent_cache
 from .memory import check_distribution, enable_activation_checkpointing, make_optimizer, use_sdpa_attention
 from .objective import batch_inputs, compute_losses, drop_conditions, empty_prompt_embedding, micro_conditions, null_conditions
-from .outputs import to_uint8, write_mp4
+from .outputs import to_uint8
 from .pipeline import Diffusion4DPipeline
 from .reference import starting_reference
 from .schedules import training_schedule
