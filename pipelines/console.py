@@ -32,6 +32,11 @@ class RunProgress:
         self.recent = RecentRate(started)
         self.bar = None
 
+    def restart(self, started: float) -> None:
+        """The worker pool started at ``started`` (seconds since the epoch): rates count from then."""
+        self.started = self.last_summary = started
+        self.recent = RecentRate(started)
+
     def open(self) -> None:
         """Show the bar (when workers start on assets; a rerun with none left shows none)."""
         self.bar = bar(self.total, "curate", unit="assets", initial=self.done, rate=self._per_second)

@@ -206,11 +206,11 @@ class Run:
     """One invocation of the job over ``records`` (the dispatch loop; see ``run_curation``)."""
 
     def __init__(self, spec: SourceSpec, config: PipelineConfig, layout: Layout, manifest: Manifest, records: list, captions: dict[str, str],
-                 session_dir: str | None = None, probe: NodeProbe | None = None):
+                 probe: NodeProbe | None = None):
         self.spec, self.config, self.layout, self.manifest = spec, config, layout, manifest
         self.probe = probe
         self.failed_nodes: dict[str, str] = {}  # Ray node id -> why it gets no work
-        self.session_dir = session_dir
+        self.session_dir: str | None = None
         self.records, self.captions = records, captions
         self.steps = default_steps(spec, config, layout.renders)
         self.space = SpaceGuard(layout.root, config.min_free_gb * 1e9)
@@ -428,7 +428,24 @@ class Run:
         if waiting:
             say(f"{len(waiting)} of {len(self.slots)} workers are waiting for the cluster to place them; the others go on")
 
-    def run(self) -> dict:
+    def has_work(self) -> bool:
+        """Whether an asset is left to curate or a kept render to shard (else no Ray is needed)."""
+        return bool(self.queue or self.pending_shards)
+
+    def tables_only(self) -> dict:
+        """A rerun with nothing left to do, without Ray: the rows of entries that cannot be
+        curated, the tables; returns stats.json's content."""
+        self._record_problems()
+        say(f"{len(self.records)} assets: {self.progress.done} already finished, none to do (Ray not started)")
+        self._refresh_tables()
+        return run_stats(self.manifest.state, len(self.records), self.started, time.time() - self.started, self.config.workers)
+
+    def run(self, session_dir: str | None = None) -> dict:
+        """Curate what is left on the Ray cluster this process joined (``session_dir``: the
+        embedded Ray's session, None on a cluster); returns stats.json's content."""
+        self.session_dir = session_dir
+        self.started = time.time()
+        self.progress.restart(self.started)
         self._record_problems()
         self._plan_workers()
         try:
@@ -540,14 +557,17 @@ def _run_locked(spec: SourceSpec, config: PipelineConfig, layout: Layout, manife
     manifest.append({"event": "run", "source": vars(spec), "config": config.to_json(), "assets": len(records)})
     if retry_failed is not None:
         retry_failed_assets(manifest, records, retry_failed)
-    worker_needs = chain_resources(default_steps(spec, config, layout.renders))
+    run = Run(spec, config, layout, manifest, records, captions, probe)
+    if not run.has_work():
+        return run.tables_only()
+    worker_needs = chain_resources(run.steps)
     session_dir = None
     try:
         where, session_dir = init_ray(address, config.workers * worker_needs.num_cpus + WriteShards.resources.times(config.shard_writers).num_cpus,
                                       config.workers * worker_needs.num_gpus, layout.root)
         catch_stop_signals()
         say(f"d4d-curate: {where}")
-        stats = Run(spec, config, layout, manifest, records, captions, session_dir, probe).run()
+        stats = run.run(session_dir)
     finally:
         if threading.current_thread() is threading.main_thread():
             for sig in STOP_SIGNALS:  # stopping Ray is not to be cut short

@@ -56,7 +56,7 @@ def test_demo_runs_every_step_and_a_rerun_resumes(tmp_path, capsys, monkeypatch)
     stamps = {d.name: (d / "metrics.json").stat().st_mtime_ns for d in recons}
     assert main(["--out", str(out), *SMALL]) == 0
     assert {d.name: (d / "metrics.json").stat().st_mtime_ns for d in recons} == stamps
-    assert "already finished, 0 to do" in capsys.readouterr().out
+    assert "already finished, none to do (Ray not started)" in capsys.readouterr().out
 
 
 def test_demo_refuses_an_unknown_engine(tmp_path, capsys):

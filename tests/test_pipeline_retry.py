@@ -27,7 +27,7 @@ def test_retry_failed_redoes_only_the_failed_rows_of_the_reason_given(builtin_as
     assert {(first[n]["reason"], first[n]["error_kind"]) for n in failed} == {("import_failed", "too_large")}
 
     log = runs.run([*args, "--retry-failed", "render_failed"], tmp_path / "other.log")  # another reason: nothing redone
-    assert "--retry-failed render_failed: 0 assets with failed rows redone" in log and "0 to do" in log
+    assert "--retry-failed render_failed: 0 assets with failed rows redone" in log and "none to do (Ray not started)" in log
     assert all(decisions(out)[n]["decision"] == "failed" for n in failed)
 
     log = runs.run([*args, "--retry-failed", "import_failed"], tmp_path / "retry.log")  # with the default --max-faces now
