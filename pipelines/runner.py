@@ -41,6 +41,9 @@ from d4d.shards.card import publish_card
 from d4d.shards.files import ShardNames
 from d4d.untrusted import BadIdentifier, check_identifier, inside
 
+#: A local folder source's digests, kept in OUT so that a rerun reads only new or changed files.
+LISTING_DIGESTS = "listing_digests.parquet"
+
 
 @dataclass
 class Layout:
@@ -170,7 +173,7 @@ class SourceError(Exception):
     """The source cannot list its assets (missing folder or annotations, duplicate uids)."""
 
 
-def list_records(spec: SourceSpec, limit: int | None) -> tuple[list, object]:
+def list_records(spec: SourceSpec, limit: int | None, digest_cache: Path | None = None) -> tuple[list, object]:
     """The source's records in its order, the first ``limit`` of them, and the source (its
     ``fetch`` chooses the node check's probe). A uid that is not a safe name, or that the
     source yields twice, makes that record a ``bad_identifier`` one (its row says why); nothing
@@ -179,7 +182,7 @@ def list_records(spec: SourceSpec, limit: int | None) -> tuple[list, object]:
     records = []
     seen = set()
     try:
-        source = open_source(spec)
+        source = open_source(spec, digest_cache)
         for record in source.records():
             try:
                 check_identifier(record.uid, "uid")
@@ -616,7 +619,7 @@ def _run_curation(spec: SourceSpec, config: PipelineConfig, out_dir: Path | str,
     space = SpaceGuard(layout.root, config.min_free_gb * 1e9)
     space.check()
     prepare_source(spec)
-    records, source = list_records(spec, limit)
+    records, source = list_records(spec, limit, layout.root / LISTING_DIGESTS)
     captions = record_captions(records, captions_csv)
     try:
         with Manifest(layout.root, rows=DecisionRows) as manifest:

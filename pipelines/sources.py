@@ -74,12 +74,13 @@ def parse_source(text: str, out_dir: Path, online: bool = False, id_list: str | 
     return SourceSpec(kind, str(Path(rest).expanduser()) if rest else None, online=online, id_list=id_list, limits=limits)
 
 
-def open_source(spec: SourceSpec):
-    """The curation source object for ``spec`` (records(), fetch(), missing)."""
+def open_source(spec: SourceSpec, digest_cache: Path | None = None):
+    """The curation source object for ``spec`` (records(), fetch(), missing); a local folder
+    reuses the digests of unchanged files recorded in ``digest_cache`` (the driver's listing)."""
     from d4d.curation.sources import LocalFolderSource, ObjaverseV1Source, ObjaverseXLSource, V1Filter, XLFilter, load_id_list
 
     if spec.kind in ("local", "builtin"):
-        return LocalFolderSource(spec.path, max_file_mb=spec.max_file_mb)
+        return LocalFolderSource(spec.path, max_file_mb=spec.max_file_mb, digest_cache=digest_cache)
     base = spec.path or "~/.objaverse"
     ids = frozenset(load_id_list(spec.id_list)) if spec.id_list else None
     if spec.kind == "objaverse":

@@ -338,6 +338,35 @@ def test_a_local_file_with_another_mtime_is_the_same_asset_when_its_bytes_are(tm
     assert isinstance(errors["grown.glb"], ChecksumMismatch) and "bytes, listed" in str(errors["grown.glb"])
 
 
+def test_a_relisted_folder_reads_only_new_or_changed_files(tmp_path, caplog):
+    """The digest cache: an unchanged file (same size and modification time) keeps its recorded
+    digest without being read, a touched or new file is hashed, a removed one leaves the cache."""
+    from d4d.curation.sources.local import read_digests
+
+    assets, cache = tmp_path / "assets", tmp_path / "out" / "listing_digests.parquet"
+    assets.mkdir()
+    for name, shift in (("a.glb", 1.0), ("b.glb", 2.0), ("c.glb", 3.0)):
+        (assets / name).write_bytes(animated_triangle_glb(shift))
+    first = {Path(r.local_path).name: r.sha256 for r in LocalFolderSource(assets, digest_cache=cache).records()}
+    assert {rel: row[2] for rel, row in read_digests(cache).items()} == first
+
+    stat = (assets / "a.glb").stat()  # rewritten in place, same size, its time put back: the quick check cannot see it
+    (assets / "a.glb").write_bytes(animated_triangle_glb(9.0))
+    os.utime(assets / "a.glb", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    os.utime(assets / "b.glb", ns=(0, 10**18))  # touched: hashed again, same bytes
+    (assets / "c.glb").unlink()
+    (assets / "d.glb").write_bytes(animated_triangle_glb(4.0))
+    second = {Path(r.local_path).name: r.sha256 for r in LocalFolderSource(assets, digest_cache=cache).records()}
+    assert second["a.glb"] == first["a.glb"] != hashlib.sha256((assets / "a.glb").read_bytes()).hexdigest()  # not read again
+    assert second["b.glb"] == first["b.glb"] and second["d.glb"] == hashlib.sha256((assets / "d.glb").read_bytes()).hexdigest()
+    assert sorted(read_digests(cache)) == ["a.glb", "b.glb", "d.glb"]  # c.glb is gone
+
+    cache.write_bytes(b"not parquet")  # an unreadable cache: every file hashed, the listing goes on
+    third = {Path(r.local_path).name: r.sha256 for r in LocalFolderSource(assets, digest_cache=cache).records()}
+    assert third["a.glb"] == hashlib.sha256((assets / "a.glb").read_bytes()).hexdigest()
+    assert "unreadable digest cache" in caplog.text and sorted(read_digests(cache)) == ["a.glb", "b.glb", "d.glb"]
+
+
 def test_every_entry_of_a_local_folder_gets_exactly_one_record(tmp_path):
     """Directories and broken links named like assets, content-addressed links, the same bytes
     under two formats, hostile names: each entry is one record, none vanishes silently."""

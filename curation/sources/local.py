@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from d4d.curation.sources.base import (
     ASSET_EXTENSIONS,
@@ -21,12 +25,14 @@ from d4d.curation.sources.base import (
     problem_uid,
     sha256_file,
 )
+from d4d.files import replace_with
 from d4d.rendering.api import Limits
 from d4d.untrusted import printable
 
 log = logging.getLogger(__name__)
 
 SOURCE = "local"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class LocalFolderSource(AssetSource):
@@ -53,18 +59,27 @@ class LocalFolderSource(AssetSource):
     number ahead of the record being yielded, so records stream out in order while the next
     files are read; the uids do not depend on the number of threads.
 
+    With a ``digest_cache`` (a Parquet file of relative path, size, modification time and
+    sha256; d4d-curate keeps one in OUT), a file whose size and modification time are those of
+    an earlier listing is not read again: its digest is the recorded one (the quick check of
+    rsync and make; a file rewritten in place with the same size and time keeps its old digest,
+    and its fetch on the worker still checks size and time). The cache is rewritten after each
+    listing with what it found.
+
     Args:
         root: the folder.
         extensions: lower-case extensions without the dot; default: every format d4d renders.
         max_file_mb: the render's file bound (``rendering.api.Limits.max_file_mb``, 10^6 bytes; 0: none).
         hash_threads: files hashed at once while listing (default: the CPUs, at most 8).
+        digest_cache: the Parquet file of earlier listings' digests (None: every file is hashed).
     """
 
     name = SOURCE
 
     def __init__(self, root: str | Path, extensions: tuple[str, ...] = ASSET_EXTENSIONS, max_file_mb: float = Limits.max_file_mb,
-                 hash_threads: int | None = None) -> None:
+                 hash_threads: int | None = None, digest_cache: str | Path | None = None) -> None:
         self.root = Path(root).expanduser()
+        self.digest_cache = None if digest_cache is None else Path(digest_cache)
         self.hash_threads = hash_threads or min(8, os.cpu_count() or 1)
         self.extensions = tuple(e.lower().lstrip(".") for e in extensions)
         self.max_file_mb = max_file_mb
@@ -144,18 +159,35 @@ class LocalFolderSource(AssetSource):
         time, at most ``4 * hash_threads`` ahead of the one yielded (an entry with a problem is not read)."""
         pool = ThreadPoolExecutor(self.hash_threads, thread_name_prefix="d4d-hash")
         ahead: deque = deque()
+        known = read_digests(self.digest_cache) if self.digest_cache is not None else {}
+        found: dict[str, tuple[int, int, Future]] = {}
+        complete = False
         try:
             for path, _ in entries:
                 problem = self._problem(path)
-                ahead.append((path, problem, None if problem is not None else pool.submit(sha256_file, path)))
+                digest = None
+                if problem is None:
+                    relative, stat = path.relative_to(self.root).as_posix(), path.stat()
+                    recorded = known.get(relative)
+                    if recorded is not None and recorded[:2] == (stat.st_size, stat.st_mtime_ns):
+                        digest = Future()
+                        digest.set_result(recorded[2])
+                    else:
+                        digest = pool.submit(sha256_file, path)
+                    found[relative] = (stat.st_size, stat.st_mtime_ns, digest)
+                ahead.append((path, problem, digest))
                 if len(ahead) > 4 * self.hash_threads:
                     path, problem, digest = ahead.popleft()
                     yield path, problem, digest and digest.result()
             while ahead:
                 path, problem, digest = ahead.popleft()
                 yield path, problem, digest and digest.result()
+            complete = True
         finally:  # a listing cut short (--limit) does not hash what it will not yield
             pool.shutdown(wait=True, cancel_futures=True)
+            if self.digest_cache is not None:
+                done = {rel: (size, mtime, f.result()) for rel, (size, mtime, f) in found.items() if f.done() and not f.cancelled() and f.exception() is None}
+                write_digests(self.digest_cache, done if complete else {**known, **done})
 
     def fetch_many(self, records: Iterable[SourceRecord]) -> Iterator[tuple[SourceRecord, FetchError | None]]:
         """Check each file is still what was listed and, for .glb, complete. Same size and
@@ -181,3 +213,29 @@ class LocalFolderSource(AssetSource):
                 yield record, FetchError(f"{path}: {exc.strerror or exc}")
                 continue
             yield record, None
+
+
+_DIGEST_SCHEMA = pa.schema([("relative_path", pa.string()), ("size_bytes", pa.int64()), ("mtime_ns", pa.int64()), ("sha256", pa.string())])
+
+
+def read_digests(path: Path) -> dict[str, tuple[int, int, str]]:
+    """relative path -> (size, modification time in ns, sha256) from a digest cache; empty when
+    it is absent or unreadable (then every file is hashed again, with a warning); rows whose
+    digest is not 64 lower-case hex characters are dropped."""
+    if not path.exists():
+        return {}
+    try:
+        columns = pq.read_table(path, schema=_DIGEST_SCHEMA).to_pydict()
+    except (OSError, pa.ArrowException) as exc:
+        log.warning("%s: unreadable digest cache, every file is hashed again (%s)", path, printable(str(exc), 200))
+        return {}
+    rows = zip(columns["relative_path"], columns["size_bytes"], columns["mtime_ns"], columns["sha256"])
+    return {rel: (size, mtime, digest) for rel, size, mtime, digest in rows if isinstance(digest, str) and _SHA256.fullmatch(digest)}
+
+
+def write_digests(path: Path, digests: dict[str, tuple[int, int, str]]) -> None:
+    """Write a digest cache (``read_digests``'s inverse) atomically."""
+    names = sorted(digests)
+    table = pa.table({"relative_path": names, "size_bytes": [digests[n][0] for n in names], "mtime_ns": [digests[n][1] for n in names],
+                      "sha256": [digests[n][2] for n in names]}, schema=_DIGEST_SCHEMA)
+    replace_with(path, lambda tmp: pq.write_table(table, tmp))
