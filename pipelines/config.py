@@ -37,10 +37,10 @@ class PipelineConfig:
     groups; the last batch is written at the end of the run)."""
     shard_writers: int = 1
     """Shard writer actors (1 Ray CPU each), each encoding a batch at a time, batches going to
-    whichever is free. Lossy encoding takes about 2.2 s per 256 px clip on one CPU, so one
-    writer keeps up with about 1,600 kept clips an hour; add one per 1,600 kept clips/h the
-    workers make (docs/pipeline.md, "Shard writers"). Fewer are started when the cluster cannot
-    place them beside one worker (the run says so)."""
+    whichever is free. Lossy encoding takes about 1-2.2 s per kept 256 px clip on one CPU, so
+    one writer keeps up with 1,600 kept clips an hour or more; add one per 1,600 kept clips/h
+    the workers make (docs/pipeline.md, "Shard writers"). Fewer are started when the cluster
+    cannot place them beside one worker (the run says so)."""
     codec: Literal["lossy", "lossless"] = "lossy"
     """Shard video codec: "lossy" (VP9 with alpha) or "lossless" (FFV1), docs/shards.md."""
     max_shard_mb: float = 512.0

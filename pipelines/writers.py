@@ -54,12 +54,13 @@ class ShardWriters:
 
     def submit(self, pending: list[str], batch_size: int, final: bool) -> list[str]:
         """Hand ``pending`` renders to the free writers in batches of ``batch_size``, or of an even
-        share of ``pending`` when more wait; fewer than ``batch_size`` only when ``final``.
-        Returns the renders still pending."""
+        share of ``pending`` when more wait; when ``final`` (no more to come), all of them in even
+        shares. Returns the renders still pending."""
         free = [w for w in self.writers if w.ref is None]
         if not free:
             return pending
-        size = max(batch_size, -(-len(pending) // len(free)))
+        share = -(-len(pending) // len(free))
+        size = share if final else max(batch_size, share)
         for writer in free:
             if not pending or (len(pending) < batch_size and not final):
                 break
