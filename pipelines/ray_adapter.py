@@ -1,7 +1,7 @@
 """The one place that maps steps onto Ray: actors that hold set-up steps, and Ray start-up.
 
 ``StepsActor`` wraps a ``StepChain`` (the per-asset steps and one warm Blender ``Renderer``)
-and ``BatchStepActor`` one batch step (the shard writer). ``start_actor`` gives each the
+and ``BatchStepActor`` one batch step (a shard writer). ``start_actor`` gives each the
 resources its steps declare. Nothing else in ``pipelines`` calls ``ray.remote``.
 """
 
@@ -92,7 +92,7 @@ def submit_batch(actor, step, batch: list):
 
 def placeable_workers(worker: Resources, reserved: Resources, avoid: frozenset[str] = frozenset()) -> int:
     """How many workers needing ``worker`` the cluster's nodes (alive now, none of ``avoid``)
-    can hold beside ``reserved`` (the shard writer), counted node by node: a worker cannot
+    can hold beside ``reserved`` (the shard writers), counted node by node: a worker cannot
     span two nodes."""
     room = 0
     left = {"CPU": reserved.num_cpus, "GPU": reserved.num_gpus}
@@ -100,7 +100,7 @@ def placeable_workers(worker: Resources, reserved: Resources, avoid: frozenset[s
         if not node.get("Alive") or node.get("NodeID") in avoid:
             continue
         have = {k: float(node.get("Resources", {}).get(k, 0.0)) for k in ("CPU", "GPU")}
-        for k in have:  # the writer takes its share from the first node that has it
+        for k in have:  # the writers take their share from the first nodes that have it
             take = min(have[k], left[k])
             have[k], left[k] = have[k] - take, left[k] - take
         fits = [have[k] // need for k, need in (("CPU", worker.num_cpus), ("GPU", worker.num_gpus)) if need > 0]
