@@ -144,8 +144,7 @@ def test_sharded_renders_are_removed_unless_kept_and_only_inside_renders(tmp_pat
             (path / "asset.json").write_text("{}")
         with Manifest(layout.root, rows=DecisionRows) as manifest:
             run = Run(SourceSpec("local", str(tmp_path)), replace(PipelineConfig(), keep_renders=keep), layout, manifest, [], {})
-            run.batch = [str(p) for p in dirs]
-            run._remove_sharded_renders({"a", "c"})  # "c" is not under renders/: never removed
+            run._remove_sharded_renders([str(p) for p in dirs], {"a", "c"})  # "c" is not under renders/: never removed
         assert [p.exists() for p in dirs] == [keep, True, True]
 
 
