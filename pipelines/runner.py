@@ -263,6 +263,7 @@ class Run:
         if node not in self.failed_nodes:  # its other workers, started before, say the same
             say(f"node {slot.name.rsplit(':', 1)[0]} ({node[:12]}) failed its check and gets no work: {problem}")
         self.failed_nodes[node] = problem
+        self.writers.avoid = frozenset(self.failed_nodes)
         self._drop([s for s in self.slots if s is slot], wait_s=0.0)
         room = placeable_workers(chain_resources(self.steps), WriteShards.resources.times(self.writers.count), avoid=frozenset(self.failed_nodes))
         if room < 1:

@@ -35,6 +35,7 @@ class ShardWriters:
 
     def __init__(self, count: int, make_step: Callable[[int, int], WriteShards]):
         self.count, self.make_step = count, make_step
+        self.avoid: frozenset[str] = frozenset()  # nodes that failed their check (pipelines.node_check): no writer starts there
         self.writers = [Writer(k) for k in range(count)]  # the longest free first
 
     def start(self) -> None:
@@ -43,7 +44,7 @@ class ShardWriters:
         for writer in self.writers:
             if writer.actor is None:
                 step = self.make_step(writer.k, self.count)
-                writer.actor = start_actor(BatchStepActor, step.resources, step)
+                writer.actor = start_actor(BatchStepActor, step.resources, step, avoid=self.avoid)
 
     def busy(self) -> bool:
         return any(w.ref is not None for w in self.writers)
