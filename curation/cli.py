@@ -12,7 +12,7 @@ when the asset has several clips), or with ``--json`` one JSON object per line w
 asset, uid (the clip id, as in decisions.parquet), asset_uid, action, window, stage,
 decision, reason, detail, measures. An asset file's uid is its sha256, as for d4d-curate's
 local source. Exit status 0 when every clip was judged (kept or rejected), 1 when any failed,
-2 on bad arguments.
+2 on bad arguments. Progress over the assets (elapsed, time left) goes to stderr (d4d.progress).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from d4d.curation.config import CurationConfig
 from d4d.curation.decision import Decision
 from d4d.curation.procedure import ClipOutcome, DecisionConfig, StagedDecision, decide_render_dir, failure_decision
 from d4d.options import add_options, apply_overrides, overrides_from_args
+from d4d.progress import say, track
 from d4d.rendering.api import Limits, Renderer, check_asset_file
 from d4d.rendering.errors import AssetError
 
@@ -80,12 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     any_failed = False
     with contextlib.ExitStack() as stack:
         procedure = None
-        for asset in args.assets:
+        for asset in track(args.assets, "decide", unit="assets"):
             path = Path(asset)
             if path.is_dir():
                 decision = decide_render_dir(path, config.rules)
                 any_failed |= decision.decision == "failed"
-                print(_line(asset, None, decision, False, args.json, path.name), flush=True)
+                say(_line(asset, None, decision, False, args.json, path.name))
                 continue
             if procedure is None:  # one warm Blender worker for every asset file of the run
                 scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="d4d-decide-")))
@@ -95,11 +96,11 @@ def main(argv: list[str] | None = None) -> int:
                 outcomes = procedure.run(path, uid, args.render_kept or scratch / "renders", sha256=uid)
             except AssetError as exc:
                 any_failed = True
-                print(_line(asset, None, failure_decision(exc), False, args.json, None), flush=True)
+                say(_line(asset, None, failure_decision(exc), False, args.json, None))
                 continue
             for outcome in outcomes:
                 any_failed |= outcome.decision.decision == "failed"
-                print(_line(asset, outcome, outcome.decision, len(outcomes) > 1, args.json, uid), flush=True)
+                say(_line(asset, outcome, outcome.decision, len(outcomes) > 1, args.json, uid))
     return 1 if any_failed else 0
 
 

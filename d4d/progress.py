@@ -6,7 +6,8 @@ the time left. The time left is the remaining count times the mean time per item
 redrawn in place; when the output is not a terminal (a log file, a pipe) it becomes plain
 lines, one at most every ``PLAIN_EVERY_S`` seconds and one at the end, with no carriage
 returns. ``StageProgress`` turns ``{"stage", "done", "total"}`` reports (the renderer's) into
-one bar per stage. ``say(line)`` prints a console line above the running bars.
+one bar per stage; ``track(items, stage)`` iterates under a bar. ``say(line)`` prints a console
+line above the running bars.
 
 ``setup_logging(verbose)`` is the console of every command: d4d's own INFO lines on stderr
 (written above a running bar), while the libraries (transformers, diffusers, accelerate,
@@ -19,7 +20,7 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from typing import TextIO
 
 #: Seconds between two plain progress lines when the output is not a terminal.
@@ -85,6 +86,15 @@ def bar(total: int | None, stage: str, unit: str = "steps", initial: int = 0, st
             return values
 
     return _RatedBar(total=total, initial=initial, disable=disable, **tqdm_options(stage, unit, stream))
+
+
+def track(items: Sequence, stage: str, unit: str = "items", stream: TextIO | None = None) -> Iterator:
+    """Each of ``items`` in turn, under a bar of ``stage`` that counts one when the work on an
+    item is done (when the next is asked for); the bar closes with the loop."""
+    with bar(len(items), stage, unit, stream=stream) as progress:
+        for item in items:
+            yield item
+            progress.update(1)
 
 
 def say(line: str, stream: TextIO | None = None) -> None:

@@ -42,8 +42,10 @@ def test_text_output_and_failure_exit_status(render_dirs, tmp_path, capsys):
     broken.mkdir()
     (broken / "transforms.json").write_text("{not json")
     rc = main([str(render_dirs["moving"]), str(render_dirs["crashed"]), str(broken), str(tmp_path / "absent.glb")])
-    lines = [line.split("\t") for line in capsys.readouterr().out.strip().splitlines()]
+    out, err = capsys.readouterr()
+    lines = [line.split("\t") for line in out.strip().splitlines()]
     assert rc == 1
+    assert err.splitlines()[-1].startswith("decide: 4/4 assets [") and "\r" not in err  # progress on stderr, plain lines in a file
     assert lines[0][1:3] == ["keep", ""]
     assert lines[1][1:3] == ["failed", "render_failed"] and "Blender segfault" in lines[1][3]
     assert lines[2][1:3] == ["failed", "render_failed"] and "transforms.json" in lines[2][3]
