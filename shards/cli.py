@@ -16,16 +16,18 @@ import logging
 import sys
 
 from d4d.options import add_options, apply_overrides, overrides_from_args
+from d4d.progress import setup_logging
 from d4d.shards.captions import load_captions
 from d4d.shards.schema import SCHEMA_VERSION
 from d4d.shards.verify import verify_shards
 from d4d.shards.writer import ShardWriteConfig, write_shards
 
-log = logging.getLogger("d4d-shards")
+log = logging.getLogger("d4d.shards")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="d4d-shards", description=f"Parquet/video shards of d4d renders (schema version {SCHEMA_VERSION}).", fromfile_prefix_chars="@")
+    parser.add_argument("--verbose", action="store_true", help="show the libraries' own log lines (errors only by default)")
     commands = parser.add_subparsers(dest="command", required=True)
     write = commands.add_parser("write", help="encode render directories into shards (skips uids already written)", fromfile_prefix_chars="@")
     write.add_argument("render_dirs", nargs="+", metavar="RENDER_DIR", help="render directories (d4d-render output); @FILE reads them from FILE, one per line")
@@ -57,7 +59,7 @@ def run_verify(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    setup_logging(args.verbose)
     try:
         return run_write(args) if args.command == "write" else run_verify(args)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
