@@ -17,7 +17,7 @@ clip, sharded in batches of 8). Then, in a fresh process per tree and scale, on 
   step itself replaced by a clip outcome made up front;
 - ``refresh_s``: one ``Run._refresh_tables`` (stats.json, decisions.parquet, failures.parquet);
 - ``driver_assets_per_s``: what the driver sustains with a table refresh every
-  ``runner.SUMMARY_EVERY_S`` (30 s): per period of P seconds it spends ``refresh_s`` on the
+  ``pipelines.console.SUMMARY_EVERY_S`` (30 s): per period of P seconds it spends ``refresh_s`` on the
   tables and the rest on assets (a refresh longer than P runs after every asset);
 - ``peak_rss_mb``: the process's peak resident memory (the journal's copy and the records
   included).
@@ -165,9 +165,19 @@ def measure(tree: str, out: Path, assets: int) -> dict:
     asset_s = sum(per_asset) / len(per_asset)
     return {"journaled_assets": done, "open_s": open_s, "open_cpu_s": open_cpu_s, "asset_cpu_ms": 1e3 * asset_cpu_s, "refresh_cpu_s": refresh_cpu_s,
             "asset_ms": 1e3 * asset_s, "asset_ms_median": 1e3 * per_asset[len(per_asset) // 2],
-            "refresh_s": refresh_s, "driver_assets_per_s": sustained(asset_s, refresh_s, runner.SUMMARY_EVERY_S),
+            "refresh_s": refresh_s, "driver_assets_per_s": sustained(asset_s, refresh_s, summary_every_s(runner)),
             "bookkeeping_assets_per_s": 1.0 / asset_s, "rss_after_open_mb": rss_open,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def summary_every_s(runner) -> float:
+    """Seconds between table refreshes: ``runner.SUMMARY_EVERY_S`` in the reference tree,
+    ``pipelines.console.SUMMARY_EVERY_S`` since the console moved there."""
+    if hasattr(runner, "SUMMARY_EVERY_S"):
+        return runner.SUMMARY_EVERY_S
+    from d4d.pipelines.console import SUMMARY_EVERY_S
+
+    return SUMMARY_EVERY_S
 
 
 def reference_tree(root: Path) -> Path:
