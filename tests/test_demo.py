@@ -25,7 +25,7 @@ def test_demo_runs_every_step_and_a_rerun_resumes(tmp_path, capsys, monkeypatch)
     fast = reconstruct_config.PRESETS["fast"]
     monkeypatch.setitem(reconstruct_config.PRESETS, "fast", lambda: replace(fast(), coarse_iterations=50, iterations=100))
     out = tmp_path / "demo"
-    assert main(["--out", str(out), *SMALL]) == 0
+    assert main(["--out", str(out), *SMALL, "--reconstruct-render"]) == 0
     printed = capsys.readouterr().out
 
     stats = json.loads((out / "curation" / "stats.json").read_text())
@@ -43,7 +43,7 @@ def test_demo_runs_every_step_and_a_rerun_resumes(tmp_path, capsys, monkeypatch)
     assert comparison["resolution"] == 32 and 0 <= comparison["matte_iou"] <= 1 and comparison["psnr"] > 0
     assert (out / "sample" / "beside_render.mp4").stat().st_size > 0
     recons = list((out / "reconstruction").iterdir())
-    assert {d.name for d in recons} >= {"sample"} and len(recons) == 2  # the sample and a kept render
+    assert {d.name for d in recons} == {"sample", "render"}  # the sample, and (--reconstruct-render) the render it was prompted for
     for recon in recons:
         metrics = json.loads((recon / "metrics.json").read_text())
         assert metrics["preset"] == "fast" and len(list((recon / "frames").glob("*.ply"))) == 8
