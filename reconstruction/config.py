@@ -255,7 +255,9 @@ class ReconstructConfig:
 
 
 def _fast() -> ReconstructConfig:
-    """Quick preview: about 20 s for a 64x64, 24-frame orbit on one CPU core, a few minutes at 128x128.
+    """Quick preview: 1.5-2 minutes for a 64x64, 24-frame orbit of a real asset on one CPU core
+    (35.6-38.4 dB held out on three animated third-party assets, benchmarks/RECONSTRUCT_RESULTS.md),
+    longer at 128x128.
 
     The deformation field's rates (planes 3e-2, MLP 3e-3, not scaled by the scene) are about 19
     times the ``paper`` ones and decay 100x over the fine stage, as does ``lr_means`` (1.6e-3) over

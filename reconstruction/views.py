@@ -61,6 +61,9 @@ def views_from_sample(sample: RenderSample, videos: tuple[str, ...] = ("dynamic"
         indices += list(range(len(video.times)))
     if not names:
         raise ValueError(f"{sample.root}: none of the videos {videos} is present (has {sorted(sample.videos)})")
+    if not any(frames[..., 3].any() for frames in rgba):
+        raise ValueError(f"{sample.root}: every frame of {', '.join(dict.fromkeys(names))} is empty (alpha 0 everywhere): nothing to reconstruct "
+                         "(an asset whose material is fully transparent renders so)")
     n = len(names)
     return Views(
         rgba=torch.from_numpy(np.concatenate(rgba)).float() / 255.0,

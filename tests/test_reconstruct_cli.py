@@ -185,3 +185,18 @@ def test_heldout_video_shows_each_heldout_input_beside_its_render(render, tmp_pa
     left, right = frames[0][:, :32] / 255.0, frames[0][:, 32:] / 255.0
     assert np.abs(left - expected).mean() < 0.03  # the input frame, up to H.264
     assert np.abs(right - expected).mean() > np.abs(left - expected).mean()  # a 16-step fit, not the input again
+
+
+def test_an_empty_render_is_refused_in_one_line(tmp_path, capsys):
+    """A render that shows nothing (an asset imported with a fully transparent material) is
+    refused before training, not left to prune every Gaussian and fail inside the rasteriser."""
+    from d4d.rendering.contract import load_render, write_render
+
+    sample = load_render(make_sphere_render(tmp_path / "spheres", resolution=16, frames=4))
+    for video in sample.videos.values():
+        video.rgba[..., 3] = 0
+    empty = write_render(tmp_path / "empty", sample)
+    assert main([str(empty), "--out", str(tmp_path / "out"), "--device", "cpu", "--preset", "fast"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is empty (alpha 0 everywhere): nothing to reconstruct" in err
+    assert not (tmp_path / "out" / "metrics.json").exists()
