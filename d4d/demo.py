@@ -28,7 +28,6 @@ import torch
 
 from d4d.curation.procedure import DecisionConfig
 from d4d.files import write_json_atomic
-from d4d.inspection.report import write_report
 from d4d.pipelines.config import PipelineConfig
 from d4d.pipelines.curate import default_workers
 from d4d.pipelines.runner import run_curation
@@ -41,9 +40,6 @@ from d4d.rendering.builtin_assets import CAPTIONS_FILE, ensure_builtin_assets
 from d4d.rendering.contract import load_render
 from d4d.rendering.options import ENGINES, RenderOptions
 from d4d.training.config import preset
-from d4d.training.sample import SampleConfig
-from d4d.training.sample import sample as sample_video
-from d4d.training.train import train_on_shards
 from d4d.video import write_mp4
 
 #: The training preset of the demo's models (training.config), and the demo's shorter schedule
@@ -96,6 +92,8 @@ def train(ctx: DemoContext) -> list[str]:
     minutes), in the paper's order: the base model of static orbits (target static; its run first
     fits the VAE on the shards' frames, the autoencoder stage), then the 4D model fine-tuned from
     it, which keeps it as the static reference of its 3D-aware guidance."""
+    from d4d.training.train import train_on_shards  # transformers: after main() has quieted the libraries
+
     shards = ctx.outputs["curate"]["shards"]
     config = preset(DEMO_PRESET, num_frames=ctx.args.frames)
     config = replace(config, autoencoder=replace(config.autoencoder, steps=ctx.args.autoencoder_steps))
@@ -125,6 +123,9 @@ def sample(ctx: DemoContext) -> list[str]:
     static orbit its static base samples), prompted with a kept clip's caption and motion
     magnitude, and held against that clip's render (``sample/comparison.json``, and the render
     beside the sample in ``sample/beside_render.mp4``)."""
+    from d4d.training.sample import SampleConfig
+    from d4d.training.sample import sample as sample_video
+
     out = ctx.out / "sample"
     learnt = _captioned_render(ctx.outputs["curate"]["dir"] / "renders")
     asset = load_render(learnt, load_pixels=False).asset
@@ -215,6 +216,8 @@ def _psnr(metrics: dict) -> str:
 def report(ctx: DemoContext) -> list[str]:
     """HTML reports (no server, no network) of the curation output, both training runs (the static
     base's shows its autoencoder stage), the sample beside the render it learnt and the reconstructions."""
+    from d4d.inspection.report import write_report
+
     pages = {"curation": ctx.outputs["curate"]["dir"], "training-static": ctx.outputs["train"]["base"],
              "training": ctx.outputs["train"]["run"], "sample": ctx.outputs["sample"]["dir"]}
     for name, path in ctx.outputs.get("reconstruct", {}).items():
