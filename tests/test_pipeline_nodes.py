@@ -6,7 +6,6 @@ place never hang."""
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import subprocess
 import sys
@@ -16,9 +15,8 @@ from pathlib import Path
 
 import pytest
 from conftest import join_cluster, requires_bpy
-from test_pipeline_run import REPO, SMALL, decisions, manifest_events, runs, shard_uids  # noqa: F401 (runs: a fixture)
+from test_pipeline_run import REPO, SMALL, actor_pids, decisions, manifest_events, runs, shard_uids  # noqa: F401 (runs: a fixture)
 
-from d4d.pipelines.ray_adapter import task_name
 from d4d.pipelines.steps import WriteShards
 
 pytestmark = [requires_bpy, pytest.mark.blender, pytest.mark.slow]
@@ -35,18 +33,14 @@ def node_of(pid: int) -> int:
 
 
 def writer_pid(marked, timeout: float = 30.0) -> int:
-    """The shard writer's process among the test's (``marked``: the runs fixture). Ray titles an
-    idle actor's process by its class and a busy one by its task's name (``task_name``: the
-    step's name first), so either title is the writer's."""
-    titles = (b"ray::BatchStepActor", f"ray::{task_name(WriteShards.name, '')}".encode())
+    """The shard writer's process among the test's (``marked``: the runs fixture), idle or busy."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        for pid in marked.pids():
-            with contextlib.suppress(OSError):
-                if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(titles):
-                    return pid
+        found = actor_pids(marked.pids(), "BatchStepActor", WriteShards.name)
+        if found:
+            return found[0]
         time.sleep(0.1)
-    raise AssertionError(f"no shard writer process (titled {titles}) within {timeout:.0f} s")
+    raise AssertionError(f"no shard writer process within {timeout:.0f} s")
 
 
 def test_a_node_lost_mid_run_costs_only_its_attempts_and_extra_workers_never_hang(builtin_assets, runs, tmp_path, monkeypatch):  # noqa: F811

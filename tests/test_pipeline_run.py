@@ -6,6 +6,7 @@ behind (Ray's own, Blender workers) is found by that marker and killed by pid af
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -24,6 +25,8 @@ import pytest
 from conftest import SHARED_ASSETS, join_cluster, requires_bpy
 
 from d4d.curation.sources import LocalFolderSource
+from d4d.pipelines.ray_adapter import task_name
+from d4d.pipelines.steps import Curate, Fetch
 
 pytestmark = [requires_bpy, pytest.mark.blender, pytest.mark.slow]
 
@@ -48,6 +51,19 @@ def marked_pids(marker: str, ray_tmp: str) -> list[int]:
         if any(n in environ for n in needles) or any(f.startswith(ray_tmp) for f in files):
             pids.append(int(entry.name))
     return pids
+
+
+def actor_pids(marked: list[int], actor: str, steps: str) -> list[int]:
+    """Of the processes ``marked``, those of Ray actors of class ``actor``: Ray titles an idle
+    actor's process ``ray::<class>`` and a busy one by its task's name (``ray_adapter.task_name``:
+    the ``steps`` first), so either title is the actor's."""
+    titles = (f"ray::{actor}".encode(), f"ray::{task_name(steps, '')}".encode())
+    found = []
+    for pid in marked:
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(titles):
+                found.append(pid)
+    return found
 
 
 def kill_marked(marker: str, ray_tmp: str) -> None:
@@ -190,7 +206,7 @@ def test_kill_of_worker_and_driver_then_rerun_gives_each_asset_exactly_once(buil
         events = manifest_events(out)
         results = sum(e["event"] == "asset_done" for e in events)
         if not worker_killed and results >= 1:
-            actors = [p for p in runs.pids() if b"ray::StepsActor" in Path(f"/proc/{p}/cmdline").read_bytes()]
+            actors = actor_pids(runs.pids(), "StepsActor", f"{Fetch.name}+{Curate.name}")
             if actors:
                 os.kill(actors[0], signal.SIGKILL)
                 worker_killed = True
