@@ -264,8 +264,8 @@ class Run:
             say(f"node {slot.name.rsplit(':', 1)[0]} ({node[:12]}) failed its check and gets no work: {problem}")
         self.failed_nodes[node] = problem
         self.writers.avoid = frozenset(self.failed_nodes)
-        self._drop([s for s in self.slots if s is slot], wait_s=0.0)
-        room = placeable_workers(chain_resources(self.steps), WriteShards.resources.times(self.writers.count), avoid=frozenset(self.failed_nodes))
+        self._drop([slot], wait_s=0.0)
+        room = placeable_workers(chain_resources(self.steps), WriteShards.resources.times(self.writers.count), avoid=self.writers.avoid)
         if room < 1:
             reasons = "; ".join(f"{n[:12]}: {why}" for n, why in self.failed_nodes.items())
             raise ClusterError(f"no node left that passes the node check ({reasons})")

@@ -365,6 +365,9 @@ def test_a_relisted_folder_reads_only_new_or_changed_files(tmp_path, caplog):
     third = {Path(r.local_path).name: r.sha256 for r in LocalFolderSource(assets, digest_cache=cache).records()}
     assert third["a.glb"] == hashlib.sha256((assets / "a.glb").read_bytes()).hexdigest()
     assert "unreadable digest cache" in caplog.text and sorted(read_digests(cache)) == ["a.glb", "b.glb", "d.glb"]
+    written = cache.stat().st_mtime_ns
+    list(LocalFolderSource(assets, digest_cache=cache).records())  # nothing changed: the cache is not rewritten
+    assert cache.stat().st_mtime_ns == written
 
 
 def test_every_entry_of_a_local_folder_gets_exactly_one_record(tmp_path):

@@ -63,8 +63,8 @@ class LocalFolderSource(AssetSource):
     sha256; d4d-curate keeps one in OUT), a file whose size and modification time are those of
     an earlier listing is not read again: its digest is the recorded one (the quick check of
     rsync and make; a file rewritten in place with the same size and time keeps its old digest,
-    and its fetch on the worker still checks size and time). The cache is rewritten after each
-    listing with what it found.
+    and its fetch on the worker still checks size and time). The cache is rewritten after a
+    listing that found anything new, changed or gone.
 
     Args:
         root: the folder.
@@ -187,7 +187,9 @@ class LocalFolderSource(AssetSource):
             pool.shutdown(wait=True, cancel_futures=True)
             if self.digest_cache is not None:
                 done = {rel: (size, mtime, f.result()) for rel, (size, mtime, f) in found.items() if f.done() and not f.cancelled() and f.exception() is None}
-                write_digests(self.digest_cache, done if complete else {**known, **done})
+                digests = done if complete else {**known, **done}
+                if digests != known:  # an unchanged folder's rerun rewrites nothing
+                    write_digests(self.digest_cache, digests)
 
     def fetch_many(self, records: Iterable[SourceRecord]) -> Iterator[tuple[SourceRecord, FetchError | None]]:
         """Check each file is still what was listed and, for .glb, complete. Same size and
